@@ -1,0 +1,33 @@
+"""autoencoders: train, evaluate and use the whole autoencoder family.
+
+    import autoencoders
+    run = autoencoders.train("vae", "digits", "runs/vae-digits", max_steps=2000)
+    model = autoencoders.load(run)
+    autoencoders.evaluate(run, metrics=["mse", "nll"])
+
+Heavy modules (torch, Lightning) load on first use, so ``import autoencoders`` and the CLI start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "train": "autoencoders.training.run",
+    "load": "autoencoders.io",
+    "evaluate": "autoencoders.metrics",
+    "load_dataset": "autoencoders.data",
+    "MODELS": "autoencoders.models",
+    "write_report": "autoencoders.report",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'autoencoders' has no attribute {name!r}")

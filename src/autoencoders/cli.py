@@ -1,0 +1,410 @@
+"""The ``autoencoders`` command line. Heavy imports (torch, Lightning) happen inside the commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Train, evaluate and use autoencoders.\n\n"
+    "Example: autoencoders train vae --data digits --epochs 20 --out runs/vae-digits && "
+    "autoencoders report runs/vae-digits",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+RunArg = typer.Argument(..., help="A run folder (written by `autoencoders train`) or a saved-model folder.")
+DataDirOpt = typer.Option(None, "--data-dir", help="Folder holding dataset files (else $AUTOENCODERS_DATA, then the cache).")
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def _csv_ints(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        _fail(f"--hidden takes comma-separated integers such as 512,256; got {text!r}")
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    settings: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"--set takes key=value (e.g. --set beta=4 or --set data.binarization=fixed); got {item!r}")
+        settings[key.strip()] = yaml.safe_load(value)
+    return settings
+
+
+def _guard(function, *args, **kwargs):
+    """Run a library call, turning the library's clear errors into a one-line message and exit code 2."""
+    from autoencoders.io import ModelFileError
+
+    errors: tuple[type[BaseException], ...] = (ValueError, ModelFileError, FileNotFoundError)
+    try:
+        from autoencoders.data import DataError
+
+        errors += (DataError,)
+    except ImportError:
+        pass
+    try:
+        return function(*args, **kwargs)
+    except errors as error:
+        _fail(str(error))
+
+
+@app.command("models")
+def models_command() -> None:
+    """List the model families."""
+    from autoencoders.catalog import GENERATIVE, MODEL_DESCRIPTIONS
+
+    table = Table(title="models")
+    table.add_column("name", style="bold")
+    table.add_column("generates")
+    table.add_column("description")
+    for name, description in MODEL_DESCRIPTIONS.items():
+        table.add_row(name, "yes" if name in GENERATIVE else "", description)
+    Console().print(table)
+
+
+@app.command("datasets")
+def datasets_command(data_dir: Optional[Path] = DataDirOpt) -> None:
+    """List the built-in and downloadable datasets, with whether their files are here."""
+    from autoencoders.data.registry import DATASETS, dataset_status
+
+    table = Table(title="datasets")
+    for column in ("name", "status", "shape", "description"):
+        table.add_column(column)
+    colours = {"built-in": "green", "cached": "green", "missing": "yellow"}
+    for name, spec in DATASETS.items():
+        status = dataset_status(name, data_dir)
+        table.add_row(name, f"[{colours.get(status, 'white')}]{status}[/]", spec.shape, spec.description)
+    Console().print(table)
+    console.print("Your own data: --data PATH to a folder of images, a .csv/.parquet table or a .npy array.")
+
+
+@app.command("train")
+def train_command(
+    model: str = typer.Argument(..., help="Model family: see `autoencoders models`."),
+    data: Optional[str] = typer.Option(None, "--data", help="Dataset name (`autoencoders datasets`) or a path."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Network: mlp | conv | acai."),
+    hidden: Optional[str] = typer.Option(None, "--hidden", help="Widths (mlp) or channels (conv), e.g. 512,256."),
+    latent_dim: Optional[int] = typer.Option(None, "--latent-dim", help="Size of the code."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training set (default 10)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many batches."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (Adam), default 1e-3."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for weights, batches and noise (default 0)."),
+    data_dir: Optional[Path] = DataDirOpt,
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with any of these options; flags win."),
+    set_: list[str] = typer.Option([], "--set", help="key=value: a model field (beta=4), data.* or training.* setting."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/MODEL-DATA)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N items of each split."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Evaluate on the test split at the end."),
+) -> None:
+    """Train a model and write a run folder (config.json, model.safetensors, metrics, checkpoints).
+
+    Examples:
+
+      autoencoders train vae --data digits --epochs 20
+
+      autoencoders train beta-vae --data mnist --arch conv --latent-dim 10 --set beta=4 --set kl_schedule=linear --set kl_warmup_steps=5000
+
+      autoencoders train dae --data fashion-mnist --set noise=masking --set noise_level=0.5 --out runs/dae
+
+      autoencoders train vae --data mnist-binary --arch conv --config vae.yaml --out runs/vae --resume
+    """
+    import yaml
+
+    options: dict[str, Any] = {}
+    if config is not None:
+        if not config.exists():
+            _fail(f"config file {config} does not exist")
+        options = yaml.safe_load(config.read_text()) or {}
+        if not isinstance(options, dict):
+            _fail(f"{config} must hold a mapping of option: value")
+    settings = dict(options.pop("set", None) or options.pop("settings", None) or {})
+    flags = {
+        "data": data, "arch": arch, "hidden": _csv_ints(hidden), "latent_dim": latent_dim, "batch_size": batch_size,
+        "epochs": epochs, "max_steps": max_steps, "lr": lr, "seed": seed, "data_dir": data_dir, "out": out,
+        "limit": limit,
+    }
+    for key, value in flags.items():
+        if value is not None:
+            options[key] = value
+    settings.update(_parse_set(set_))
+    known = set(flags)
+    settings.update({key: options.pop(key) for key in list(options) if key not in known})
+    if "hidden" in options and isinstance(options["hidden"], str):
+        options["hidden"] = _csv_ints(options["hidden"])
+    if not options.get("data") and not resume:
+        _fail("which data? pass --data NAME|PATH (see `autoencoders datasets`)")
+
+    from autoencoders.training.run import train
+
+    run = _guard(
+        train, model, options.pop("data", None) or "", options.pop("out", None), settings=settings,
+        progress=False if no_progress else None, resume=resume, **options,
+    )
+    console.print(f"[bold green]trained[/] {model}: run folder [bold]{run}[/]")
+    if evaluate:
+        from autoencoders.metrics import evaluate as evaluate_run
+
+        results = _guard(evaluate_run, run, data_dir=data_dir)
+        table = Table(title=f"test metrics ({run})")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for name, value in results.items():
+            table.add_row(name, f"{value:.4f}")
+        Console().print(table)
+    print(run)
+
+
+@app.command("evaluate")
+def evaluate_command(
+    run: Path = RunArg,
+    data: Optional[str] = typer.Option(None, "--data", help="Evaluate on another dataset (default: the run's)."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: mse,l1,bce,hamming,psnr,ssim,nll,elbo,kl."),
+    samples: int = typer.Option(1000, "--samples", "-k", help="Importance samples per item for nll."),
+    split: str = typer.Option("test", "--split", help="train | val | test."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N items."),
+    data_dir: Optional[Path] = DataDirOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object {metric: value} on stdout."),
+) -> None:
+    """Evaluate a trained model; results are also saved to RUN/metrics.json.
+
+    Examples:
+
+      autoencoders evaluate runs/vae --metrics mse,psnr,ssim
+
+      autoencoders evaluate runs/vae --metrics nll -k 1000 --json
+    """
+    import json
+
+    from autoencoders.metrics import evaluate
+
+    names = [name.strip() for name in metrics.split(",") if name.strip()] if metrics else None
+    results = _guard(evaluate, run, metrics=names, data=data, split=split, samples=samples, data_dir=data_dir, limit=limit)
+    if as_json:
+        print(json.dumps(results))
+        return
+    table = Table(title=f"{split} metrics of {run}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in results.items():
+        table.add_row(name, f"{value:.4f}")
+    Console().print(table)
+
+
+def _save_picture(items, path: Path, value_range, nrow: int | None = None) -> None:
+    import numpy as np
+
+    if path.suffix == ".npy":
+        np.save(path, items.cpu().numpy())
+        return
+    from autoencoders.plots import image_grid
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(items, nrow=nrow, value_range=tuple(value_range)).save(path)
+
+
+@app.command("sample")
+def sample_command(
+    run: Path = RunArg,
+    n: int = typer.Option(64, "-n", help="Number of samples."),
+    output: Path = typer.Option(Path("samples.png"), "-o", "--output", help="A .png grid or a .npy array."),
+    label: Optional[int] = typer.Option(None, "--label", help="Class to draw (conditional models)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Draw new items from a generative model's prior.
+
+    Example: autoencoders sample runs/cvae -n 64 --label 3 -o threes.png
+    """
+    import torch
+
+    from autoencoders.io import load
+
+    model = _guard(load, run)
+    if not model.generative:
+        _fail(f"{model.name!r} has no prior to sample from; train a vae, beta-vae or cvae")
+    torch.manual_seed(seed)
+    labels = None if label is None else torch.full((n,), label, dtype=torch.long)
+    if labels is not None and (not model.conditional or not 0 <= label < model.config.num_classes):
+        _fail(f"--label needs a conditional model and a class in 0..{max(model.config.num_classes - 1, 0)}")
+    _save_picture(model.sample(n, labels), output, model.config.value_range)
+    console.print(f"wrote {n} samples to {output}")
+
+
+def _test_items(run: Path, n: int, data_dir, offset: int = 0):
+    from autoencoders.io import load_run_data
+
+    dataset = _guard(load_run_data, run, data_dir=data_dir)
+    labels = dataset.test_labels
+    return dataset.test[offset : offset + n], None if labels is None else labels[offset : offset + n]
+
+
+@app.command("reconstruct")
+def reconstruct_command(
+    run: Path = RunArg,
+    output: Path = typer.Option(Path("reconstructions.png"), "-o", "--output"),
+    n: int = typer.Option(16, "-n", help="Number of test items."),
+    data_dir: Optional[Path] = DataDirOpt,
+) -> None:
+    """Picture test items (top of each pair) above their reconstructions.
+
+    Example: autoencoders reconstruct runs/vae -o recon.png
+    """
+    from autoencoders.io import load
+    from autoencoders.plots import reconstruction_grid
+
+    model = _guard(load, run)
+    x, y = _test_items(run, n, data_dir)
+    y = y if model.conditional else None
+    reconstruction_grid(x, model.reconstruct(x, y), tuple(model.config.value_range)).save(output)
+    console.print(f"wrote {output}")
+
+
+@app.command("interpolate")
+def interpolate_command(
+    run: Path = RunArg,
+    output: Path = typer.Option(Path("interpolation.png"), "-o", "--output"),
+    pairs: int = typer.Option(4, "--pairs", help="Rows: pairs of test items."),
+    steps: int = typer.Option(10, "--steps", help="Frames per row, endpoints included."),
+    data_dir: Optional[Path] = DataDirOpt,
+) -> None:
+    """Decode straight lines in latent space between pairs of test items, one row per pair.
+
+    Example: autoencoders interpolate runs/vae --pairs 6 --steps 12 -o interp.png
+    """
+    from autoencoders.io import load
+    from autoencoders.plots import interpolation_strip
+
+    model = _guard(load, run)
+    x, y = _test_items(run, 2 * pairs, data_dir)
+    y = y if model.conditional else None
+    frames = model.interpolate(x[:pairs], x[pairs:], steps, None if y is None else y[:pairs], None if y is None else y[pairs:])
+    interpolation_strip(frames.transpose(0, 1), tuple(model.config.value_range)).save(output)
+    console.print(f"wrote {output}")
+
+
+@app.command("encode")
+def encode_command(
+    run: Path = RunArg,
+    data: Optional[str] = typer.Option(None, "--data", help="Dataset name or path (default: the run's)."),
+    output: Path = typer.Option(Path("codes.npy"), "-o", "--output", help="codes.npy or codes.parquet"),
+    split: str = typer.Option("test", "--split"),
+    data_dir: Optional[Path] = DataDirOpt,
+) -> None:
+    """Encode a dataset split to latent codes (posterior means for VAEs).
+
+    Example: autoencoders encode runs/vae --data mnist -o codes.parquet
+    """
+    import numpy as np
+    import torch
+
+    from autoencoders.data import load_dataset
+    from autoencoders.io import load, load_run_data, read_config
+
+    model = _guard(load, run)
+    if data is None:
+        dataset = _guard(load_run_data, run, data_dir=data_dir)
+    else:
+        preprocessing = read_config(run)["data"].get("preprocessing") or None
+        dataset = _guard(load_dataset, data, data_dir=data_dir, preprocessing=preprocessing)
+    x, y = dataset.split(split), dataset.labels(split)
+    with torch.no_grad():
+        codes = torch.cat([
+            model.encode(x[i : i + 1024], None if not model.conditional else y[i : i + 1024]) for i in range(0, len(x), 1024)
+        ]).numpy()
+    if output.suffix in (".parquet", ".pq"):
+        import pandas as pd
+
+        frame = pd.DataFrame(codes, columns=[f"z{i}" for i in range(codes.shape[1])])
+        if y is not None and y.dim() == 1:
+            frame["label"] = y.numpy()
+        frame.to_parquet(output)
+    elif output.suffix == ".npy":
+        np.save(output, codes)
+    else:
+        _fail("-o must end in .npy or .parquet")
+    console.print(f"wrote {codes.shape[0]} codes of size {codes.shape[1]} to {output}")
+
+
+@app.command("decode")
+def decode_command(
+    run: Path = RunArg,
+    codes: Path = typer.Argument(..., help="A .npy array (N, latent_dim) or a .parquet file from `encode`."),
+    output: Path = typer.Option(Path("decoded.png"), "-o", "--output", help="A .png grid or a .npy array."),
+    label: Optional[int] = typer.Option(None, "--label", help="Class for conditional models."),
+) -> None:
+    """Decode latent codes to items.
+
+    Example: autoencoders decode runs/vae codes.npy -o decoded.png
+    """
+    import numpy as np
+    import torch
+
+    from autoencoders.io import load
+
+    model = _guard(load, run)
+    if not codes.exists():
+        _fail(f"{codes} does not exist")
+    if codes.suffix in (".parquet", ".pq"):
+        import pandas as pd
+
+        frame = pd.read_parquet(codes)
+        array = frame[[c for c in frame.columns if c.startswith("z")]].to_numpy()
+    else:
+        array = np.load(codes)
+    if array.ndim != 2 or array.shape[1] != model.config.latent_dim:
+        _fail(f"codes must have shape (N, {model.config.latent_dim}); {codes} has {array.shape}")
+    z = torch.as_tensor(array, dtype=torch.float32)
+    labels = None
+    if model.conditional:
+        if label is None:
+            _fail("this model is conditional: pass --label CLASS")
+        labels = torch.full((len(z),), label, dtype=torch.long)
+    with torch.no_grad():
+        _save_picture(model.decode(z, labels), output, model.config.value_range)
+    console.print(f"wrote {len(z)} decoded items to {output}")
+
+
+@app.command("report")
+def report_command(
+    run: Path = RunArg,
+    projection: str = typer.Option("pca", "--projection", help="Latent picture: pca | tsne | umap."),
+    data_dir: Optional[Path] = DataDirOpt,
+) -> None:
+    """Write RUN/report.html: loss curves, reconstructions, samples, interpolations, latent space.
+
+    Example: autoencoders report runs/vae --projection tsne
+    """
+    from autoencoders.report import write_report
+
+    path = _guard(write_report, run, data_dir=data_dir, projection=projection)
+    console.print(f"wrote [bold]{path}[/]")
+    print(path)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

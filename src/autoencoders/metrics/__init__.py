@@ -1,0 +1,84 @@
+"""``evaluate``: named metrics of a trained model on a dataset split.
+
+Reconstruction metrics (mse, l1, bce, hamming, psnr, ssim) work for every model; likelihood metrics
+(nll, elbo, kl) for the VAE family.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autoencoders.metrics.likelihood import LIKELIHOOD_METRICS
+from autoencoders.metrics.recon import RECONSTRUCTION_METRICS
+
+METRICS = {**{name: "reconstruction" for name in RECONSTRUCTION_METRICS}, **{name: "likelihood" for name in LIKELIHOOD_METRICS}}
+
+
+def default_metrics(model, item_shape: tuple[int, ...]) -> list[str]:
+    names = ["mse", "l1"]
+    if model.binary_output:
+        names += ["bce", "hamming"]
+    if len(item_shape) == 3:
+        names += ["psnr", "ssim"]
+    if hasattr(model, "log_importance_weights"):
+        names += ["elbo", "kl"]
+    return names
+
+
+@torch.no_grad()
+def evaluate_model(
+    model, dataset, metrics: list[str] | None = None, split: str = "test", samples: int = 1000,
+    batch_size: int = 500, seed: int = 0, device: str = "cpu",
+) -> dict[str, float]:
+    """Mean of each metric over ``split``; returns {metric name: value}."""
+    metrics = metrics or default_metrics(model, dataset.item_shape)
+    unknown = [name for name in metrics if name not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+    torch.manual_seed(seed)
+    model = model.to(device).eval()
+    x_all, y_all = dataset.split(split), dataset.labels(split) if model.conditional else None
+    totals = dict.fromkeys(metrics, 0.0)
+    for start in range(0, x_all.shape[0], batch_size):
+        x = x_all[start : start + batch_size].to(device)
+        y = None if y_all is None else y_all[start : start + batch_size].to(device)
+        reconstruction = model.reconstruct(x, y) if any(METRICS[m] == "reconstruction" for m in metrics) else None
+        for name in metrics:
+            if METRICS[name] == "reconstruction":
+                values = RECONSTRUCTION_METRICS[name](x, reconstruction, tuple(model.config.value_range))
+            else:
+                values = LIKELIHOOD_METRICS[name](model, x, y, samples=samples)
+            totals[name] += float(values.double().sum())
+    return {name: total / x_all.shape[0] for name, total in totals.items()}
+
+
+def evaluate(
+    run: str | Path, metrics: list[str] | None = None, data: str | None = None, split: str = "test",
+    samples: int = 1000, data_dir: str | Path | None = None, limit: int | None = None, save: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a run folder on its own dataset (or ``data``); writes ``metrics.json`` when ``save``."""
+    from autoencoders.data import load_dataset
+    from autoencoders.io import atomic_write_json, load, load_run_data, read_config
+
+    model = load(run)
+    if data is None:
+        dataset = load_run_data(run, data_dir=data_dir, split_limit=limit)
+    else:
+        preprocessing = read_config(run)["data"].get("preprocessing") or None
+        dataset = load_dataset(data, data_dir=data_dir, limit=limit, preprocessing=preprocessing)
+    if tuple(dataset.item_shape) != tuple(model.config.input_shape):
+        raise ValueError(
+            f"dataset {dataset.name!r} has items of shape {tuple(dataset.item_shape)} but the model takes "
+            f"{tuple(model.config.input_shape)}"
+        )
+    results = evaluate_model(model, dataset, metrics, split=split, samples=samples)
+    if save:
+        metrics_path = Path(run) / "metrics.json"
+        import json
+
+        previous = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+        atomic_write_json(metrics_path, {**previous, **results})
+    return results

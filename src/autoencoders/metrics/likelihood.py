@@ -1,0 +1,38 @@
+"""Likelihood metrics for the VAE family, in nats per item.
+
+``nll``: -log p(x) estimated by importance sampling with K samples from q(z|x) (Burda et al. 2016);
+the estimate is a stochastic upper bound on the true NLL that tightens as K grows (K=1 is the ELBO in
+expectation). ``elbo``: the negative ELBO (reconstruction NLL + KL). ``kl``: KL(q(z|x) || p(z)).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from autoencoders.losses import gaussian_kl
+
+
+def _require_vae(model) -> None:
+    if not hasattr(model, "log_importance_weights"):
+        raise ValueError(f"likelihood metrics need a VAE-family model; {model.name!r} has no likelihood")
+
+
+def nll(model, x: Tensor, y: Tensor | None, samples: int = 1000) -> Tensor:
+    _require_vae(model)
+    return -model.log_marginal_likelihood(x, y, samples=samples)
+
+
+def negative_elbo(model, x: Tensor, y: Tensor | None, samples: int = 1) -> Tensor:
+    _require_vae(model)
+    mean, log_var = model.posterior(x, y)
+    z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+    return -model.log_likelihood(model.decode_raw(z, y), x) + gaussian_kl(mean, log_var)
+
+
+def kl(model, x: Tensor, y: Tensor | None, samples: int = 1) -> Tensor:
+    _require_vae(model)
+    return gaussian_kl(*model.posterior(x, y))
+
+
+LIKELIHOOD_METRICS = {"nll": nll, "elbo": negative_elbo, "kl": kl}

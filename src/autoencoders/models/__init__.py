@@ -1,0 +1,10 @@
+"""Model families, one file each. ``MODELS`` maps a name to its class (imports torch)."""
+
+from autoencoders.models.ae import AE, DAE
+from autoencoders.models.base import Autoencoder, ModelConfig, Output, Player
+from autoencoders.models.cvae import CVAE
+from autoencoders.models.vae import VAE, BetaVAE
+
+MODELS: dict[str, type[Autoencoder]] = {cls.name: cls for cls in (AE, DAE, VAE, BetaVAE, CVAE)}
+
+__all__ = ["MODELS", "Autoencoder", "ModelConfig", "Output", "Player", "AE", "DAE", "VAE", "BetaVAE", "CVAE"]

@@ -1,0 +1,84 @@
+"""Deterministic autoencoders: the plain AE (optionally with dropout on the code) and the denoising AE.
+
+AE: x -> encoder -> z -> decoder -> x̂, trained on the reconstruction loss alone.
+DAE (Vincent et al. 2008): the encoder sees a corrupted x̃ (Gaussian noise, masking, or salt-and-pepper)
+and the loss compares the reconstruction with the clean x, so the code must capture structure, not noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from autoencoders.losses import RECON_LOSSES, reconstruction_loss
+from autoencoders.models.base import Autoencoder, ModelConfig, Output
+from autoencoders.nn import build_decoder, build_encoder
+
+
+@dataclass
+class AEConfig(ModelConfig):
+    latent_dropout: float = 0.0  # dropout on the code during training ("dropout AE")
+
+
+class AE(Autoencoder):
+    name = "ae"
+    config_class = AEConfig
+
+    def __init__(self, config: AEConfig):
+        super().__init__(config)
+        if config.recon_loss not in RECON_LOSSES:
+            raise ValueError(f"unknown recon_loss {config.recon_loss!r}; choose one of {', '.join(RECON_LOSSES)}")
+        self.encoder = build_encoder(config, config.input_shape, config.latent_dim)
+        self.decoder = build_decoder(config, config.latent_dim, config.input_shape)
+        self.latent_dropout = nn.Dropout(config.latent_dropout)
+
+    def encode(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.encoder(x)
+
+    def decode_raw(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.decoder(z)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Output:
+        z = self.encode(x)
+        return Output(decoded=self.decode_raw(self.latent_dropout(z)), latent=z)
+
+    def corrupt(self, x: Tensor) -> Tensor:
+        """What the encoder sees in training; the plain AE sees x itself."""
+        return x
+
+    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+        output = self(self.corrupt(x) if self.training else x)
+        recon = reconstruction_loss(output.decoded, x, self.config.recon_loss).mean()
+        return {"loss": recon, "recon": recon}
+
+
+NOISES = ("gaussian", "masking", "salt-and-pepper")
+
+
+@dataclass
+class DAEConfig(AEConfig):
+    noise: str = "gaussian"  # gaussian | masking | salt-and-pepper
+    noise_level: float = 0.3  # std (gaussian) or fraction of corrupted values (masking, salt-and-pepper)
+
+
+class DAE(AE):
+    name = "dae"
+    config_class = DAEConfig
+
+    def __init__(self, config: DAEConfig):
+        if config.noise not in NOISES:
+            raise ValueError(f"unknown noise {config.noise!r}; choose one of {', '.join(NOISES)}")
+        super().__init__(config)
+
+    def corrupt(self, x: Tensor) -> Tensor:
+        low, high = self.config.value_range
+        level = self.config.noise_level
+        if self.config.noise == "gaussian":
+            return x + level * (high - low) * torch.randn_like(x)
+        hit = torch.rand_like(x) < level
+        if self.config.noise == "masking":
+            return torch.where(hit, torch.full_like(x, low), x)
+        salt = torch.rand_like(x) < 0.5
+        return torch.where(hit, torch.where(salt, torch.full_like(x, high), torch.full_like(x, low)), x)

@@ -1,0 +1,153 @@
+"""The small interface every model family shares.
+
+A model is a plain ``nn.Module``: it knows how to encode, decode and score a batch, never how to be trained.
+Its ``config`` (a dataclass) plus its weights rebuild it exactly; ``players()`` names the parameter groups the
+generic training module steps, each on its own loss, in order, every batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterable
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class ModelConfig:
+    """Fields every family shares. Families subclass it and add their own (``beta``, ``noise`` ...)."""
+
+    input_shape: tuple[int, ...] = (1, 28, 28)
+    latent_dim: int = 16
+    arch: str = "mlp"  # mlp | conv | acai  (see autoencoders.nn)
+    hidden: tuple[int, ...] = ()  # widths (mlp) or channels (conv); () takes the arch's default
+    depth: int = 16  # acai: channels after the first 1x1 convolution
+    scales: int = 3  # acai: number of 2x down/up-sampling stages
+    recon_loss: str = "mse"  # mse | l1 | bce | hamming
+    value_range: tuple[float, float] = (0.0, 1.0)  # of the data; corruption and pictures use it
+    num_classes: int = 0  # > 0 for label-conditioned models
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown setting(s) {', '.join(unknown)} for {cls.__name__}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        cleaned = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**cleaned)
+
+
+@dataclass
+class Player:
+    """One optimizer's share of a model: its parameters, its loss, how often it steps."""
+
+    parameters: Callable[[], Iterable[nn.Parameter]]
+    loss: Callable[..., dict[str, Tensor]]  # (x, y, step) -> {"loss": total, other named terms...}
+    lr: float | None = None  # None: the training learning rate
+    betas: tuple[float, float] = (0.9, 0.999)
+    every: int = 1  # step this player on every n-th batch
+
+
+@dataclass
+class Output:
+    """What ``forward`` returns: the decoder's raw output and the code that produced it."""
+
+    decoded: Tensor  # parameters of p(x|z): logits for binary losses, values otherwise
+    latent: Tensor  # the code fed to the decoder (a sample for stochastic encoders)
+    extras: dict[str, Any] = field(default_factory=dict)  # e.g. the posterior's mean and log-variance
+
+
+class Autoencoder(nn.Module):
+    """Base class: subclasses set ``name``, ``config_class`` and implement encode/decode_raw/loss."""
+
+    name: ClassVar[str] = "autoencoder"
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    generative: ClassVar[bool] = False  # True when ``sample`` draws from a prior
+    conditional: ClassVar[bool] = False  # True when encode/decode take the label y
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+
+    # -- the four verbs ---------------------------------------------------------------------------------
+    def encode(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """The deterministic code of ``x`` (the posterior mean for stochastic encoders)."""
+        raise NotImplementedError
+
+    def decode_raw(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """The decoder's raw output (logits for binary reconstruction losses)."""
+        raise NotImplementedError
+
+    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """Codes to data space: probabilities for binary losses, values otherwise."""
+        return self.to_data_space(self.decode_raw(z, y))
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Output:
+        raise NotImplementedError
+
+    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+        """Named loss terms of a batch; ``"loss"`` is the total that is minimised."""
+        raise NotImplementedError
+
+    def players(self) -> dict[str, Player]:
+        return {"autoencoder": Player(self.parameters, self.loss)}
+
+    # -- uses built on the verbs ------------------------------------------------------------------------
+    @property
+    def binary_output(self) -> bool:
+        return self.config.recon_loss in ("bce", "hamming")
+
+    def to_data_space(self, decoded: Tensor) -> Tensor:
+        return torch.sigmoid(decoded) if self.binary_output else decoded
+
+    def save_pretrained(self, folder) -> None:
+        """Write ``config.json`` and ``model.safetensors`` to ``folder`` (atomically)."""
+        from autoencoders.io import save_model
+
+        save_model(self, folder)
+
+    @classmethod
+    def from_pretrained(cls, folder) -> "Autoencoder":
+        """Rebuild a model saved by ``save_pretrained`` (or a run folder); it must be of this family."""
+        from autoencoders.io import load
+
+        return load(folder, expected=None if cls is Autoencoder else cls.name)
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.decode(self.encode(x, y), y)
+
+    @torch.no_grad()
+    def sample(self, n: int, y: Tensor | None = None) -> Tensor:
+        raise NotImplementedError(
+            f"{self.name} has no prior to sample from; use a generative model (vae, beta-vae, cvae)"
+        )
+
+    @torch.no_grad()
+    def interpolate(
+        self, x1: Tensor, x2: Tensor, steps: int = 10, y1: Tensor | None = None, y2: Tensor | None = None
+    ) -> Tensor:
+        """Decode ``steps`` evenly spaced points between the codes of x1 and x2 (endpoints included).
+
+        ``x1`` and ``x2`` are single items or batches of equal size; the result is (steps, batch, *shape)
+        for batches and (steps, *shape) for single items.
+        """
+        single = x1.dim() == len(self.config.input_shape)
+        if single:
+            x1, x2 = x1.unsqueeze(0), x2.unsqueeze(0)
+            y1 = None if y1 is None else y1.reshape(1)
+            y2 = None if y2 is None else y2.reshape(1)
+        z1, z2 = self.encode(x1, y1), self.encode(x2, y2)
+        alphas = torch.linspace(0.0, 1.0, steps, device=z1.device).view(-1, 1, 1)
+        codes = (1 - alphas) * z1.unsqueeze(0) + alphas * z2.unsqueeze(0)  # (steps, batch, latent)
+        labels = None if y1 is None else y1.repeat(steps)
+        frames = self.decode(codes.flatten(0, 1), labels).unflatten(0, (steps, x1.shape[0]))
+        return frames[:, 0] if single else frames

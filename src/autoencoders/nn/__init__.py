@@ -1,0 +1,50 @@
+"""Encoder and decoder builders, chosen by ``arch``.
+
+``build_encoder`` maps items of ``input_shape`` to ``out_features`` numbers; ``build_decoder`` maps
+``in_features`` numbers back to items of ``output_shape``. Models add what they need on top (two
+heads' worth of features for a Gaussian posterior, a one-hot label for conditioning).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from autoencoders.nn.acai import ACAIDecoder, ACAIEncoder
+from autoencoders.nn.conv import ConvDecoder, ConvEncoder
+from autoencoders.nn.mlp import MLPDecoder, MLPEncoder
+
+ARCHS = {
+    "mlp": "fully connected layers on the flattened item (any shape); --hidden sets the widths",
+    "conv": "stride-2 convolutions / transposed convolutions sized from the image; --hidden sets the channels",
+    "acai": "the ACAI paper's network: per scale two 3x3 convs + average pooling; depth and scales settings",
+}
+DEFAULT_HIDDEN = {"mlp": (512, 256), "conv": (32, 64), "acai": ()}
+
+
+def _check_arch(arch: str) -> None:
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+
+
+def hidden_or_default(arch: str, hidden: tuple[int, ...]) -> tuple[int, ...]:
+    _check_arch(arch)
+    return tuple(hidden) or DEFAULT_HIDDEN[arch]
+
+
+def build_encoder(config, input_shape: tuple[int, ...], out_features: int) -> nn.Module:
+    """``config`` carries ``arch``, ``hidden``, ``depth`` and ``scales`` (a ModelConfig)."""
+    hidden = hidden_or_default(config.arch, config.hidden)
+    if config.arch == "mlp":
+        return MLPEncoder(input_shape, hidden, out_features)
+    if config.arch == "conv":
+        return ConvEncoder(input_shape, hidden, out_features)
+    return ACAIEncoder(input_shape, config.depth, config.scales, out_features)
+
+
+def build_decoder(config, in_features: int, output_shape: tuple[int, ...]) -> nn.Module:
+    hidden = hidden_or_default(config.arch, config.hidden)
+    if config.arch == "mlp":
+        return MLPDecoder(in_features, hidden, output_shape)
+    if config.arch == "conv":
+        return ConvDecoder(in_features, hidden, output_shape)
+    return ACAIDecoder(in_features, config.depth, config.scales, output_shape)

@@ -1,0 +1,130 @@
+"""The one LightningModule that trains every model.
+
+It knows nothing of model families: a model names its players (``model.players()``), each with its
+parameters and loss, and this module steps each player's optimizer on its own loss, in order, every batch
+(manual optimization). Hot-path care: no host synchronisation per step except the finiteness check on CPU
+(where it is free), logging only every ``log_every`` steps.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term became NaN or infinite; training stops before the bad step is applied."""
+
+
+def make_optimizer(parameters, lr: float, betas: tuple[float, float], weight_decay: float) -> torch.optim.Optimizer:
+    parameters = [p for p in parameters if p.requires_grad]
+    # foreach=True is a multi-tensor update: fewer kernel launches than a Python loop over parameters
+    if weight_decay > 0:
+        return torch.optim.AdamW(parameters, lr=lr, betas=betas, weight_decay=weight_decay, foreach=True)
+    return torch.optim.Adam(parameters, lr=lr, betas=betas, foreach=True)
+
+
+class AutoencoderModule(pl.LightningModule):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        max_steps: int | None = None,
+        log_every: int = 50,
+    ):
+        super().__init__()
+        self.automatic_optimization = False
+        self.model = model
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.max_steps = max_steps
+        self.log_every = log_every
+        self.players = model.players()  # built once: the training step is a hot path
+        self.player_names = list(self.players)
+        self.step = 0  # batches trained on; models read it for schedules (e.g. KL warm-up)
+
+    # -- optimizers ------------------------------------------------------------------------------------
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        return [
+            make_optimizer(player.parameters(), player.lr or self.lr, player.betas, self.weight_decay)
+            for player in self.players.values()
+        ]
+
+    # -- training ----------------------------------------------------------------------------------------
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
+        if self.max_steps is not None and self.step >= self.max_steps:
+            self.trainer.should_stop = True
+            return -1  # Lightning: skip the rest of this epoch
+        return None
+
+    def training_step(self, batch: tuple[Tensor, Tensor | None], batch_idx: int) -> None:
+        x, y = batch
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        check_now = self.device.type == "cpu" or self.step % self.log_every == 0
+        log_now = self.step % self.log_every == 0
+        for (name, player), optimizer in zip(self.players.items(), optimizers):
+            if self.step % player.every:
+                continue
+            terms = player.loss(x, y, step=self.step)
+            if check_now:
+                self._check_finite(name, terms)
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(terms["loss"])
+            optimizer.step()
+            if log_now:
+                prefix = "train/" if len(optimizers) == 1 else f"train/{name}/"
+                self.log_dict({prefix + key: value.detach() for key, value in terms.items()}, batch_size=x.shape[0])
+        self.step += 1
+
+    def _check_finite(self, player: str, terms: dict[str, Tensor]) -> None:
+        if torch.isfinite(terms["loss"]).item():
+            return
+        bad = [key for key, value in terms.items() if not math.isfinite(float(value.detach()))]
+        raise NonFiniteLossError(
+            f"step {self.step}: loss term(s) {', '.join(bad)} of player {player!r} became non-finite. "
+            "The step was not applied and the last checkpoint was kept. Try a lower learning rate (--lr), "
+            "gradient clipping, a smaller beta, or check the data for NaN/inf values and its value range."
+        )
+
+    # -- validation ------------------------------------------------------------------------------------
+    def validation_step(self, batch: tuple[Tensor, Tensor | None], batch_idx: int) -> None:
+        x, y = batch
+        single = len(self.player_names) == 1
+        for index, (name, player) in enumerate(self.players.items()):
+            terms = player.loss(x, y, step=self.step)
+            values = {("val/" if single else f"val/{name}/") + key: value for key, value in terms.items()}
+            if index == 0 and not single:  # early stopping and best.ckpt watch the first player's loss
+                values["val/loss"] = terms["loss"]
+            self.log_dict(values, batch_size=x.shape[0])
+
+    def on_train_epoch_start(self) -> None:
+        # a new, seeded batch order per epoch; set from the epoch number so a resumed run sees the same
+        loader = self.trainer.train_dataloader
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(self.current_epoch)
+
+    # -- exact resume: the step counter and the random streams are part of the state -----------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["autoencoders"] = {"step": self.step, "rng": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["autoencoders"]["cuda_rng"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("autoencoders", {})
+        self.step = state.get("step", 0)
+        self._restored_rng = state
+
+    def on_train_start(self) -> None:
+        # restored here, after Lightning's own start-up, so nothing draws from the streams in between
+        state = getattr(self, "_restored_rng", None)
+        if state:
+            torch.set_rng_state(state["rng"])
+            if "cuda_rng" in state and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+            self._restored_rng = None

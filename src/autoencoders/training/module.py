@@ -36,6 +36,7 @@ class AutoencoderModule(pl.LightningModule):
         weight_decay: float = 0.0,
         max_steps: int | None = None,
         log_every: int = 50,
+        lr_schedule: str = "constant",
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -44,6 +45,7 @@ class AutoencoderModule(pl.LightningModule):
         self.weight_decay = weight_decay
         self.max_steps = max_steps
         self.log_every = log_every
+        self.lr_schedule = lr_schedule
         self.players = model.players()  # built once: the training step is a hot path
         self.player_names = list(self.players)
         self.step = 0  # batches trained on; models read it for schedules (e.g. KL warm-up)
@@ -55,19 +57,20 @@ class AutoencoderModule(pl.LightningModule):
             for player in self.players.values()
         ]
 
+    def optimizer_steps(self, batches: int) -> int:
+        """Optimizer steps in the first ``batches`` batches: Lightning's ``max_steps`` counts these."""
+        return sum(math.ceil(batches / player.every) for player in self.players.values())
+
     # -- training ----------------------------------------------------------------------------------------
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
-        if self.max_steps is not None and self.step >= self.max_steps:
-            self.trainer.should_stop = True
-            return -1  # Lightning: skip the rest of this epoch
-        return None
 
     def training_step(self, batch: tuple[Tensor, Tensor | None], batch_idx: int) -> None:
         x, y = batch
         optimizers = self.optimizers()
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         check_now = self.device.type == "cpu" or self.step % self.log_every == 0
-        log_now = self.step % self.log_every == 0
+        log_now = (self.step + 1) % self.log_every == 0  # the batches on which Lightning writes logs
+        if self.lr_schedule == "cosine":
+            self._set_cosine_lr(optimizers)
         for (name, player), optimizer in zip(self.players.items(), optimizers):
             if self.step % player.every:
                 continue
@@ -81,6 +84,14 @@ class AutoencoderModule(pl.LightningModule):
                 prefix = "train/" if len(optimizers) == 1 else f"train/{name}/"
                 self.log_dict({prefix + key: value.detach() for key, value in terms.items()}, batch_size=x.shape[0])
         self.step += 1
+
+    def _set_cosine_lr(self, optimizers: list) -> None:
+        """Cosine decay from each player's learning rate to zero over the run (Loshchilov & Hutter 2017)."""
+        total = self.total_steps
+        factor = 0.5 * (1 + math.cos(math.pi * min(self.step / max(total, 1), 1.0)))
+        for player, optimizer in zip(self.players.values(), optimizers):
+            for group in optimizer.param_groups:
+                group["lr"] = (player.lr or self.lr) * factor
 
     def _check_finite(self, player: str, terms: dict[str, Tensor]) -> None:
         if torch.isfinite(terms["loss"]).item():
@@ -104,7 +115,7 @@ class AutoencoderModule(pl.LightningModule):
             self.log_dict(values, batch_size=x.shape[0])
 
     def on_train_epoch_start(self) -> None:
-        # a new, seeded batch order per epoch; set from the epoch number so a resumed run sees the same
+        # the batch order is a function of (seed, epoch): a resumed run sees the same epochs again
         loader = self.trainer.train_dataloader
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(self.current_epoch)
@@ -121,6 +132,7 @@ class AutoencoderModule(pl.LightningModule):
         self._restored_rng = state
 
     def on_train_start(self) -> None:
+        self.total_steps = self.max_steps or int(self.trainer.estimated_stepping_batches)
         # restored here, after Lightning's own start-up, so nothing draws from the streams in between
         state = getattr(self, "_restored_rng", None)
         if state:

@@ -24,7 +24,9 @@ class TrainingConfig:
     batch_size: int = 64
     epochs: int | None = None  # None with no max_steps: 10
     max_steps: int | None = None
+    max_time: str | None = None  # wall-clock budget "DD:HH:MM:SS"; training stops when it is spent
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # constant | cosine (decay to zero over the run)
     weight_decay: float = 0.0
     seed: int = 0
     patience: int | None = None  # early stopping: epochs without a better val/loss
@@ -62,6 +64,8 @@ def training_config(values: dict[str, Any]) -> TrainingConfig:
     config = TrainingConfig(**values)
     if config.logger not in LOGGERS:
         raise ValueError(f"unknown logger {config.logger!r}; choose one of {', '.join(LOGGERS)}")
+    if config.lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; choose constant or cosine")
     if config.epochs is None and config.max_steps is None:
         config.epochs = 10
     return config
@@ -179,6 +183,10 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
     from autoencoders.training.data import TensorDataModule
     from autoencoders.training.module import AutoencoderModule
 
+    import logging
+
+    # Lightning's start-up banner (accelerator lines, tips) is noise in a library call
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     training = training_config({k: v for k, v in run_config["training"].items() if k not in ("steps_done", "seconds", "epochs_done", "stopped_early")})
     pl.seed_everything(training.seed, workers=False, verbose=False)
     model = build_model(run_config["model"]["name"], run_config["model"]["config"])
@@ -187,12 +195,15 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
     atomic_write_json(out / "config.json", run_config)  # a crashed run still says what it was
 
     module = AutoencoderModule(
-        model, lr=training.lr, weight_decay=training.weight_decay, max_steps=training.max_steps, log_every=training.log_every
+        model, lr=training.lr, weight_decay=training.weight_decay, max_steps=training.max_steps, log_every=training.log_every,
+        lr_schedule=training.lr_schedule,
     )
     data = TensorDataModule(dataset, training.batch_size, training.seed, training.val_batch_size, labels=model.conditional)
     trainer = pl.Trainer(
         default_root_dir=out,
         max_epochs=training.epochs if training.epochs is not None else -1,
+        max_time=training.max_time,
+        max_steps=module.optimizer_steps(training.max_steps) if training.max_steps is not None else -1,
         accelerator=training.accelerator,
         devices=training.devices,
         strategy=training.strategy,

@@ -1,0 +1,102 @@
+"""``TensorBatches``: mini-batches sliced from in-memory tensors, reproducible per (seed, epoch) and shardable."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator
+
+import torch
+
+from autoencoders.data.splits import stream_seed
+
+
+class TensorBatches:
+    """An iterable of ``(x_batch, y_batch)`` tuples (``y_batch`` None without labels) over whole tensors.
+
+    Every ``iter()`` is one epoch and advances the epoch counter (``set_epoch`` sets it). The shuffled order is
+    ``torch.randperm`` from a generator seeded by (seed, epoch), the same on every process; with
+    ``world_size > 1`` each rank takes every ``world_size``-th index of it, after the order is cut to a multiple
+    of ``world_size``, so the ranks see disjoint, equal shares (up to ``world_size - 1`` items sit out an epoch,
+    different ones each epoch when shuffled). ``binarize`` replaces each x batch by a Bernoulli draw with its
+    values as probabilities (dynamic binarization), new every epoch and reproducible by seed. ``state_dict``
+    holds the epoch counter so a resumed run continues the same sequence.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        batch_size: int = 64,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+        binarize: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}); got {rank}")
+        if y is not None and len(y) != len(x):
+            raise ValueError(f"x has {len(x)} items but y has {len(y)}")
+        self.x = x.contiguous()
+        self.y = None if y is None else y.contiguous()
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.binarize = binarize
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def _share(self) -> int:
+        """Items this rank sees per epoch."""
+        return len(self.x) // self.world_size
+
+    def __len__(self) -> int:
+        share = self._share()
+        return share // self.batch_size if self.drop_last else math.ceil(share / self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next ``iter()`` produce epoch ``epoch``."""
+        self.epoch = epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch = int(state["epoch"])
+
+    def _order(self, epoch: int) -> torch.Tensor | None:
+        """This rank's item indices for ``epoch``, or None when they are simply 0, 1, 2, ... (contiguous slices)."""
+        if not self.shuffle and self.world_size == 1:
+            return None
+        total = len(self.x)
+        if self.shuffle:
+            order = torch.randperm(total, generator=torch.Generator().manual_seed(stream_seed("order", self.seed, epoch)))
+        else:
+            order = torch.arange(total)
+        return order[: self._share() * self.world_size][self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        # A generator: the epoch is read (and advanced) when the first batch is asked for, so an iterator
+        # made and dropped unused (Lightning makes one at set-up) does not skip an epoch, and a
+        # ``set_epoch`` call before the first batch still counts.
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        order = self._order(epoch)
+        draws = None
+        if self.binarize:  # each rank draws from its own stream
+            draws = torch.Generator().manual_seed(stream_seed("binarize", self.seed, epoch, self.rank))
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            if order is None:
+                x = self.x[start : start + self.batch_size]
+                y = None if self.y is None else self.y[start : start + self.batch_size]
+            else:
+                index = order[start : start + self.batch_size]
+                x = self.x.index_select(0, index)
+                y = None if self.y is None else self.y.index_select(0, index)
+            if draws is not None:
+                x = torch.bernoulli(x, generator=draws)
+            yield x, y

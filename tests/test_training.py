@@ -1,0 +1,88 @@
+"""Training through Lightning: run folders, exact resume, seeds, NaN guard, early stopping."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import autoencoders
+from autoencoders.io import load
+from autoencoders.training.module import NonFiniteLossError
+
+
+def weights(run) -> dict[str, torch.Tensor]:
+    return load(run).state_dict()
+
+
+def test_run_folder_holds_everything(tmp_path):
+    run = autoencoders.train(
+        "vae", "digits", tmp_path / "run", latent_dim=4, hidden=(32,), max_steps=30, progress=False,
+        settings={"training.log_every": 10},
+    )
+    for name in ("config.json", "model.safetensors", "metrics.csv", "checkpoints/last.ckpt"):
+        assert (run / name).exists(), name
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["name"] == "vae" and config["model"]["config"]["latent_dim"] == 4
+    assert config["data"]["name"] == "digits" and config["training"]["steps_done"] == 30
+    header = (run / "metrics.csv").read_text().splitlines()[0]
+    assert "train/loss" in header and "val/loss" in header
+    model = autoencoders.load(run)
+    assert model.config.input_shape == (1, 8, 8)
+
+
+def test_training_lowers_the_validation_loss(tmp_path):
+    import pandas as pd
+
+    run = autoencoders.train("ae", "digits", tmp_path / "run", hidden=(64,), latent_dim=8, epochs=4, progress=False)
+    validation = pd.read_csv(run / "metrics.csv")["val/loss"].dropna().to_numpy()
+    assert len(validation) == 4 and validation[-1] < 0.9 * validation[0]
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    settings = dict(latent_dim=4, hidden=(32,), batch_size=128, seed=3, progress=False)
+    straight = autoencoders.train("vae", "digits", tmp_path / "straight", epochs=3, **settings)
+    interrupted = autoencoders.train("vae", "digits", tmp_path / "resumed", epochs=1, **settings)
+    resumed = autoencoders.train("vae", "digits", interrupted, epochs=3, resume=True, progress=False)
+    first, second = weights(straight), weights(resumed)
+    steps_per_epoch = -(-len(autoencoders.load_dataset("digits").train) // 128)
+    assert json.loads((resumed / "config.json").read_text())["training"]["steps_done"] == 3 * steps_per_epoch
+    assert all(torch.equal(first[key], second[key]) for key in first)
+
+
+def test_seed_makes_runs_reproducible(tmp_path):
+    settings = dict(latent_dim=4, hidden=(32,), max_steps=15, progress=False)
+    a = weights(autoencoders.train("dae", "digits", tmp_path / "a", seed=1, **settings))
+    b = weights(autoencoders.train("dae", "digits", tmp_path / "b", seed=1, **settings))
+    c = weights(autoencoders.train("dae", "digits", tmp_path / "c", seed=2, **settings))
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert not all(torch.equal(a[key], c[key]) for key in a)
+
+
+def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path):
+    table = tmp_path / "table.npy"
+    clean = np.random.default_rng(0).random((300, 6)).astype(np.float32)
+    np.save(table, clean)
+    run = autoencoders.train("ae", str(table), tmp_path / "run", hidden=(8,), latent_dim=2, epochs=1, progress=False)
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    good = checkpoint.read_bytes()
+    steps_done = json.loads((run / "config.json").read_text())["training"]["steps_done"]
+    broken = clean.copy()
+    broken[::2] = 1e30  # the data goes bad between two sessions: its squared error overflows float32
+    np.save(table, broken)
+    with pytest.raises(NonFiniteLossError, match=rf"step {steps_done}: loss term\(s\) loss, recon .*not applied.*--lr"):
+        autoencoders.train("ae", str(table), run, epochs=3, resume=True, progress=False)
+    assert checkpoint.read_bytes() == good
+    state = torch.load(checkpoint, weights_only=True)["state_dict"]
+    assert all(torch.isfinite(value).all() for value in state.values())
+
+
+def test_early_stopping_ends_a_run_that_stops_improving(tmp_path):
+    run = autoencoders.train(
+        "ae", "digits", tmp_path / "run", hidden=(16,), latent_dim=2, epochs=20, lr=0.0, progress=False,
+        settings={"training.patience": 2},
+    )
+    training = json.loads((run / "config.json").read_text())["training"]
+    assert training["epochs_done"] == 3 and training["stopped_early"]

@@ -18,7 +18,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # error messages stay whole for grep and logs
 
 RunArg = typer.Argument(..., help="A run folder (written by `autoencoders train`) or a saved-model folder.")
 DataDirOpt = typer.Option(None, "--data-dir", help="Folder holding dataset files (else $AUTOENCODERS_DATA, then the cache).")
@@ -54,7 +54,7 @@ def _guard(function, *args, **kwargs):
     """Run a library call, turning the library's clear errors into a one-line message and exit code 2."""
     from autoencoders.io import ModelFileError
 
-    errors: tuple[type[BaseException], ...] = (ValueError, ModelFileError, FileNotFoundError)
+    errors: tuple[type[BaseException], ...] = (ValueError, ModelFileError, FileNotFoundError, ImportError)
     try:
         from autoencoders.data import DataError
 

@@ -241,7 +241,7 @@ def line_plot_grid(
     channel_names: Sequence[str] | None = None,
     value_range: tuple[float, float] | None = None,
 ) -> Figure:
-    """Small multiples for non-image items: sequences (N, T, C) or (N, T), and vectors/table rows (N, D).
+    """Small multiples for non-image items: sequences (N, T, C) and vectors or table rows (N, D).
 
     Each item gets its own axes: one line per channel against time, or a vector's values against the
     feature index. ``overlay`` (same shape, e.g. reconstructions) is drawn dashed on the same axes, named by
@@ -293,7 +293,9 @@ def line_plot_grid(
         names = channel_names or [f"channel {channel}" for channel in range(channels)]
         handles += [Line2D([], [], color=colors[channel], label=str(names[channel])) for channel in range(channels)]
     if handles:
-        figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=9, frameon=False)
+        figure.legend(
+            handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=9, frameon=False
+        )
     return figure
 
 
@@ -318,7 +320,10 @@ def loss_curves(metrics: Any, title: str | None = None) -> Figure:
     import pandas as pd
 
     table = metrics if isinstance(metrics, pd.DataFrame) else pd.read_csv(metrics)
-    steps = pd.to_numeric(table["step"], errors="coerce") if "step" in table else pd.Series(table.index, index=table.index)
+    if "step" in table:
+        steps = pd.to_numeric(table["step"], errors="coerce")
+    else:  # a table without steps: plot against the row number
+        steps = pd.Series(table.index, index=table.index)
     terms: dict[str, list[tuple[str, str, pd.Series]]] = {}
     for column in table.columns:
         parts = _split_metric_column(str(column))
@@ -412,14 +417,15 @@ def latent_scatter(
     class_names: Sequence[str] | None = None,
     label_name: str | None = None,
     title: str | None = None,
+    colormap: str = "viridis",
 ) -> Figure:
     """Codes (N, latent_dim) in 2-D, coloured by label.
 
     The projection is the identity for 2-D codes, else PCA, t-SNE or UMAP (``method``; UMAP needs
     umap-learn). At most ``max_points`` codes are drawn, a seeded random subset. Integer labels with at most
     20 values are classes (a legend, named by ``class_names``); other labels (angles, many values) get a
-    colorbar. Labels with several columns (factor indices) colour by the first. ``label_name`` titles the
-    legend or colorbar.
+    colorbar in ``colormap`` (a cyclic one such as "hsv" suits angles). Labels with several columns
+    (factor indices) colour by the first. ``label_name`` titles the legend or colorbar.
     """
     if method not in PROJECTIONS:
         raise ValueError(f"unknown projection {method!r}; choose one of {', '.join(PROJECTIONS)}")
@@ -447,7 +453,7 @@ def latent_scatter(
     elif _is_categorical(colors):
         _scatter_classes(axes, projected, colors, class_names, label_name, style)
     else:
-        scatter = axes.scatter(projected[:, 0], projected[:, 1], c=colors.astype(float), cmap="viridis", **style)
+        scatter = axes.scatter(projected[:, 0], projected[:, 1], c=colors.astype(float), cmap=colormap, **style)
         figure.colorbar(scatter, ax=axes, label=label_name or "label")
     axes.set_title(title or f"{description}, {len(projected)} points")
     axes.set_xlabel(x_label)

@@ -57,7 +57,9 @@ def write_report(
     if projection not in plots.PROJECTIONS:
         raise ValueError(f"unknown projection {projection!r}; choose one of {', '.join(plots.PROJECTIONS)}")
     if projection == "umap" and importlib.util.find_spec("umap") is None:  # fail before the slow work
-        raise ImportError("the UMAP projection needs the umap-learn package: pip install umap-learn (or use pca or tsne)")
+        raise ImportError(
+            "the UMAP projection needs the umap-learn package: pip install umap-learn (or use pca or tsne)"
+        )
 
     run_dir = Path(run_dir)
     config = read_config(run_dir)
@@ -86,7 +88,9 @@ def write_report(
     return report_path
 
 
-def _model_sections(model, dataset, projection: str, n_items: int, seed: int, pictures: "PictureWriter") -> list[Section]:
+def _model_sections(
+    model, dataset, projection: str, n_items: int, seed: int, pictures: "PictureWriter"
+) -> list[Section]:
     """The pictures of what the model does: those on test data only when the data could be loaded."""
     sections = []
     if dataset is not None:
@@ -143,7 +147,8 @@ def _reconstruction_section(model, dataset, n_items: int, pictures: PictureWrite
         picture = plots.reconstruction_grid(inputs, reconstructions, value_range=value_range)
         caption = f"The first {len(inputs)} test items (upper row of each pair) and their reconstructions (below)."
     else:
-        picture = plots.line_plot_grid(inputs, overlay=reconstructions, titles=[f"test item {i}" for i in range(len(inputs))])
+        titles = [f"test item {index}" for index in range(len(inputs))]
+        picture = plots.line_plot_grid(inputs, overlay=reconstructions, titles=titles)
         caption = f"The first {len(inputs)} test items (solid) and their reconstructions (dashed)."
     body = pictures.add(picture, "reconstructions", caption, pixelated=_is_image_data(dataset))
     return Section("reconstructions", "Reconstructions", body)
@@ -213,8 +218,13 @@ def _latent_section(model, dataset, projection: str, seed: int, pictures: Pictur
         for start in range(0, len(items), ENCODE_BATCH)
     ])
     label_name, class_names = _label_description(dataset, labels)
-    figure = plots.latent_scatter(codes, labels, method=projection, seed=seed, class_names=class_names, label_name=label_name)
-    caption = f"Codes of {len(items)} test items (the encoder's mean), projected to 2-D and coloured by {label_name or 'nothing'}."
+    is_angle = labels is not None and labels.is_floating_point()
+    figure = plots.latent_scatter(
+        codes, labels, method=projection, seed=seed, class_names=class_names, label_name=label_name,
+        colormap="hsv" if is_angle else "viridis",  # angles wrap around: a cyclic colormap, vivid on white
+    )
+    caption = f"Codes of {len(items)} test items (the encoder's mean), projected to 2-D"
+    caption += f" and coloured by {label_name}." if label_name else "."
     return Section("latent", "Latent space", pictures.add(figure, "latent", caption))
 
 
@@ -229,8 +239,8 @@ def _label_description(dataset, labels: Tensor | None) -> tuple[str | None, list
     if labels.dim() == 2:
         factor_names = getattr(dataset, "factor_names", None)
         return (factor_names[0] if factor_names else "factor 0"), None
-    if labels.is_floating_point():
-        return "label value", None
+    if labels.is_floating_point():  # the datasets' float labels are angles
+        return "angle (radians)", None
     return "class", getattr(dataset, "class_names", None)
 
 
@@ -254,7 +264,10 @@ def _load_test_data(run_dir: Path, data_dir: str | Path | None) -> tuple[Any, st
     try:
         return load_run_data(run_dir, data_dir=data_dir), ""
     except (DataError, ModelFileError, FileNotFoundError) as error:
-        return None, f"The test data could not be loaded, so reconstructions, interpolations and the latent space are left out: {error}"
+        return None, (
+            "The test data could not be loaded, so reconstructions, interpolations and the latent space are left "
+            f"out: {error}"
+        )
 
 
 def _format_value(value: Any) -> str:
@@ -276,7 +289,9 @@ def _format_seconds(seconds: float) -> str:
 
 
 def _table(rows: list[tuple[str, str]], header: tuple[str, str] | None = None) -> str:
-    head = f"<thead><tr><th>{html.escape(header[0])}</th><th>{html.escape(header[1])}</th></tr></thead>" if header else ""
+    head = ""
+    if header:
+        head = f"<thead><tr><th>{html.escape(header[0])}</th><th>{html.escape(header[1])}</th></tr></thead>"
     body = "".join(f"<tr><th>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>" for name, value in rows)
     return f"<table>{head}<tbody>{body}</tbody></table>"
 
@@ -300,10 +315,13 @@ def _header(run_dir: Path, config: dict[str, Any], model, dataset) -> Section:
         summary.append(("epochs", str(training["epochs_done"])))
     if "seconds" in training:
         summary.append(("training time", _format_seconds(training["seconds"])))
-    summary.append(("autoencoders version", f"{config.get('autoencoders_version', '?')} (trained), {__version__} (this report)"))
+    trained_with = config.get("autoencoders_version", "?")
+    summary.append(("autoencoders version", f"{trained_with} (trained), {__version__} (this report)"))
 
     model_settings = [(name, _format_value(value)) for name, value in config["model"].get("config", {}).items()]
-    training_settings = [(name, _format_value(training[name])) for name in TRAINING_KEYS if training.get(name) is not None]
+    training_settings = [
+        (name, _format_value(training[name])) for name in TRAINING_KEYS if training.get(name) is not None
+    ]
     data_settings = [(f"data {name}", _format_value(value)) for name, value in (data.get("options") or {}).items()]
     if data.get("limit") is not None:
         data_settings.append(("data limit", str(data["limit"])))
@@ -319,17 +337,20 @@ def _header(run_dir: Path, config: dict[str, Any], model, dataset) -> Section:
 
 def _metrics_section(metrics: dict[str, Any]) -> Section:
     rows = [(str(name), _format_value(value)) for name, value in metrics.items()]
-    return Section("metrics", "Metrics", _table(rows, header=("metric", "value")) + '<p class="hint">On the test split, from metrics.json (written by autoencoders evaluate).</p>')
+    note = '<p class="hint">From metrics.json (written by autoencoders evaluate).</p>'
+    return Section("metrics", "Metrics", _table(rows, header=("metric", "value")) + note)
 
 
 STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d1d1f; background: #f6f7f9; }
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d1d1f;
+       background: #f6f7f9; }
 main { max-width: 1100px; margin: 0 auto; padding: 1.5rem 2rem 3rem; }
 h1 { font-size: 1.6rem; margin: 0.5rem 0 0.2rem; }
 h2 { font-size: 1.25rem; border-bottom: 2px solid #d8dce3; padding-bottom: 0.3rem; margin-top: 0; }
 h3 { font-size: 1rem; margin: 1rem 0 0.4rem; }
 nav a { margin-right: 1rem; color: #2456a6; text-decoration: none; }
-section { background: white; border-radius: 8px; padding: 1.2rem 1.5rem; margin: 1.2rem 0; box-shadow: 0 1px 3px rgba(0,0,0,.08); }
+section { background: white; border-radius: 8px; padding: 1.2rem 1.5rem; margin: 1.2rem 0;
+          box-shadow: 0 1px 3px rgba(0, 0, 0, 0.08); }
 table { border-collapse: collapse; font-size: 0.92rem; }
 th, td { text-align: left; padding: 0.25rem 1rem 0.25rem 0; border-bottom: 1px solid #eceef2; vertical-align: top; }
 th { font-weight: 600; color: #4a4f59; }
@@ -348,7 +369,8 @@ figcaption { color: #4a4f59; font-size: 0.9rem; margin-top: 0.4rem; }
 def _page(title: str, sections: list[Section]) -> str:
     navigation = " ".join(f'<a href="#{section.anchor}">{html.escape(section.title)}</a>' for section in sections)
     body = "\n".join(
-        f'<section id="{section.anchor}"><h2>{html.escape(section.title)}</h2>{section.body}</section>' for section in sections
+        f'<section id="{section.anchor}"><h2>{html.escape(section.title)}</h2>{section.body}</section>'
+        for section in sections
     )
     return f"""<!DOCTYPE html>
 <html lang="en">

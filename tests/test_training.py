@@ -47,6 +47,10 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     interrupted = autoencoders.train("vae", "digits", tmp_path / "resumed", epochs=1, **settings)
     resumed = autoencoders.train("vae", "digits", interrupted, epochs=3, resume=True, progress=False)
     first, second = weights(straight), weights(resumed)
+    import pandas as pd
+
+    validation_epochs = pd.read_csv(resumed / "metrics.csv")["val/loss"].dropna()
+    assert len(validation_epochs) == 3  # the resumed run kept the rows logged before the interruption
     steps_per_epoch = -(-len(autoencoders.load_dataset("digits").train) // 128)
     assert json.loads((resumed / "config.json").read_text())["training"]["steps_done"] == 3 * steps_per_epoch
     assert all(torch.equal(first[key], second[key]) for key in first)

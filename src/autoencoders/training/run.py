@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoencoders.io import ModelFileError, atomic_write_json, read_config, save_model
+from autoencoders.io import ModelFileError, atomic_write_bytes, atomic_write_json, read_config, save_model
 
 LOGGERS = ("csv", "tensorboard", "mlflow")
 
@@ -185,8 +185,13 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
 
     import logging
 
-    # Lightning's start-up banner (accelerator lines, tips) is noise in a library call
+    import warnings
+
+    # Lightning's start-up banner (accelerator lines, tips) and these notices are noise in a library call:
+    # short runs log less often than log_every, a resumed run appends to its own metrics.csv
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    for notice in ("The number of training batches", "Experiment logs directory", r"`isinstance\(treespec, LeafSpec\)`"):
+        warnings.filterwarnings("ignore", message=notice)
     training = training_config({k: v for k, v in run_config["training"].items() if k not in ("steps_done", "seconds", "epochs_done", "stopped_early")})
     pl.seed_everything(training.seed, workers=False, verbose=False)
     model = build_model(run_config["model"]["name"], run_config["model"]["config"])
@@ -217,8 +222,12 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
         log_every_n_steps=training.log_every,
         num_sanity_val_steps=0,
     )
+    metrics_path = out / "metrics.csv"
+    earlier_metrics = metrics_path.read_text() if checkpoint is not None and metrics_path.exists() else None
     started = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=checkpoint)
+    if earlier_metrics is not None and trainer.is_global_zero:
+        _prepend_metrics(metrics_path, earlier_metrics)
     seconds = time.perf_counter() - started + run_config["training"].get("seconds", 0.0)
 
     if training.patience is not None:  # early stopping: keep the best weights, not the last
@@ -233,3 +242,17 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
     if trainer.is_global_zero:
         save_model(model.cpu(), out, extra=run_config)
     return out
+
+
+def _prepend_metrics(metrics_path: Path, earlier: str) -> None:
+    """Lightning's CSV logger starts metrics.csv afresh; a resumed run keeps the rows logged before it."""
+    import io
+
+    import pandas as pd
+
+    before = pd.read_csv(io.StringIO(earlier))
+    after = pd.read_csv(metrics_path) if metrics_path.exists() else before.iloc[:0]
+    if len(after):  # rows logged after the checkpoint by the interrupted run are replaced by the new ones
+        before = before[before["step"] < after["step"].min()]
+    merged = pd.concat([before, after], ignore_index=True)
+    atomic_write_bytes(metrics_path, merged.to_csv(index=False).encode())

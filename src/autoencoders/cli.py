@@ -166,13 +166,7 @@ def train_command(
     if evaluate:
         from autoencoders.metrics import evaluate as evaluate_run
 
-        results = _guard(evaluate_run, run, data_dir=data_dir)
-        table = Table(title=f"test metrics ({run})")
-        table.add_column("metric")
-        table.add_column("value", justify="right")
-        for name, value in results.items():
-            table.add_row(name, f"{value:.4f}")
-        Console().print(table)
+        _print_metrics(f"test metrics of {run}", _guard(evaluate_run, run, data_dir=data_dir))
     print(run)
 
 
@@ -204,7 +198,11 @@ def evaluate_command(
     if as_json:
         print(json.dumps(results))
         return
-    table = Table(title=f"{split} metrics of {run}")
+    _print_metrics(f"{split} metrics of {run}", results)
+
+
+def _print_metrics(title: str, results: dict[str, float]) -> None:
+    table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in results.items():

@@ -23,7 +23,7 @@ install-dev: $(BIN)/python
 # The main job on a built-in dataset (scikit-learn's 8x8 digits, no download): train a VAE, evaluate it on
 # the test split, write its HTML report, print where it is.
 demo: install
-	$(BIN)/autoencoders train vae --data digits --arch mlp --hidden 256,128 --latent-dim 8 --epochs 40 \
+	$(BIN)/autoencoders train vae --data digits --arch mlp --hidden 256,128 --latent-dim 8 --epochs 150 --batch-size 32 \
 		--out runs/demo-vae-digits --no-progress
 	$(BIN)/autoencoders report runs/demo-vae-digits
 

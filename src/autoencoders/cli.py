@@ -174,7 +174,7 @@ def train_command(
 def evaluate_command(
     run: Path = RunArg,
     data: Optional[str] = typer.Option(None, "--data", help="Evaluate on another dataset (default: the run's)."),
-    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: mse,l1,bce,hamming,psnr,ssim,nll,elbo,kl."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: mse,l1,bce,hamming,psnr,ssim,nll,neg_elbo,kl."),
     samples: int = typer.Option(1000, "--samples", "-k", help="Importance samples per item for nll."),
     split: str = typer.Option("test", "--split", help="train | val | test."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N items."),

@@ -1,7 +1,7 @@
 """``evaluate``: named metrics of a trained model on a dataset split.
 
 Reconstruction metrics (mse, l1, bce, hamming, psnr, ssim) work for every model; likelihood metrics
-(nll, elbo, kl) for the VAE family.
+(nll, neg_elbo, kl) for the VAE family.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def default_metrics(model, item_shape: tuple[int, ...]) -> list[str]:
     if len(item_shape) == 3:
         names += ["psnr", "ssim"]
     if hasattr(model, "log_importance_weights"):
-        names += ["elbo", "kl"]
+        names += ["neg_elbo", "kl"]
     return names
 
 

@@ -2,7 +2,7 @@
 
 ``nll``: -log p(x) estimated by importance sampling with K samples from q(z|x) (Burda et al. 2016);
 the estimate is a stochastic upper bound on the true NLL that tightens as K grows (K=1 is the ELBO in
-expectation). ``elbo``: the negative ELBO (reconstruction NLL + KL). ``kl``: KL(q(z|x) || p(z)).
+expectation). ``neg_elbo``: the negative ELBO (reconstruction NLL + KL). ``kl``: KL(q(z|x) || p(z)).
 """
 
 from __future__ import annotations
@@ -35,4 +35,4 @@ def kl(model, x: Tensor, y: Tensor | None, samples: int = 1) -> Tensor:
     return gaussian_kl(*model.posterior(x, y))
 
 
-LIKELIHOOD_METRICS = {"nll": nll, "elbo": negative_elbo, "kl": kl}
+LIKELIHOOD_METRICS = {"nll": nll, "neg_elbo": negative_elbo, "kl": kl}

@@ -90,3 +90,21 @@ def test_early_stopping_ends_a_run_that_stops_improving(tmp_path):
     )
     training = json.loads((run / "config.json").read_text())["training"]
     assert training["epochs_done"] == 3 and training["stopped_early"]
+
+
+def test_ddp_on_two_cpu_processes(tmp_path):
+    # Lightning's DDP launcher starts the script again per rank, so the run goes through a script file
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp_train.py"
+    script.write_text(
+        "import autoencoders\n"
+        "if __name__ == '__main__':\n"
+        f"    autoencoders.train('vae', 'digits', {str(tmp_path / 'run')!r}, hidden=(32,), latent_dim=4, max_steps=12,\n"
+        "        progress=False, settings={'training.strategy': 'ddp', 'training.devices': 2, 'training.accelerator': 'cpu'})\n"
+    )
+    subprocess.run([sys.executable, str(script)], check=True, capture_output=True, timeout=300)
+    training = json.loads((tmp_path / "run" / "config.json").read_text())["training"]
+    assert training["steps_done"] == 12 and training["devices"] == 2
+    assert torch.isfinite(torch.cat([w.flatten() for w in weights(tmp_path / "run").values()])).all()

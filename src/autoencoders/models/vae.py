@@ -54,10 +54,11 @@ class VAE(Autoencoder):
             raise ValueError(f"unknown kl_schedule {config.kl_schedule!r}; choose one of {', '.join(KL_SCHEDULES)}")
         self.encoder = build_encoder(config, self.encoder_input_shape, 2 * config.latent_dim)
         self.decoder = build_decoder(config, config.latent_dim + config.num_classes, config.input_shape)
+        # learned only where the likelihood has a scale (Gaussian, Laplace) and none was fixed; a
+        # parameter that no loss uses would also stall DDP's gradient reducer
         initial_scale = 0.0 if config.decoder_log_scale is None else config.decoder_log_scale
-        self.decoder_log_scale = nn.Parameter(
-            torch.tensor(float(initial_scale)), requires_grad=config.decoder_log_scale is None
-        )
+        learned = config.decoder_log_scale is None and config.recon_loss != "bce"
+        self.decoder_log_scale = nn.Parameter(torch.tensor(float(initial_scale)), requires_grad=learned)
 
     @property
     def encoder_input_shape(self) -> tuple[int, ...]:

@@ -122,7 +122,7 @@ class AutoencoderModule(pl.LightningModule):
             values = {("val/" if single else f"val/{name}/") + key: value for key, value in terms.items()}
             if index == 0 and not single:  # early stopping and best.ckpt watch the first player's loss
                 values["val/loss"] = terms["loss"]
-            self.log_dict(values, batch_size=x.shape[0])
+            self.log_dict(values, batch_size=x.shape[0], sync_dist=True)  # averaged over DDP processes
 
     def on_train_epoch_start(self) -> None:
         # the batch order is a function of (seed, epoch): a resumed run sees the same epochs again

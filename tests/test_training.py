@@ -45,8 +45,11 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     settings = dict(latent_dim=4, hidden=(32,), batch_size=128, seed=3, progress=False)
     straight = autoencoders.train("vae", "digits", tmp_path / "straight", epochs=3, **settings)
     interrupted = autoencoders.train("vae", "digits", tmp_path / "resumed", epochs=1, **settings)
+    assert torch.load(interrupted / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
     resumed = autoencoders.train("vae", "digits", interrupted, epochs=3, resume=True, progress=False)
     first, second = weights(straight), weights(resumed)
+    # last.ckpt follows every epoch, whether or not the validation loss improved
+    assert torch.load(straight / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
     import pandas as pd
 
     validation_epochs = pd.read_csv(resumed / "metrics.csv")["val/loss"].dropna()

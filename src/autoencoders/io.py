@@ -27,12 +27,19 @@ class ModelFileError(Exception):
     """A saved model that cannot be loaded, with what is wrong and what to do."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temporary file beside ``path`` and rename it over: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(descriptor, 0o666 & ~_umask())  # mkstemp makes 0600 files; saved models are for sharing
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -10,10 +10,13 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 
 def build_callbacks(out: Path, patience: int | None, progress: bool) -> list[Callback]:
     callbacks: list[Callback] = [
+        # best.ckpt when val/loss improves; last.ckpt after every epoch (Lightning's save_last would only
+        # follow the best one's saves, so an interrupted run could lose many epochs)
         ModelCheckpoint(
             dirpath=out / "checkpoints", filename="best", monitor="val/loss", mode="min",
-            save_top_k=1, save_last=True, enable_version_counter=False,
-        )
+            save_top_k=1, enable_version_counter=False,
+        ),
+        ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_top_k=1, enable_version_counter=False),
     ]
     if patience is not None:
         callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=patience))

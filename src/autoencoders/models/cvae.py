@@ -6,6 +6,7 @@ The label enters as a one-hot vector: appended to the flattened item (mlp) or as
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -39,7 +40,7 @@ class CVAE(VAE):
         shape = self.config.input_shape
         if self.is_image:
             return (shape[0] + self.config.num_classes, *shape[1:])
-        return (int(torch.tensor(shape).prod()) + self.config.num_classes,)
+        return (math.prod(shape) + self.config.num_classes,)
 
     def _one_hot(self, y: Tensor | None, batch: int) -> Tensor:
         if y is None:

@@ -17,6 +17,8 @@ from typing import Any
 from autoencoders.io import ModelFileError, atomic_write_bytes, atomic_write_json, read_config, save_model
 
 LOGGERS = ("csv", "tensorboard", "mlflow")
+# what a finished run adds to its "training" entry in config.json, beside the settings
+OUTCOME_KEYS = ("steps_done", "epochs_done", "seconds", "stopped_early")
 
 
 @dataclass
@@ -192,7 +194,7 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     for notice in ("The number of training batches", "Experiment logs directory", r"`isinstance\(treespec, LeafSpec\)`"):
         warnings.filterwarnings("ignore", message=notice)
-    training = training_config({k: v for k, v in run_config["training"].items() if k not in ("steps_done", "seconds", "epochs_done", "stopped_early")})
+    training = training_config({k: v for k, v in run_config["training"].items() if k not in OUTCOME_KEYS})
     pl.seed_everything(training.seed, workers=False, verbose=False)
     model = build_model(run_config["model"]["name"], run_config["model"]["config"])
     out.mkdir(parents=True, exist_ok=True)

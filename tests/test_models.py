@@ -43,7 +43,7 @@ def test_shapes(name, arch, digits_batch):
     model = make(name, arch, latent_dim=16 if arch == "acai" else 8)
     labels = y if model.conditional else None
     code = model.encode(x, labels)
-    assert code.shape == (64, model.config.latent_dim)
+    assert code.shape == (64, model.code_size)
     assert model.decode(code, labels).shape == x.shape
     assert model.reconstruct(x, labels).shape == x.shape
     # binary losses decode to probabilities

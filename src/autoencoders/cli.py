@@ -97,8 +97,40 @@ def datasets_command(data_dir: Optional[Path] = DataDirOpt) -> None:
     console.print("Your own data: --data PATH to a folder of images, a .csv/.parquet table or a .npy array.")
 
 
-@app.command("train")
+# flags that name a model setting differently from its config field
+SETTING_ALIASES = {"dropout": "latent_dropout"}
+
+
+def _model_flags(arguments: list[str]) -> dict[str, Any]:
+    """``--prior mog --components 10 --supervised`` -> {"prior": "mog", "components": 10, "supervised": True}.
+
+    Any field of the model's config can be given as a flag (dashes for underscores); a flag with no value
+    is True. The model rejects fields it does not have, naming the ones it has.
+    """
+    import yaml
+
+    settings: dict[str, Any] = {}
+    index = 0
+    while index < len(arguments):
+        token = arguments[index]
+        if not token.startswith("--") or len(token) < 3:
+            _fail(f"unexpected argument {token!r}; model settings are given as --name value (e.g. --prior mog)")
+        name, sep, value = token[2:].partition("=")
+        if not sep:
+            has_value = index + 1 < len(arguments) and not arguments[index + 1].startswith("--")
+            value = arguments[index + 1] if has_value else "true"
+            index += has_value
+        key = name.replace("-", "_")
+        settings[SETTING_ALIASES.get(key, key)] = yaml.safe_load(value)
+        index += 1
+    return settings
+
+
+@app.command(
+    "train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
 def train_command(
+    context: typer.Context,
     model: str = typer.Argument(..., help="Model family: see `autoencoders models`."),
     data: Optional[str] = typer.Option(None, "--data", help="Dataset name (`autoencoders datasets`) or a path."),
     arch: Optional[str] = typer.Option(None, "--arch", help="Network: mlp | conv | acai."),
@@ -120,6 +152,9 @@ def train_command(
 ) -> None:
     """Train a model and write a run folder (config.json, model.safetensors, metrics, checkpoints).
 
+    Settings of the model family are flags too (`--prior mog`, `--supervised`, `--labels 100`,
+    `--clusters 16`, `--dropout 0.5`), the same as `--set prior=mog`.
+
     Examples:
 
       autoencoders train vae --data digits --epochs 20
@@ -127,6 +162,12 @@ def train_command(
       autoencoders train beta-vae --data mnist --arch conv --latent-dim 10 --set beta=4 --set kl_schedule=linear --set kl_warmup_steps=5000
 
       autoencoders train dae --data fashion-mnist --set noise=masking --set noise_level=0.5 --out runs/dae
+
+      autoencoders train aae --data mnist --prior mog --components 10 --latent-dim 2
+
+      autoencoders train aae-semi --data mnist --labels 100 --seed 1
+
+      autoencoders train acai --data lines --arch acai --latent-dim 64 --max-steps 20000
 
       autoencoders train vae --data mnist-binary --arch conv --config vae.yaml --out runs/vae --resume
     """
@@ -148,6 +189,7 @@ def train_command(
     for key, value in flags.items():
         if value is not None:
             options[key] = value
+    settings.update(_model_flags(context.args))
     settings.update(_parse_set(set_))
     known = set(flags)
     settings.update({key: options.pop(key) for key in list(options) if key not in known})
@@ -240,11 +282,13 @@ def sample_command(
 
     model = _guard(load, run)
     if not model.generative:
-        _fail(f"{model.name!r} has no prior to sample from; train a vae, beta-vae or cvae")
+        from autoencoders.catalog import GENERATIVE
+
+        _fail(f"{model.name!r} has no prior to sample from; train one of: {', '.join(sorted(GENERATIVE))}")
     torch.manual_seed(seed)
     labels = None if label is None else torch.full((n,), label, dtype=torch.long)
-    if labels is not None and (not model.conditional or not 0 <= label < model.config.num_classes):
-        _fail(f"--label needs a conditional model and a class in 0..{max(model.config.num_classes - 1, 0)}")
+    if labels is not None and not 0 <= label < model.sample_classes:
+        _fail(f"--label needs a conditional model (cvae, aae --supervised, aae-semi, aae-cluster) and a class in 0..{max(model.sample_classes - 1, 0)}")
     _save_picture(model.sample(n, labels), output, model.config.value_range)
     console.print(f"wrote {n} samples to {output}")
 
@@ -370,8 +414,8 @@ def decode_command(
         array = frame[[c for c in frame.columns if c.startswith("z")]].to_numpy()
     else:
         array = np.load(codes)
-    if array.ndim != 2 or array.shape[1] != model.config.latent_dim:
-        _fail(f"codes must have shape (N, {model.config.latent_dim}); {codes} has {array.shape}")
+    if array.ndim != 2 or array.shape[1] != model.code_size:
+        _fail(f"codes must have shape (N, {model.code_size}); {codes} has {array.shape}")
     z = torch.as_tensor(array, dtype=torch.float32)
     labels = None
     if model.conditional:
@@ -381,6 +425,120 @@ def decode_command(
     with torch.no_grad():
         _save_picture(model.decode(z, labels), output, model.config.value_range)
     console.print(f"wrote {len(z)} decoded items to {output}")
+
+
+def _label_list(text: str | None, count: int) -> list[int]:
+    """"0-9", "1,3,5" or None (all ``count`` classes) -> class indices, checked."""
+    if text is None:
+        return list(range(count))
+    labels: list[int] = []
+    try:
+        for part in text.replace(" ", "").split(","):
+            first, dash, last = part.partition("-")
+            labels += list(range(int(first), int(last) + 1)) if dash else [int(first)]
+    except ValueError:
+        _fail(f"--labels takes classes like 0-9 or 1,3,5; got {text!r}")
+    wrong = [label for label in labels if not 0 <= label < count]
+    if wrong or not labels:
+        _fail(f"--labels must name classes in 0..{count - 1}; got {text!r}")
+    return labels
+
+
+def _read_image(path: Path, item_shape: tuple[int, ...], value_range) -> "torch.Tensor":
+    """An image file as one model input: converted to the model's channels and size, scaled to its value range."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    channels, height, width = item_shape
+    if channels not in (1, 3):
+        _fail(f"the model takes {channels}-channel items; only 1- and 3-channel models read image files")
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR))
+    unit = torch.as_tensor(pixels, dtype=torch.float32).div(255).reshape(height, width, channels).permute(2, 0, 1)
+    low, high = value_range
+    return unit * (high - low) + low
+
+
+@app.command("style-transfer")
+def style_transfer_command(
+    run: Path = RunArg,
+    source: str = typer.Option(..., "--source", help="Test-set indices (3 or 0,5,9) or image files (a.png,b.png)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Classes to render: 0-9 or 1,3,5 (default all)."),
+    output: Path = typer.Option(Path("style-transfer.png"), "-o", "--output", help="A .png grid or a .npy array."),
+    data_dir: Optional[Path] = DataDirOpt,
+) -> None:
+    """Render each source's style as every label (a supervised AAE): one row per source, the source first.
+
+    Example: autoencoders style-transfer runs/aae-sup --source 0,1,2 --labels 0-9 -o styles.png
+    """
+    import torch
+
+    from autoencoders.io import load
+
+    model = _guard(load, run)
+    if not hasattr(model, "style_transfer") or not model.conditional:
+        _fail(f"style transfer needs a supervised AAE (autoencoders train aae --supervised); {run} is a {model.name}")
+    classes = _label_list(labels, model.config.num_classes)
+    parts = [part.strip() for part in source.split(",") if part.strip()]
+    if all(part.isdigit() for part in parts):
+        from autoencoders.io import load_run_data
+
+        test = _guard(load_run_data, run, data_dir=data_dir).test
+        if max(map(int, parts)) >= len(test):
+            _fail(f"--source indices must be below the test set's {len(test)} items")
+        x = test[[int(part) for part in parts]]
+    else:
+        missing = [part for part in parts if not Path(part).is_file()]
+        if missing:
+            _fail(f"--source: {', '.join(missing)} is neither a test-set index nor an image file")
+        x = torch.stack([_read_image(Path(part), tuple(model.config.input_shape), model.config.value_range) for part in parts])
+    frames = model.style_transfer(x, torch.tensor(classes))  # (sources, labels, *shape)
+    grid = torch.cat([x.unsqueeze(1), frames], dim=1).flatten(0, 1)
+    _save_picture(grid, output, model.config.value_range, nrow=len(classes) + 1)
+    console.print(f"wrote {len(parts)} source(s) x {len(classes)} labels to {output}")
+
+
+benchmark_app = typer.Typer(help="Benchmarks of a trained model.", no_args_is_help=True)
+app.add_typer(benchmark_app, name="benchmark")
+
+
+@benchmark_app.command("lines")
+def benchmark_lines_command(
+    run: Path = RunArg,
+    pairs: int = typer.Option(256, "--pairs", help="Interpolations: test lines i and PAIRS + i."),
+    steps: int = typer.Option(16, "--steps", help="Frames per interpolation, endpoints included."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Also picture the first 8 interpolations (.png)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """The ACAI lines benchmark: Mean Distance and Smoothness of latent interpolations (lower is better).
+
+    The model must be trained on `lines`. Results are also saved to RUN/metrics.json.
+
+    Example: autoencoders benchmark lines runs/acai-lines --json
+    """
+    import json
+
+    from autoencoders.data import load_dataset
+    from autoencoders.io import atomic_write_json, load
+    from autoencoders.metrics.lines import lines_benchmark
+
+    model = _guard(load, run)
+    test = _guard(load_dataset, "lines", limit=2 * pairs).test  # the first test lines, the same for every seed
+    scores, frames = _guard(lines_benchmark, model, test, pairs, steps)
+    if output is not None:
+        from autoencoders.plots import interpolation_strip
+
+        interpolation_strip(frames[:, :8].transpose(0, 1), (-1.0, 1.0)).save(output)
+    results = {f"lines_{name}": value for name, value in scores.items()}
+    metrics_path = run / "metrics.json"
+    if run.is_dir():
+        previous = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+        atomic_write_json(metrics_path, {**previous, **results, "lines_pairs": pairs, "lines_steps": steps})
+    if as_json:
+        print(json.dumps(results))
+        return
+    _print_metrics(f"lines benchmark of {run} ({pairs} interpolations, {steps} steps)", results)
 
 
 @app.command("report")

@@ -462,6 +462,45 @@ def latent_scatter(
     return figure
 
 
+def latent_against_prior(
+    codes: Any, prior: Any, labels: Any = None, class_names: Sequence[str] | None = None, seed: int = 0,
+    max_points: int = 5000,
+) -> Figure:
+    """Codes of data (coloured by class) over samples of the prior (grey): does the code match the prior?
+
+    2-D codes are drawn as they are; wider codes are projected on the first two principal axes of the prior
+    samples, so the prior's shape is what fixes the view.
+    """
+    points, prior_points = _as_float_array(codes), _as_float_array(prior)
+    rng = np.random.default_rng(seed)
+    if len(points) > max_points:
+        chosen = rng.choice(len(points), max_points, replace=False)
+        points, labels = points[chosen], None if labels is None else _as_array(labels)[chosen]
+    if points.shape[1] == 2:
+        projected, prior_projected, axis_names = points, prior_points, ("z[0]", "z[1]")
+        description = "2-D codes"
+    else:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2, random_state=seed).fit(prior_points)
+        projected, prior_projected = pca.transform(points), pca.transform(prior_points)
+        axis_names, description = ("prior PC 1", "prior PC 2"), f"{points.shape[1]}-D codes on the prior's principal axes"
+    figure = Figure(figsize=(7.0, 5.6), layout="constrained")
+    axes = figure.subplots()
+    style = dict(s=float(np.clip(15000 / len(projected), 5, 36)), alpha=0.8, linewidths=0)
+    axes.scatter(prior_projected[:, 0], prior_projected[:, 1], color="0.75", s=style["s"], alpha=0.5, linewidths=0)
+    colors = None if labels is None else _as_array(labels)
+    if colors is not None and _is_categorical(colors):
+        _scatter_classes(axes, projected, colors, class_names, "class", style)
+    else:
+        axes.scatter(projected[:, 0], projected[:, 1], color=TRAIN_COLOR, **style)
+    axes.set_title(f"{description}: test items (colour) over prior samples (grey)")
+    axes.set_xlabel(axis_names[0])
+    axes.set_ylabel(axis_names[1])
+    axes.grid(alpha=0.3)
+    return figure
+
+
 def _is_categorical(labels: np.ndarray) -> bool:
     is_discrete = labels.dtype.kind in "biu"
     return is_discrete and len(np.unique(labels)) <= MAX_LEGEND_CLASSES

@@ -28,6 +28,7 @@ INTERPOLATION_PAIRS = 4
 LATENT_POINTS = 5000
 ENCODE_BATCH = 1024
 SAMPLES_PER_CLASS = 8
+STYLE_SOURCES = 8
 MAX_SAMPLED_CLASSES = 20  # conditional models with more classes show the first ones only
 TRAINING_KEYS = ("batch_size", "lr", "epochs", "max_steps", "seed", "precision", "patience")
 
@@ -101,6 +102,10 @@ def _model_sections(
         sections.append(_interpolation_section(model, dataset, pictures))
     if dataset is not None:
         sections.append(_latent_section(model, dataset, projection, seed, pictures))
+    if dataset is not None and hasattr(model, "sample_prior"):
+        sections.append(_prior_section(model, dataset, seed, pictures))
+    if dataset is not None and hasattr(model, "style_transfer") and model.conditional and _is_image_data(dataset):
+        sections.append(_style_transfer_section(model, dataset, pictures))
     return sections
 
 
@@ -135,7 +140,7 @@ def _class_name(dataset, label: int) -> str:
 
 def _class_labels(model, labels: Tensor | None) -> Tensor | None:
     """The labels a conditional model takes (None for the others)."""
-    return labels if model.config.num_classes > 0 else None
+    return labels if model.conditional else None
 
 
 def _reconstruction_section(model, dataset, n_items: int, pictures: PictureWriter) -> Section:
@@ -155,14 +160,15 @@ def _reconstruction_section(model, dataset, n_items: int, pictures: PictureWrite
 
 
 def _samples_section(model, dataset, n_items: int, pictures: PictureWriter) -> Section:
-    num_classes = model.config.num_classes
+    num_classes = model.sample_classes
     is_image = plots.is_image_shape(model.config.input_shape)
     value_range = tuple(model.config.value_range)
     if num_classes > 0:
         per_class = SAMPLES_PER_CLASS if is_image else 3  # line plots take far more room than images
         classes = range(min(num_classes, MAX_SAMPLED_CLASSES))
         rows = [model.sample(per_class, y=torch.full((per_class,), label, dtype=torch.long)) for label in classes]
-        names = [_class_name(dataset, label) for label in classes]
+        clusters = getattr(model.config, "clusters", None)  # aae-cluster: rows are clusters, not classes
+        names = [f"cluster {label}" if clusters else _class_name(dataset, label) for label in classes]
         samples = torch.cat(rows)
         caption = f"{per_class} samples of each class, one class per row."
         if num_classes > MAX_SAMPLED_CLASSES:
@@ -226,6 +232,33 @@ def _latent_section(model, dataset, projection: str, seed: int, pictures: Pictur
     caption = f"Codes of {len(items)} test items (the encoder's mean), projected to 2-D"
     caption += f" and coloured by {label_name}." if label_name else "."
     return Section("latent", "Latent space", pictures.add(figure, "latent", caption))
+
+
+def _prior_section(model, dataset, seed: int, pictures: PictureWriter) -> Section:
+    items, labels = dataset.test[:LATENT_POINTS], dataset.test_labels
+    labels = None if labels is None else labels[:LATENT_POINTS]
+    codes = torch.cat([model.encode(items[start : start + ENCODE_BATCH]) for start in range(0, len(items), ENCODE_BATCH)])
+    figure = plots.latent_against_prior(
+        codes, model.sample_prior(len(items)), labels, class_names=getattr(dataset, "class_names", None), seed=seed
+    )
+    caption = (
+        f"Codes of {len(items)} test items over as many samples of the {model.config.prior} prior: the discriminator "
+        "pushes the codes to fill the prior, so that decoded prior samples look like data."
+    )
+    return Section("prior", "Latent space against the prior", pictures.add(figure, "prior", caption))
+
+
+def _style_transfer_section(model, dataset, pictures: PictureWriter) -> Section:
+    sources = dataset.test[:STYLE_SOURCES]
+    classes = torch.arange(model.config.num_classes)
+    frames = model.style_transfer(sources, classes)
+    grid = torch.cat([sources.unsqueeze(1), frames], dim=1).flatten(0, 1)
+    picture = plots.image_grid(grid, nrow=len(classes) + 1, value_range=tuple(model.config.value_range))
+    caption = (
+        f"Style transfer: each row takes the style code of a test item (left) and decodes it with every label "
+        f"({', '.join(_class_name(dataset, int(label)) for label in classes)})."
+    )
+    return Section("style", "Style transfer", pictures.add(picture, "style_transfer", caption, pixelated=True))
 
 
 def _batch(labels: Tensor | None, start: int) -> Tensor | None:

@@ -100,3 +100,34 @@ class TensorBatches:
             if draws is not None:
                 x = torch.bernoulli(x, generator=draws)
             yield x, y
+
+
+class SemiSupervisedBatches(TensorBatches):
+    """Batches for semi-supervised training: every item unlabelled (y = -1), plus a labelled batch appended.
+
+    Each batch is ``(x, y)`` with the ``batch_size`` usual items (labels hidden) followed by
+    ``labelled_batch_size`` items of the labelled subset ``labelled_index`` with their labels, taken in a
+    seeded order that is reshuffled whenever the subset is used up, so even 100 labels take part in every
+    step. Every rank draws the same labelled items.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, labelled_index: torch.Tensor, labelled_batch_size: int, **options):
+        super().__init__(x, torch.full((len(x),), -1, dtype=torch.long), **options)
+        self.labelled_x = x.index_select(0, labelled_index)
+        self.labelled_y = y.long().index_select(0, labelled_index)
+        self.labelled_batch_size = min(labelled_batch_size, len(labelled_index))
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        epoch = self.epoch
+        draws = torch.Generator().manual_seed(stream_seed("labelled-batches", self.seed, epoch))
+        count = len(self.labelled_y)
+        order, position = torch.randperm(count, generator=draws), 0
+        for x, y in super().__iter__():
+            if position + self.labelled_batch_size > count:
+                order, position = torch.randperm(count, generator=draws), 0
+            index = order[position : position + self.labelled_batch_size]
+            position += self.labelled_batch_size
+            labelled_x = self.labelled_x.index_select(0, index)
+            if self.binarize:
+                labelled_x = torch.bernoulli(labelled_x, generator=draws)
+            yield torch.cat([x, labelled_x]), torch.cat([y, self.labelled_y.index_select(0, index)])

@@ -70,3 +70,26 @@ def three_way_split(
     if len(kept) == 0:
         raise DataError(f"val_size {val_size} and test_size {test_size} leave no training items out of {total}")
     return rest[kept], rest[val], test
+
+
+def balanced_subset(labels: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """Sorted indices of ``count`` items, as many of each class as possible (classes in turn), picked by ``seed``.
+
+    For semi-supervised training: "100 labels" means 10 items of each of MNIST's 10 classes.
+    """
+    labels = torch.as_tensor(labels).long()
+    classes = labels.unique()
+    if not 0 < count <= len(labels):
+        raise DataError(f"the labelled subset must hold 1 to {len(labels)} items; got {count}")
+    if count < len(classes):
+        raise DataError(f"{count} labelled items cannot cover all {len(classes)} classes; ask for at least {len(classes)}")
+    order = torch.randperm(len(labels), generator=generator("labelled", seed))
+    per_class = [order[labels[order] == label] for label in classes]  # each class's items, in seeded order
+    share, extra = divmod(count, len(classes))
+    chosen = []
+    for index, members in enumerate(per_class):
+        wanted = share + (1 if index < extra else 0)
+        if len(members) < wanted:
+            raise DataError(f"class {int(classes[index])} has {len(members)} items; {wanted} were asked for")
+        chosen.append(members[:wanted])
+    return torch.cat(chosen).sort().values

@@ -1,7 +1,8 @@
 """``evaluate``: named metrics of a trained model on a dataset split.
 
 Reconstruction metrics (mse, l1, bce, hamming, psnr, ssim) work for every model; likelihood metrics
-(nll, neg_elbo, kl) for the VAE family.
+(nll, neg_elbo, kl) for the VAE family; representation metrics (probe, kmeans) for every model on labelled
+data, classification_error and cluster_error for models with a label or cluster head.
 """
 
 from __future__ import annotations
@@ -13,8 +14,13 @@ import torch
 
 from autoencoders.metrics.likelihood import LIKELIHOOD_METRICS
 from autoencoders.metrics.recon import RECONSTRUCTION_METRICS
+from autoencoders.metrics.representation import REPRESENTATION_METRICS
 
-METRICS = {**{name: "reconstruction" for name in RECONSTRUCTION_METRICS}, **{name: "likelihood" for name in LIKELIHOOD_METRICS}}
+METRICS = {
+    **{name: "reconstruction" for name in RECONSTRUCTION_METRICS},
+    **{name: "likelihood" for name in LIKELIHOOD_METRICS},
+    **{name: "representation" for name in REPRESENTATION_METRICS},  # computed over whole splits
+}
 
 
 def default_metrics(model, item_shape: tuple[int, ...]) -> list[str]:
@@ -25,6 +31,10 @@ def default_metrics(model, item_shape: tuple[int, ...]) -> list[str]:
         names += ["psnr", "ssim"]
     if hasattr(model, "log_importance_weights"):
         names += ["neg_elbo", "kl"]
+    if model.name == "aae-semi":
+        names.append("classification_error")
+    if model.name == "aae-cluster":
+        names.append("cluster_error")
     return names
 
 
@@ -40,9 +50,11 @@ def evaluate_model(
         raise ValueError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}")
     torch.manual_seed(seed)
     model = model.to(device).eval()
+    results = {name: REPRESENTATION_METRICS[name](model, dataset, split, seed=seed) for name in metrics if METRICS[name] == "representation"}
+    metrics = [name for name in metrics if name not in results]
     x_all, y_all = dataset.split(split), dataset.labels(split) if model.conditional else None
     totals = dict.fromkeys(metrics, 0.0)
-    for start in range(0, x_all.shape[0], batch_size):
+    for start in range(0, x_all.shape[0] if metrics else 0, batch_size):
         x = x_all[start : start + batch_size].to(device)
         y = None if y_all is None else y_all[start : start + batch_size].to(device)
         reconstruction = model.reconstruct(x, y) if any(METRICS[m] == "reconstruction" for m in metrics) else None
@@ -52,7 +64,7 @@ def evaluate_model(
             else:
                 values = LIKELIHOOD_METRICS[name](model, x, y, samples=samples)
             totals[name] += float(values.double().sum())
-    return {name: total / x_all.shape[0] for name, total in totals.items()}
+    return {**{name: total / x_all.shape[0] for name, total in totals.items()}, **results}
 
 
 def evaluate(

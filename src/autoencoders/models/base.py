@@ -72,6 +72,7 @@ class Autoencoder(nn.Module):
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     generative: ClassVar[bool] = False  # True when ``sample`` draws from a prior
     conditional: ClassVar[bool] = False  # True when encode/decode take the label y
+    labelled_items: int | None = None  # semi-supervised models: how many training items keep their label
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -99,6 +100,26 @@ class Autoencoder(nn.Module):
 
     def players(self) -> dict[str, Player]:
         return {"autoencoder": Player(self.parameters, self.loss)}
+
+    @property
+    def uses_labels(self) -> bool:
+        """Whether training batches must carry labels (conditional and (semi-)supervised models)."""
+        return self.conditional or self.labelled_items is not None
+
+    @property
+    def code_size(self) -> int:
+        """Numbers per item that ``encode`` gives and ``decode`` takes."""
+        return self.config.latent_dim
+
+    @property
+    def sample_classes(self) -> int:
+        """How many classes ``sample(n, y)`` can be asked for (0: ``y`` is not taken)."""
+        return self.config.num_classes if self.conditional else 0
+
+    @classmethod
+    def needs_classes(cls, settings: dict[str, Any]) -> bool:
+        """Whether a model built from ``settings`` needs the dataset's number of classes (``num_classes``)."""
+        return cls.conditional
 
     # -- uses built on the verbs ------------------------------------------------------------------------
     @property

@@ -3,7 +3,8 @@
 Encoder: a 1x1 convolution to ``depth`` channels; per scale two 3x3 convolutions with leaky ReLU and a 2x2
 average pooling, channels doubling per scale; then a 3x3 convolution and a linear 3x3 convolution to the
 latent channels. The code is that bottom feature map, flattened: ``latent_dim`` = latent channels x
-(H / 2^scales) x (W / 2^scales). The decoder mirrors it with nearest-neighbour upsampling.
+(H / 2^scales) x (W / 2^scales). The decoder mirrors it with nearest-neighbour upsampling. Images whose
+sides are not multiples of 2^scales are padded (edge values repeated) and the output cropped back.
 """
 
 from __future__ import annotations
@@ -12,21 +13,29 @@ from torch import Tensor, nn
 
 
 def _conv(channels_in: int, channels_out: int, kernel: int = 3, activation: bool = True) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Conv2d(channels_in, channels_out, kernel, padding=kernel // 2)]
-    return layers + [nn.LeakyReLU(0.2)] if activation else layers
+    conv = nn.Conv2d(channels_in, channels_out, kernel, padding=kernel // 2)
+    # He initialization for leaky ReLU keeps the signal's scale through the ~12 layers; PyTorch's default
+    # shrinks it about 3x per layer, so that at the start every input gives nearly the same output
+    nn.init.kaiming_normal_(conv.weight, a=0.2, nonlinearity="leaky_relu")
+    nn.init.zeros_(conv.bias)
+    return [conv, nn.LeakyReLU(0.2)] if activation else [conv]
 
 
-def bottom_size(input_shape: tuple[int, ...], scales: int) -> tuple[int, int]:
+def padding(input_shape: tuple[int, ...], scales: int) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) padding that makes the image divisible by 2^scales (28x28 -> 32x32)."""
     if len(input_shape) != 3:
         raise ValueError(f"the acai arch needs images (C, H, W); got items of shape {input_shape}")
     _, height, width = input_shape
     factor = 2**scales
-    if height % factor or width % factor:
-        raise ValueError(
-            f"the acai arch halves the image {scales} times; {height}x{width} is not divisible by {factor}. "
-            "Set scales lower (--set scales=N) or use --arch conv"
-        )
-    return height // factor, width // factor
+    extra_height, extra_width = -height % factor, -width % factor
+    return extra_width // 2, extra_width - extra_width // 2, extra_height // 2, extra_height - extra_height // 2
+
+
+def bottom_size(input_shape: tuple[int, ...], scales: int) -> tuple[int, int]:
+    """The latent map's height and width: the (padded) image halved ``scales`` times."""
+    left, right, top, bottom = padding(input_shape, scales)
+    _, height, width = input_shape
+    return (height + top + bottom) >> scales, (width + left + right) >> scales
 
 
 def latent_channels(features: int, input_shape: tuple[int, ...], scales: int) -> int:
@@ -42,7 +51,10 @@ def latent_channels(features: int, input_shape: tuple[int, ...], scales: int) ->
 class ACAIEncoder(nn.Sequential):
     def __init__(self, input_shape: tuple[int, ...], depth: int, scales: int, out_features: int):
         out_channels = latent_channels(out_features, input_shape, scales)
-        layers = _conv(input_shape[0], depth, kernel=1)
+        # images not divisible by 2^scales are padded by repeating their edge (the paper pads MNIST to 32x32)
+        sides = padding(input_shape, scales)
+        layers: list[nn.Module] = [nn.ReplicationPad2d(sides)] if any(sides) else []
+        layers += _conv(input_shape[0], depth, kernel=1)
         channels = depth
         for scale in range(scales):
             layers += _conv(channels, depth << scale) + _conv(depth << scale, depth << scale)
@@ -69,6 +81,11 @@ class ACAIDecoder(nn.Module):
             channels = depth << scale
         layers += _conv(channels, depth) + _conv(depth, output_shape[0], activation=False)
         self.layers = nn.Sequential(*layers)
+        self.crop = padding(output_shape, scales)  # undoes the encoder's padding
+        self.output_size = tuple(output_shape[1:])
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.layers(self.project(z).view(-1, *self.latent_shape))
+        decoded = self.layers(self.project(z).view(-1, *self.latent_shape))
+        left, _, top, _ = self.crop
+        height, width = self.output_size
+        return decoded[:, :, top : top + height, left : left + width]

@@ -91,11 +91,12 @@ def model_settings(model_name: str, dataset, requested: dict[str, Any]) -> dict[
         # [0, 1] images: Bernoulli/BCE is the usual choice (exact for binary data); otherwise Gaussian/MSE
         "recon_loss": "bce" if dataset.binary or is_unit_image else "mse",
     }
-    if cls.conditional:
+    requested = {key: value for key, value in requested.items() if value is not None}
+    if cls.needs_classes(requested):
         if dataset.num_classes < 2:
-            raise ValueError(f"{model_name} is conditioned on labels, but dataset {dataset.name!r} has no class labels")
+            raise ValueError(f"{model_name} with these settings uses class labels, but dataset {dataset.name!r} has none")
         settings["num_classes"] = dataset.num_classes
-    settings.update({key: value for key, value in requested.items() if value is not None})
+    settings.update(requested)
     return settings
 
 
@@ -205,7 +206,10 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
         model, lr=training.lr, weight_decay=training.weight_decay, max_steps=training.max_steps, log_every=training.log_every,
         lr_schedule=training.lr_schedule,
     )
-    data = TensorDataModule(dataset, training.batch_size, training.seed, training.val_batch_size, labels=model.conditional)
+    data = TensorDataModule(
+        dataset, training.batch_size, training.seed, training.val_batch_size, labels=model.uses_labels,
+        labelled_items=model.labelled_items,
+    )
     trainer = pl.Trainer(
         default_root_dir=out,
         max_epochs=training.epochs if training.epochs is not None else -1,

@@ -1,0 +1,99 @@
+"""Adversarial autoencoders on MNIST: semi-supervised classification and unsupervised clustering.
+
+Runs (the AAE paper's tasks, Makhzani et al. 2015, Tables 2 and 3):
+- semi-1000 / semi-100: ``aae-semi`` with 1000 / 100 labelled training images (balanced, picked by the seed);
+  test classification error of the label head.
+- cluster-16: ``aae-cluster`` with 16 clusters and no labels; each cluster gets the majority label of its
+  training members; test error of those labels.
+Network: MLP encoder/decoder 1000-1000 (ReLU), discriminators 512-512, style code 10-D (5-D for clustering),
+Bernoulli decoder on [0, 1] pixels, batch 100 (+100 labelled items for aae-semi), Adam: 1e-3 for the
+autoencoder and the classifier, 2e-4 with β1 = 0.5 for the discriminators and the generator. Each run trains
+for a fixed wall-clock budget on one CPU thread (``--budget-minutes``), then is evaluated.
+
+    python benchmarks/aae_mnist.py [--runs semi-1000,semi-100,cluster-16] [--budget-minutes 20] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, data_dir, write_result, write_table  # noqa: E402
+
+RUNS = {
+    "semi-1000": ("aae-semi", {"labels": 1000, "latent_dim": 10}, "classification_error", 2.5, 1.60),
+    "semi-100": ("aae-semi", {"labels": 100, "latent_dim": 10}, "classification_error", 5.0, 1.90),
+    "cluster-16": ("aae-cluster", {"clusters": 16, "latent_dim": 5}, "cluster_error", 12.0, 9.55),
+}
+RESULT_NAME = "aae_mnist"
+
+
+def run_one(name: str, budget_minutes: float, seed: int) -> dict:
+    import autoencoders
+    from autoencoders.metrics import evaluate
+
+    model, settings, metric, _, _ = RUNS[name]
+    out = ROOT / "runs" / f"aae-mnist-{name}-seed{seed}"
+    minutes = int(budget_minutes)
+    started = time.perf_counter()
+    autoencoders.train(
+        model, "mnist", out, hidden=(1000, 1000), batch_size=100, epochs=1000, lr=1e-3, seed=seed, data_dir=data_dir(),
+        progress=False,
+        settings={
+            **settings, "discriminator_lr": 2e-4, "generator_lr": 2e-4, "recon_loss": "bce",
+            "training.max_time": f"00:{minutes // 60:02d}:{minutes % 60:02d}:00", "training.log_every": 200,
+        },
+    )
+    results = evaluate(out, metrics=[metric, "mse", "probe"], data_dir=data_dir())
+    config = json.loads((out / "config.json").read_text())
+    return {
+        "model": model, "settings": settings, "seed": seed, metric: results[metric], "mse": results["mse"],
+        "probe": results["probe"], "steps": config["training"]["steps_done"], "epochs": config["training"]["epochs_done"],
+        "train_seconds": config["training"]["seconds"], "wall_seconds": round(time.perf_counter() - started, 1),
+        "run_folder": str(out.relative_to(ROOT)),
+    }
+
+
+def table(results: dict) -> str:
+    lines = [
+        "| task | model | test error | target | paper | training (1 CPU thread) | steps | linear probe on the code |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        model, _, metric, target, paper = RUNS[name]
+        lines.append(
+            f"| {name} | {model} | {100 * result[metric]:.2f} % | ≤ {target} % | {paper} % | "
+            f"{result['train_seconds'] / 60:.0f} min | {result['steps']} | {100 * result['probe']:.2f} % |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", default=",".join(RUNS))
+    parser.add_argument("--budget-minutes", type=float, default=20.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    path = ROOT / "results" / f"{RESULT_NAME}.json"
+    results = json.loads(path.read_text())["runs"] if path.exists() else {}
+    for name in args.runs.split(","):
+        results[name] = run_one(name, args.budget_minutes, args.seed)
+        print(name, json.dumps(results[name]), flush=True)
+        write_result(RESULT_NAME, {"runs": results, "budget_minutes": args.budget_minutes})
+        write_table(
+            "Adversarial autoencoders on MNIST (benchmarks/aae_mnist.py)",
+            "MLP 1000-1000 autoencoder, test error on the 10,000 MNIST test images, one seed.\n\n" + table(results),
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Table 1 of the ACAI paper (Berthelot et al. 2018) with our own runs: interpolation quality on `lines`.
+
+Every model uses the same network (the paper's design, ``--arch acai``, at depth 8 to fit these CPUs: 3
+scales, 8-16-32-64 channels, a 4x4x4 = 64-number code), batch 64, Adam (lr ``--lr``), the same number of steps (``--steps``), ``--seeds`` seeds. After
+training, ``autoencoders benchmark lines``' measure: 256 pairs of test lines interpolated in 16 steps;
+Mean Distance (x 10^-3) and Smoothness, mean ± std over seeds (lower is better for both).
+
+Models: ae, dropout AE (``ae --dropout 0.5`` on the code), dae (Gaussian noise, std 0.3 of the value range),
+vae (Gaussian decoder), aae (Gaussian prior), acai (λ = 0.5, γ = 0.2).
+
+Each run is a separate process on one CPU thread; ``--jobs`` run side by side. Finished runs are kept in
+benchmarks/results/lines_runs.json and skipped when the script is started again, so an interrupted table
+resumes. Writes benchmarks/results/lines_table.json, the table in RESULTS.md and
+benchmarks/results/lines_interpolations.png (the first test pair, one row per model, seed 0).
+
+    python benchmarks/lines_table.py [--steps 2500] [--seeds 0,1,2] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, RESULTS, write_result, write_table  # noqa: E402
+
+MODELS = {
+    "ae": ("ae", {}),
+    "dropout-ae": ("ae", {"latent_dropout": 0.5}),
+    "dae": ("dae", {"noise": "gaussian", "noise_level": 0.3}),
+    "vae": ("vae", {}),
+    "aae": ("aae", {}),
+    "acai": ("acai", {}),
+}
+NETWORK = {"arch": "acai", "depth": 8, "scales": 3, "latent_dim": 64}
+RUNS_FILE = RESULTS / "lines_runs.json"
+PAPER_ACAI = (0.24, 0.10)  # Mean Distance (x 10^-3), Smoothness after 262k steps on a GPU
+
+
+def run_folder(label: str, seed: int, steps: int) -> Path:
+    return ROOT / "runs" / f"lines-{label}-seed{seed}-{steps}"
+
+
+def train_and_measure(label: str, seed: int, steps: int, lr: float) -> dict:
+    """One run, in this process: train, then the lines benchmark. Returns its scores."""
+    import torch
+
+    torch.set_num_threads(1)
+    import autoencoders
+    from autoencoders.data import load_dataset
+    from autoencoders.io import load
+    from autoencoders.metrics.lines import lines_benchmark
+
+    model_name, settings = MODELS[label]
+    out = run_folder(label, seed, steps)
+    started = time.perf_counter()
+    autoencoders.train(
+        model_name, "lines", out, arch=NETWORK["arch"], latent_dim=NETWORK["latent_dim"], batch_size=64,
+        max_steps=steps, lr=lr, seed=seed, progress=False,
+        settings={**settings, "depth": NETWORK["depth"], "scales": NETWORK["scales"], "training.log_every": 200},
+    )
+    seconds = time.perf_counter() - started
+    model = load(out)
+    scores, frames = lines_benchmark(model, load_dataset("lines", limit=512).test)
+    torch.save(frames[:, 0].clone(), out / "first_interpolation.pt")  # (16, 1, 32, 32), for the picture
+    return {"label": label, "seed": seed, "steps": steps, "lr": lr, "train_seconds": round(seconds, 1), **scores}
+
+
+def run_in_subprocess(label: str, seed: int, steps: int, lr: float) -> dict:
+    command = [sys.executable, __file__, "--one", label, "--seeds", str(seed), "--steps", str(steps), "--lr", str(lr)]
+    finished = subprocess.run(command, capture_output=True, text=True)
+    if finished.returncode != 0:
+        raise RuntimeError(f"run {label} seed {seed} failed:\n{finished.stderr[-3000:]}")
+    return json.loads(finished.stdout.strip().splitlines()[-1])
+
+
+def summarize(runs: list[dict], steps: int) -> dict:
+    import numpy as np
+
+    summary = {}
+    for label in MODELS:
+        chosen = [run for run in runs if run["label"] == label and run["steps"] == steps]
+        if not chosen:
+            continue
+        distance = np.array([run["mean_distance"] for run in chosen]) * 1e3
+        smooth = np.array([run["smoothness"] for run in chosen])
+        summary[label] = {
+            "mean_distance_1e3": [float(distance.mean()), float(distance.std())],
+            "smoothness": [float(smooth.mean()), float(smooth.std())],
+            "seeds": sorted(run["seed"] for run in chosen),
+            "train_minutes": float(np.mean([run["train_seconds"] for run in chosen]) / 60),
+        }
+    return summary
+
+
+def table(summary: dict, steps: int) -> str:
+    lines = [
+        "| model | Mean Distance (×10⁻³) | Smoothness | seeds | training per run (1 CPU thread) |",
+        "|---|---|---|---|---|",
+    ]
+    best_distance = min(entry["mean_distance_1e3"][0] for entry in summary.values())
+    best_smooth = min(entry["smoothness"][0] for entry in summary.values())
+    for label, entry in summary.items():
+        distance, smooth = entry["mean_distance_1e3"], entry["smoothness"]
+        distance_text = f"{distance[0]:.2f} ± {distance[1]:.2f}"
+        smooth_text = f"{smooth[0]:.3f} ± {smooth[1]:.3f}"
+        if distance[0] == best_distance:
+            distance_text = f"**{distance_text}**"
+        if smooth[0] == best_smooth:
+            smooth_text = f"**{smooth_text}**"
+        lines.append(f"| {label} | {distance_text} | {smooth_text} | {len(entry['seeds'])} | {entry['train_minutes']:.1f} min |")
+    lines.append(f"| acai, paper (262k steps, GPU) | {PAPER_ACAI[0]} | {PAPER_ACAI[1]} | | |")
+    return "\n".join(lines)
+
+
+def picture(steps: int, seed: int) -> Path | None:
+    import torch
+
+    from autoencoders.plots import image_grid
+
+    rows, names = [], []
+    for label in MODELS:
+        path = run_folder(label, seed, steps) / "first_interpolation.pt"
+        if path.exists():
+            rows.append(torch.load(path))
+            names.append(label)
+    if not rows:
+        return None
+    target = RESULTS / "lines_interpolations.png"
+    image_grid(torch.cat(rows), nrow=rows[0].shape[0], value_range=(-1.0, 1.0), row_labels=names).save(target)
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=2500)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run a single model in this process
+    args = parser.parse_args()
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+
+    if args.one:
+        print(json.dumps(train_and_measure(args.one, seeds[0], args.steps, args.lr)))
+        return
+
+    runs = json.loads(RUNS_FILE.read_text()) if RUNS_FILE.exists() else []
+    done = {(run["label"], run["seed"], run["steps"]) for run in runs}
+    # seeds outermost: a table with every model on the first seed comes first
+    todo = [(label, seed) for seed in seeds for label in args.models.split(",") if (label, seed, args.steps) not in done]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+
+    def finish(result: dict) -> None:
+        runs[:] = json.loads(RUNS_FILE.read_text()) if RUNS_FILE.exists() else []  # another process may add too
+        runs.append(result)
+        RUNS_FILE.write_text(json.dumps(runs, indent=1) + "\n")
+        summary = summarize(runs, args.steps)
+        write_result("lines_table", {"steps": args.steps, "lr": args.lr, "network": NETWORK, "summary": summary})
+        write_table(
+            "ACAI lines benchmark (benchmarks/lines_table.py)",
+            f"Every model: the paper's network ({NETWORK}), batch 64, Adam lr {args.lr}, {args.steps} steps, "
+            "256 test interpolations of 16 steps. Lower is better; bold is the best of our runs.\n\n"
+            + table(summary, args.steps) + "\n\n![one interpolation per model](results/lines_interpolations.png)",
+        )
+        picture(args.steps, seeds[0])
+        print(json.dumps(result), flush=True)
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(run_in_subprocess, label, seed, args.steps, args.lr) for label, seed in todo]
+        for future in futures:
+            finish(future.result())
+
+
+if __name__ == "__main__":
+    main()

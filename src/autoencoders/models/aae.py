@@ -1,0 +1,354 @@
+"""Adversarial autoencoders (Makhzani, Shlens, Jaitly, Goodfellow & Frey 2015).
+
+An autoencoder whose code distribution is pushed onto a chosen prior by a GAN in latent space: a
+discriminator tells codes from prior samples, and the encoder, as the generator, learns to fool it. The
+decoder then turns prior samples into data. Each batch runs the paper's phases as players, in order:
+
+1. ``autoencoder`` (encoder + decoder): the reconstruction loss;
+2. ``discriminator``: prior samples are "real", codes of the batch are "fake";
+3. ``generator`` (the encoder): make codes the discriminator calls real;
+4. ``classifier`` (the encoder's label head, semi-supervised only): cross-entropy on the labelled items.
+
+Three families:
+- ``aae``: one continuous code with a Gaussian, mixture-of-Gaussians or swiss-roll prior. With
+  ``supervised=True`` the label enters the decoder, so the code need only hold the style (style transfer:
+  decode one input's code with every label).
+- ``aae-semi``: the encoder gives a label (softmax over the classes) and a style code; the label is matched
+  to a uniform categorical prior, the style to a Gaussian, and the label head also learns from the few
+  labelled items.
+- ``aae-cluster``: the same without any labels: the categorical head's classes become clusters.
+For the last two the code (``encode``) is the class probabilities followed by the style.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from autoencoders.losses import RECON_LOSSES, reconstruction_loss
+from autoencoders.models.base import Autoencoder, ModelConfig, Output, Player
+from autoencoders.nn import build_decoder, build_encoder
+from autoencoders.nn.mlp import MLPEncoder
+
+PRIORS = ("gaussian", "mog", "swiss-roll")
+MIXTURE_RADIUS = 4.0  # mixture-of-Gaussians prior: component means on a circle of this radius ...
+MIXTURE_STD = 0.5  # ... each with this standard deviation
+GAN_BETAS = (0.5, 0.999)  # Adam's β1 for the adversarial players, as is usual for GANs (Radford et al. 2016)
+
+
+def sample_prior(kind: str, n: int, dim: int, components: int = 10, device=None) -> Tensor:
+    """``n`` draws from a continuous prior over ``dim``-dimensional codes.
+
+    - gaussian: N(0, I).
+    - mog: an equal mixture of ``components`` Gaussians with std 0.5, their means evenly spaced on a circle of
+      radius 4 in the first two dimensions (0 in the others), as in the paper's 2-D pictures.
+    - swiss-roll: 2-D only; a spiral of 1.5 turns, points spread evenly along it, with a little noise.
+    """
+    if kind == "gaussian":
+        return torch.randn(n, dim, device=device)
+    if kind == "mog":
+        component = torch.randint(components, (n,), device=device)
+        angle = 2 * math.pi * component.float() / components
+        means = torch.zeros(n, dim, device=device)
+        means[:, 0], means[:, 1] = MIXTURE_RADIUS * angle.cos(), MIXTURE_RADIUS * angle.sin()
+        return means + MIXTURE_STD * torch.randn(n, dim, device=device)
+    if kind == "swiss-roll":
+        turn = (torch.rand(n, device=device).sqrt() * 3 + 0.5) * math.pi  # sqrt: uniform along the spiral
+        points = torch.stack([turn * turn.cos(), turn * turn.sin()], dim=1) / 3
+        return points + 0.05 * torch.randn(n, 2, device=device)
+    raise ValueError(f"unknown prior {kind!r}; choose one of {', '.join(PRIORS)}")
+
+
+def discriminator(in_features: int, hidden: tuple[int, ...]) -> nn.Module:
+    """An MLP from a code to one logit: "this came from the prior"."""
+    return MLPEncoder((in_features,), hidden, 1)
+
+
+def adversarial_losses(discriminate, real: Tensor, fake: Tensor) -> Tensor:
+    """The discriminator's binary cross-entropy: ``real`` should score 1, ``fake`` 0."""
+    real_logits, fake_logits = discriminate(real), discriminate(fake)
+    return F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + F.binary_cross_entropy_with_logits(
+        fake_logits, torch.zeros_like(fake_logits)
+    )
+
+
+def fooling_loss(discriminate, fake: Tensor) -> Tensor:
+    """The generator's loss: make ``fake`` score 1 (the non-saturating GAN loss)."""
+    logits = discriminate(fake)
+    return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+
+
+@dataclass
+class AAEConfig(ModelConfig):
+    prior: str = "gaussian"  # gaussian | mog | swiss-roll
+    components: int = 10  # mog: number of mixture components
+    supervised: bool = False  # the label enters the decoder; the code holds the style
+    discriminator_hidden: tuple[int, ...] = (512, 512)
+    discriminator_lr: float | None = None  # None: the training learning rate
+    generator_lr: float | None = None  # the encoder's regularization phase; None: the training learning rate
+
+
+class AAE(Autoencoder):
+    name = "aae"
+    config_class = AAEConfig
+    generative = True
+
+    def __init__(self, config: AAEConfig):
+        super().__init__(config)
+        if config.recon_loss not in RECON_LOSSES:
+            raise ValueError(f"unknown recon_loss {config.recon_loss!r}; choose one of {', '.join(RECON_LOSSES)}")
+        if config.prior not in PRIORS:
+            raise ValueError(f"unknown prior {config.prior!r}; choose one of {', '.join(PRIORS)}")
+        if config.prior == "swiss-roll" and config.latent_dim != 2:
+            raise ValueError(f"the swiss-roll prior is 2-D; set --latent-dim 2 (got {config.latent_dim})")
+        if config.supervised and config.num_classes < 2:
+            raise ValueError("a supervised AAE needs labelled data with at least 2 classes (num_classes)")
+        self.conditional = config.supervised  # the decoder takes the label
+        label_features = config.num_classes if config.supervised else 0
+        self.encoder = build_encoder(config, config.input_shape, config.latent_dim)
+        self.decoder = build_decoder(config, config.latent_dim + label_features, config.input_shape)
+        self.discriminator = discriminator(config.latent_dim, config.discriminator_hidden)
+        self._codes: tuple[Tensor, Tensor] | None = None  # (batch, its detached codes) for the discriminator
+
+    @classmethod
+    def needs_classes(cls, settings) -> bool:
+        return bool(settings.get("supervised"))
+
+    def encode(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.encoder(x)
+
+    def decode_raw(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        if not self.config.supervised:
+            return self.decoder(z)
+        if y is None:
+            raise ValueError("the supervised AAE decodes a code together with a label: pass y (class indices)")
+        y = y.expand(z.shape[0]) if y.numel() == 1 else y
+        return self.decoder(torch.cat([z, F.one_hot(y.long(), self.config.num_classes).float()], dim=1))
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Output:
+        z = self.encode(x)
+        return Output(decoded=self.decode_raw(z, y), latent=z)
+
+    def sample_prior(self, n: int) -> Tensor:
+        return sample_prior(self.config.prior, n, self.config.latent_dim, self.config.components, self.discriminator_device)
+
+    @property
+    def discriminator_device(self) -> torch.device:
+        return next(self.discriminator.parameters()).device
+
+    def discriminate(self, z: Tensor) -> Tensor:
+        return self.discriminator(z).squeeze(1)
+
+    # -- the phases ----------------------------------------------------------------------------------------
+    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+        output = self(x, y)
+        self._codes = (x, output.latent.detach())
+        recon = reconstruction_loss(output.decoded, x, self.config.recon_loss).mean()
+        return {"loss": recon, "recon": recon}
+
+    def _batch_codes(self, x: Tensor) -> Tensor:
+        """The codes of ``x`` from the reconstruction phase of this batch, or computed afresh."""
+        if self._codes is not None and self._codes[0] is x:
+            return self._codes[1]
+        with torch.no_grad():
+            return self.encode(x)
+
+    def discriminator_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+        codes = self._batch_codes(x)
+        self._codes = None
+        loss = adversarial_losses(self.discriminate, self.sample_prior(x.shape[0]), codes)
+        return {"loss": loss}
+
+    def generator_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+        loss = fooling_loss(self.discriminate, self.encode(x))
+        return {"loss": loss}
+
+    def players(self) -> dict[str, Player]:
+        return {
+            "autoencoder": Player(lambda: itertools.chain(self.encoder.parameters(), self.decoder.parameters()), self.loss),
+            "discriminator": Player(self.discriminator.parameters, self.discriminator_loss, lr=self.config.discriminator_lr, betas=GAN_BETAS),
+            "generator": Player(self.encoder.parameters, self.generator_loss, lr=self.config.generator_lr, betas=GAN_BETAS),
+        }
+
+    @torch.no_grad()
+    def sample(self, n: int, y: Tensor | None = None) -> Tensor:
+        if self.config.supervised and y is None:  # no class asked for: draw classes uniformly
+            y = torch.randint(self.config.num_classes, (n,), device=self.discriminator_device)
+        return self.decode(self.sample_prior(n), y)
+
+    @torch.no_grad()
+    def style_transfer(self, x: Tensor, labels: Tensor) -> Tensor:
+        """Each item's style rendered as each label: (items, labels, *item shape). Supervised AAE only."""
+        if not self.config.supervised:
+            raise ValueError("style transfer needs a supervised AAE (train aae with --supervised)")
+        styles = self.encode(x)
+        codes = styles.repeat_interleave(len(labels), dim=0)
+        frames = self.decode(codes, labels.repeat(x.shape[0]))
+        return frames.unflatten(0, (x.shape[0], len(labels)))
+
+
+@dataclass
+class CategoricalAAEConfig(ModelConfig):
+    latent_dim: int = 10  # the style code (the label or cluster comes on top)
+    discriminator_hidden: tuple[int, ...] = (512, 512)
+    discriminator_lr: float | None = None
+    generator_lr: float | None = None
+
+
+class CategoricalAAE(Autoencoder):
+    """Shared by ``aae-semi`` and ``aae-cluster``: a categorical head and a style code, both regularized."""
+
+    generative = True
+
+    def __init__(self, config: CategoricalAAEConfig, categories: int):
+        super().__init__(config)
+        if config.recon_loss not in RECON_LOSSES:
+            raise ValueError(f"unknown recon_loss {config.recon_loss!r}; choose one of {', '.join(RECON_LOSSES)}")
+        if categories < 2:
+            raise ValueError(f"the categorical head needs at least 2 classes or clusters; got {categories}")
+        self.categories = categories
+        features = categories + config.latent_dim
+        if config.arch == "acai":  # its code is a whole feature map: a linear layer adds the category logits
+            self.encoder = nn.Sequential(build_encoder(config, config.input_shape, config.latent_dim), nn.Linear(config.latent_dim, features))
+        else:
+            self.encoder = build_encoder(config, config.input_shape, features)
+        self.decoder = build_decoder(config, categories + config.latent_dim, config.input_shape)
+        self.category_discriminator = discriminator(categories, config.discriminator_hidden)
+        self.style_discriminator = discriminator(config.latent_dim, config.discriminator_hidden)
+        self._codes: tuple[Tensor, Tensor] | None = None
+
+    @property
+    def code_size(self) -> int:
+        return self.categories + self.config.latent_dim
+
+    @property
+    def sample_classes(self) -> int:
+        return self.categories
+
+    def heads(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(category logits, style code) of ``x``."""
+        features = self.encoder(x)
+        return features[:, : self.categories], features[:, self.categories :]
+
+    def encode(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        logits, style = self.heads(x)
+        return torch.cat([logits.softmax(dim=1), style], dim=1)
+
+    def decode_raw(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.decoder(z)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Output:
+        z = self.encode(x)
+        return Output(decoded=self.decoder(z), latent=z)
+
+    @torch.no_grad()
+    def predict(self, x: Tensor) -> Tensor:
+        """The most probable class (aae-semi) or cluster (aae-cluster) of each item."""
+        return self.heads(x)[0].argmax(dim=1)
+
+    def _prior_code(self, n: int, category: Tensor | None = None) -> Tensor:
+        device = next(self.decoder.parameters()).device
+        if category is None:
+            category = torch.randint(self.categories, (n,), device=device)
+        category = category.expand(n) if category.numel() == 1 else category
+        one_hot = F.one_hot(category.long().to(device), self.categories).float()
+        return torch.cat([one_hot, torch.randn(n, self.config.latent_dim, device=device)], dim=1)
+
+    @torch.no_grad()
+    def sample(self, n: int, y: Tensor | None = None) -> Tensor:
+        """Decode a one-hot class (``y``, or uniform) with a Gaussian style."""
+        return self.decode(self._prior_code(n, y))
+
+    # -- the phases ----------------------------------------------------------------------------------------
+    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+        output = self(x)
+        self._codes = (x, output.latent.detach())
+        recon = reconstruction_loss(output.decoded, x, self.config.recon_loss).mean()
+        return {"loss": recon, "recon": recon}
+
+    def discriminator_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+        if self._codes is not None and self._codes[0] is x:
+            codes = self._codes[1]
+        else:
+            with torch.no_grad():
+                codes = self.encode(x)
+        self._codes = None
+        prior = self._prior_code(x.shape[0])
+        k = self.categories
+        category = adversarial_losses(self.category_discriminator, prior[:, :k], codes[:, :k])
+        style = adversarial_losses(self.style_discriminator, prior[:, k:], codes[:, k:])
+        return {"loss": category + style, "category": category, "style": style}
+
+    def generator_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+        codes = self.encode(x)
+        k = self.categories
+        category = fooling_loss(self.category_discriminator, codes[:, :k])
+        style = fooling_loss(self.style_discriminator, codes[:, k:])
+        return {"loss": category + style, "category": category, "style": style}
+
+    def _discriminator_parameters(self):
+        return itertools.chain(self.category_discriminator.parameters(), self.style_discriminator.parameters())
+
+    def players(self) -> dict[str, Player]:
+        return {
+            "autoencoder": Player(self._autoencoder_parameters, self.loss),
+            "discriminator": Player(self._discriminator_parameters, self.discriminator_loss, lr=self.config.discriminator_lr, betas=GAN_BETAS),
+            "generator": Player(self.encoder.parameters, self.generator_loss, lr=self.config.generator_lr, betas=GAN_BETAS),
+        }
+
+    def _autoencoder_parameters(self):
+        return itertools.chain(self.encoder.parameters(), self.decoder.parameters())
+
+
+@dataclass
+class AAESemiConfig(CategoricalAAEConfig):
+    num_classes: int = 10
+    labels: int = 1000  # labelled training items, balanced over the classes and picked by the seed
+    classifier_lr: float | None = None
+
+
+class AAESemi(CategoricalAAE):
+    name = "aae-semi"
+    config_class = AAESemiConfig
+
+    def __init__(self, config: AAESemiConfig):
+        super().__init__(config, config.num_classes)
+        self.labelled_items = config.labels
+
+    @classmethod
+    def needs_classes(cls, settings) -> bool:
+        return True
+
+    def classifier_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+        """Cross-entropy of the label head on the batch's labelled items (label -1: unlabelled)."""
+        if y is None:
+            raise ValueError("aae-semi trains on batches with labels (-1 for unlabelled items)")
+        labelled = y >= 0
+        logits, _ = self.heads(x[labelled])
+        cross_entropy = F.cross_entropy(logits, y[labelled]) if labelled.any() else logits.sum() * 0
+        accuracy = (logits.argmax(dim=1) == y[labelled]).float().mean() if labelled.any() else cross_entropy.detach()
+        return {"loss": cross_entropy, "accuracy": accuracy}
+
+    def players(self) -> dict[str, Player]:
+        return {
+            **super().players(),
+            "classifier": Player(self.encoder.parameters, self.classifier_loss, lr=self.config.classifier_lr),
+        }
+
+
+@dataclass
+class AAEClusterConfig(CategoricalAAEConfig):
+    clusters: int = 16
+
+
+class AAECluster(CategoricalAAE):
+    name = "aae-cluster"
+    config_class = AAEClusterConfig
+
+    def __init__(self, config: AAEClusterConfig):
+        super().__init__(config, config.clusters)

@@ -1,0 +1,180 @@
+"""Adversarial models (AAE family, ACAI), the lines benchmark metrics and the representation metrics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from autoencoders.data.batches import SemiSupervisedBatches
+from autoencoders.data.splits import balanced_subset
+from autoencoders.data.synthetic import render_lines
+from autoencoders.metrics.lines import score_interpolations, smoothness
+from autoencoders.metrics.representation import matched_accuracy
+from autoencoders.models import MODELS
+from autoencoders.models.aae import sample_prior
+from autoencoders.training.module import make_optimizer
+from torch import Tensor
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[torch.Tensor, torch.Tensor]:
+    data = load_digits()
+    return torch.tensor(data.images[:64] / 16.0, dtype=torch.float32).unsqueeze(1), torch.tensor(data.target[:64])
+
+
+def make(name: str, **overrides):
+    cls = MODELS[name]
+    settings = dict(input_shape=(1, 8, 8), latent_dim=4, recon_loss="bce", hidden=(32,))
+    settings.update(overrides)
+    torch.manual_seed(0)
+    return cls(cls.config_class(**settings))
+
+
+@pytest.mark.parametrize(
+    "name, overrides",
+    [("acai", {}), ("aae", {"prior": "mog"}), ("aae", {"supervised": True, "num_classes": 10}), ("aae-semi", {"labels": 20}), ("aae-cluster", {})],
+)
+def test_each_player_changes_only_its_own_parameters(name, overrides, digits):
+    x, y = digits
+    if name == "aae-semi":  # semi-supervised batches: most labels hidden
+        y = torch.where(torch.arange(64) < 40, torch.tensor(-1), y)
+    model = make(name, **overrides)
+    players = model.players()
+    assert len(players) >= 2
+    names_of = {id(parameter): name for name, parameter in model.named_parameters()}
+    for player_name, player in players.items():
+        own = {names_of[id(parameter)] for parameter in player.parameters()}
+        before = {key: value.detach().clone() for key, value in model.named_parameters()}
+        optimizer = make_optimizer(player.parameters(), 1e-2, player.betas, 0.0)
+        for other in players.values():  # the earlier players run first, as in training (shared forward passes)
+            if other is player:
+                break
+            other.loss(x, y, step=0)
+        loss = player.loss(x, y, step=0)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        changed = {key for key, value in model.named_parameters() if not torch.equal(value, before[key])}
+        assert changed, f"player {player_name} changed nothing"
+        assert changed <= own, f"player {player_name} changed {sorted(changed - own)}"
+
+
+def test_critic_learns_to_predict_alpha():
+    """On a tiny batch with the same mixing coefficients every step, the critic's α error shrinks and its
+    guesses move from 0 to the level of α. (Telling α's apart item by item takes a trained autoencoder and
+    thousands of steps; the lines benchmark run shows that.)"""
+    angles = torch.rand(16, generator=torch.Generator().manual_seed(0)) * 2 * math.pi
+    lines = render_lines(angles)
+    model = make("acai", input_shape=(1, 32, 32), latent_dim=8, recon_loss="mse", hidden=(64,), value_range=(-1.0, 1.0))
+    critic = model.players()["critic"]
+    optimizer = make_optimizer(critic.parameters(), 1e-3, critic.betas, 0.0)
+
+    def alpha_error() -> tuple[float, Tensor, Tensor]:
+        torch.manual_seed(1)  # the same α every time
+        with torch.no_grad():
+            _, mixture, alpha = model.mix(lines)
+            score = model.critic_score(model.to_data_space(mixture))
+        return float((score - alpha).pow(2).mean()), score, alpha
+
+    before, _, _ = alpha_error()
+    for step in range(100):
+        torch.manual_seed(1)
+        terms = critic.loss(lines, None, step=step)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+    after, score, alpha = alpha_error()
+    assert after < 0.5 * before, (before, after)
+    assert abs(float(score.mean()) - float(alpha.mean())) < 0.5 * float(alpha.mean())
+
+
+def test_aae_priors():
+    torch.manual_seed(0)
+    mixture = sample_prior("mog", 4000, 3, components=4)
+    angles = torch.atan2(mixture[:, 1], mixture[:, 0])
+    radius = mixture[:, :2].norm(dim=1)
+    assert abs(float(radius.mean()) - 4.0) < 0.1 and float(mixture[:, 2].std()) < 0.6
+    # four components: the angles bunch around 0, π/2, π, -π/2
+    nearest = torch.remainder(angles + math.pi / 4, math.pi / 2) - math.pi / 4
+    assert float(nearest.abs().mean()) < 0.2
+    roll = sample_prior("swiss-roll", 1000, 2)
+    assert roll.shape == (1000, 2) and float(roll.norm(dim=1).max()) < 4.0
+    with pytest.raises(ValueError, match="swiss-roll prior is 2-D"):
+        make("aae", prior="swiss-roll", latent_dim=4)
+    with pytest.raises(ValueError, match="supervised AAE needs labelled data"):
+        make("aae", supervised=True)
+
+
+def test_supervised_aae_style_transfer_shapes_and_labels(digits):
+    x, _ = digits
+    model = make("aae", supervised=True, num_classes=10)
+    frames = model.style_transfer(x[:3], torch.arange(10))
+    assert frames.shape == (3, 10, 1, 8, 8)
+    # the label changes the picture, the style stays for every label of a row
+    assert not torch.allclose(frames[0, 0], frames[0, 1])
+    with pytest.raises(ValueError, match="supervised"):
+        make("aae").style_transfer(x[:1], torch.arange(2))
+
+
+def test_semi_supervised_classifier_sees_only_labelled_items(digits):
+    x, y = digits
+    model = make("aae-semi", labels=20)
+    hidden = torch.full_like(y, -1)
+    labels_of_some = torch.where(torch.arange(64) < 10, y, hidden)
+    terms = model.classifier_loss(x, labels_of_some)
+    logits, _ = model.heads(x[:10])
+    assert torch.allclose(terms["loss"], torch.nn.functional.cross_entropy(logits, y[:10]))
+    assert float(model.classifier_loss(x, hidden)["loss"]) == 0.0
+
+
+def test_labelled_subset_is_balanced_and_seeded():
+    labels = torch.arange(1000) % 10
+    subset = balanced_subset(labels, 100, seed=3)
+    assert len(subset) == 100 and torch.equal(torch.bincount(labels[subset]), torch.full((10,), 10))
+    assert torch.equal(subset, balanced_subset(labels, 100, seed=3))
+    assert not torch.equal(subset, balanced_subset(labels, 100, seed=4))
+    with pytest.raises(ValueError, match="cannot cover all 10 classes"):
+        balanced_subset(labels, 5, seed=0)
+
+
+def test_semi_supervised_batches_hide_labels_and_append_labelled_items():
+    x = torch.arange(200, dtype=torch.float32).unsqueeze(1)
+    y = torch.arange(200) % 10
+    subset = balanced_subset(y, 20, seed=0)
+    batches = SemiSupervisedBatches(x, y, subset, labelled_batch_size=8, batch_size=32, seed=0)
+    seen = []
+    for batch_x, batch_y in batches:
+        assert (batch_y[:-8] == -1).all()
+        tail = batch_x[-8:, 0].long()
+        assert set(tail.tolist()) <= set(subset.tolist()) and torch.equal(batch_y[-8:], y[tail])
+        seen += tail.tolist()
+    assert set(seen) == set(subset.tolist())  # the subset is cycled through
+
+
+def test_lines_metrics_on_true_smooth_and_jumpy_interpolations():
+    steps, pairs = 16, 6
+    starts = torch.linspace(0.3, 2.0, pairs, dtype=torch.float64)
+    ends = starts + 1.2
+    sweep = torch.stack([starts + (ends - starts) * t for t in torch.linspace(0, 1, steps, dtype=torch.float64)])
+    smooth = render_lines(sweep.flatten().float()).reshape(steps, pairs, 1, 32, 32)
+    scores = score_interpolations(smooth)
+    assert scores["mean_distance"] < 1e-3 and scores["smoothness"] < 0.02
+    halfway = torch.cat([starts.expand(steps // 2, pairs), ends.expand(steps // 2, pairs)])
+    jumpy = render_lines(halfway.flatten().float()).reshape(steps, pairs, 1, 32, 32)
+    assert score_interpolations(jumpy)["smoothness"] == pytest.approx(1 - 1 / 15, abs=0.02)
+    # a cross-fade of two lines is no line: far from every reference
+    fade = torch.stack([(1 - t) * smooth[0] + t * smooth[-1] for t in torch.linspace(0, 1, steps)])
+    assert score_interpolations(fade)["mean_distance"] > 20 * scores["mean_distance"]
+    # an interpolation that does not move scores 0; angles are unwrapped across 2π
+    assert smoothness(np.zeros((1, 5)))[0] == 0.0
+    assert smoothness(np.array([[6.0, 6.2, 6.4 - 2 * np.pi]]))[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_matched_accuracy_ignores_cluster_names():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    assert matched_accuracy(np.array([2, 2, 0, 0, 1, 1]), labels) == 1.0
+    assert matched_accuracy(np.array([0, 0, 0, 0, 1, 1]), labels) == pytest.approx(4 / 6)

@@ -178,3 +178,13 @@ def test_matched_accuracy_ignores_cluster_names():
     labels = np.array([0, 0, 1, 1, 2, 2])
     assert matched_accuracy(np.array([2, 2, 0, 0, 1, 1]), labels) == 1.0
     assert matched_accuracy(np.array([0, 0, 0, 0, 1, 1]), labels) == pytest.approx(4 / 6)
+
+
+def test_acai_network_pads_images_it_cannot_halve():
+    """MNIST's 28x28 is padded to 32x32 (as in the paper) so that 3 halvings leave a 4x4 map: latent 32 = 2x4x4."""
+    model = make("acai", input_shape=(1, 28, 28), arch="acai", depth=4, scales=3, latent_dim=32)
+    x = torch.rand(3, 1, 28, 28)
+    assert model.encode(x).shape == (3, 32)
+    assert model.reconstruct(x).shape == (3, 1, 28, 28)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        make("acai", input_shape=(1, 28, 28), arch="acai", depth=4, scales=3, latent_dim=20)

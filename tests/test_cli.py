@@ -94,3 +94,57 @@ def test_yaml_config_with_flags_winning(tmp_path):
     assert result.exit_code == 0, result.output
     model_config = json.loads((out / "config.json").read_text())["model"]["config"]
     assert model_config["latent_dim"] == 2 and model_config["hidden"] == [16] and model_config["recon_loss"] == "mse"
+
+
+def test_model_settings_as_flags(tmp_path):
+    out = tmp_path / "aae"
+    result = invoke("train", "aae", "--data", "digits", "--prior", "mog", "--components", "4", "--supervised", "--latent-dim", "2",
+                    "--hidden", "32", "--max-steps", "3", "--out", out, "--no-progress", "--no-evaluate")
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())["model"]["config"]
+    assert (config["prior"], config["components"], config["supervised"], config["num_classes"]) == ("mog", 4, True, 10)
+    out = tmp_path / "dropout"
+    result = invoke("train", "ae", "--data", "digits", "--dropout", "0.5", "--hidden", "32", "--max-steps", "2", "--out", out,
+                    "--no-progress", "--no-evaluate")
+    assert result.exit_code == 0 and json.loads((out / "config.json").read_text())["model"]["config"]["latent_dropout"] == 0.5
+    result = invoke("train", "ae", "--data", "digits", "--priorr", "mog", "--out", tmp_path / "bad", "--no-progress")
+    assert result.exit_code == 2 and "unknown setting(s) priorr" in result.output
+
+
+def test_style_transfer_renders_every_label(tmp_path):
+    out = tmp_path / "aae"
+    result = invoke("train", "aae", "--data", "digits", "--supervised", "--latent-dim", "2", "--hidden", "32",
+                    "--max-steps", "20", "--out", out, "--no-progress", "--no-evaluate")
+    assert result.exit_code == 0, result.output
+    result = invoke("style-transfer", out, "--source", "0,1", "--labels", "2-5", "-o", tmp_path / "styles.npy")
+    assert result.exit_code == 0, result.output
+    grid = np.load(tmp_path / "styles.npy")  # each source, then it as labels 2, 3, 4, 5
+    assert grid.shape == (2 * 5, 1, 8, 8)
+    Image.fromarray((np.load(tmp_path / "styles.npy")[0, 0] * 255).astype(np.uint8)).save(tmp_path / "source.png")
+    result = invoke("style-transfer", out, "--source", tmp_path / "source.png", "-o", tmp_path / "styles.png")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "styles.png").size[0] > Image.open(tmp_path / "styles.png").size[1]  # one row of 11
+    result = invoke("style-transfer", out, "--source", "0", "--labels", "3-12")
+    assert result.exit_code == 2 and "classes in 0..9" in result.output
+
+
+def test_benchmark_lines_and_semi_supervised_evaluation(tmp_path):
+    out = tmp_path / "acai"
+    result = invoke("train", "acai", "--data", "lines", "--arch", "acai", "--latent-dim", "16", "--set", "depth=4",
+                    "--max-steps", "4", "--limit", "600", "--out", out, "--no-progress", "--no-evaluate")
+    assert result.exit_code == 0, result.output
+    result = invoke("benchmark", "lines", out, "--pairs", "8", "--steps", "5", "--json")
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(scores) == {"lines_mean_distance", "lines_smoothness"}
+    assert 0 < scores["lines_mean_distance"] < 2 and 0 <= scores["lines_smoothness"] <= 1
+    assert json.loads((out / "metrics.json").read_text())["lines_pairs"] == 8
+
+    semi = tmp_path / "semi"
+    result = invoke("train", "aae-semi", "--data", "digits", "--labels", "50", "--hidden", "64", "--max-steps", "30",
+                    "--out", semi, "--no-progress", "--no-evaluate")
+    assert result.exit_code == 0, result.output
+    result = invoke("evaluate", semi, "--metrics", "classification_error,probe,kmeans", "--json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert 0 <= metrics["classification_error"] < 0.9 and 0.1 < metrics["probe"] <= 1 and 0.1 < metrics["kmeans"] <= 1

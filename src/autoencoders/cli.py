@@ -216,7 +216,7 @@ def train_command(
 def evaluate_command(
     run: Path = RunArg,
     data: Optional[str] = typer.Option(None, "--data", help="Evaluate on another dataset (default: the run's)."),
-    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: mse,l1,bce,hamming,psnr,ssim,nll,neg_elbo,kl."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: mse,l1,bce,hamming,psnr,ssim,nll,neg_elbo,kl,probe,kmeans,classification_error,cluster_error."),
     samples: int = typer.Option(1000, "--samples", "-k", help="Importance samples per item for nll."),
     split: str = typer.Option("test", "--split", help="train | val | test."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N items."),
@@ -230,6 +230,8 @@ def evaluate_command(
       autoencoders evaluate runs/vae --metrics mse,psnr,ssim
 
       autoencoders evaluate runs/vae --metrics nll -k 1000 --json
+
+      autoencoders evaluate runs/aae-semi --metrics classification_error,probe,kmeans
     """
     import json
 
@@ -454,7 +456,7 @@ def _read_image(path: Path, item_shape: tuple[int, ...], value_range) -> "torch.
     if channels not in (1, 3):
         _fail(f"the model takes {channels}-channel items; only 1- and 3-channel models read image files")
     with Image.open(path) as image:
-        pixels = np.asarray(image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR))
+        pixels = np.array(image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR))
     unit = torch.as_tensor(pixels, dtype=torch.float32).div(255).reshape(height, width, channels).permute(2, 0, 1)
     low, high = value_range
     return unit * (high - low) + low

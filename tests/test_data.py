@@ -82,7 +82,8 @@ def test_registry_imports_without_torch():
 
 
 def test_dataset_table_is_complete():
-    assert set(DATASETS) == {"digits", "mnist", "mnist-binary", "fashion-mnist", "cifar10", "svhn", "lines", "sprites", "sine"}
+    assert set(DATASETS) == {"digits", "mnist", "mnist-binary", "fashion-mnist", "cifar10", "svhn", "lines", "sprites", "sine",
+                             "text", "moving-digits"}
     for spec in DATASETS.values():
         assert spec.kind in ("built-in", "download") and spec.description and spec.shape
         if spec.kind == "download":

@@ -78,7 +78,7 @@ def test_report_is_self_contained(name, reports, runs):
 
 def test_vae_report_sections_and_pictures(reports, runs):
     page = reports["vae"]
-    assert section_ids(page) == ["header", "metrics", "loss", "reconstructions", "samples", "interpolation", "latent"]
+    assert section_ids(page) == ["header", "metrics", "loss", "reconstructions", "samples", "interpolation", "latent", "traversals"]
     header = section(page, "header")
     assert "vae" in header and "digits" in header and autoencoders.__version__ in header
     assert "latent_dim" in header and "training steps" in header

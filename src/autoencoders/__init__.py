@@ -22,6 +22,8 @@ _LAZY = {
     "load_dataset": "autoencoders.data",
     "MODELS": "autoencoders.models",
     "write_report": "autoencoders.report",
+    "AutoencoderTransformer": "autoencoders.uses.estimator",
+    "AnomalyDetector": "autoencoders.uses.anomaly",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -13,5 +13,13 @@ MODEL_DESCRIPTIONS = {
     "aae-semi": "Semi-supervised AAE: label head + style, both adversarially regularized, trained on a few labels",
     "aae-cluster": "Clustering AAE: a categorical cluster head + style, adversarially regularized, no labels",
     "acai": "ACAI: autoencoder whose decoded latent interpolations a critic must not tell from data",
+    "compressive-ae": "Compressive AE: quantized code priced by a learned entropy model, trained for rate + distortion",
+    "vrnn": "Variational RNN: per-step prior, posterior and decoder on a GRU/LSTM state; series and text; per-step anomaly scores",
+    "factor-vae": "FactorVAE: VAE + γ·total correlation, estimated by a discriminator on dimension-permuted codes",
+    "beta-tcvae": "β-TCVAE: KL split into index-code MI, total correlation, dimension-wise KL, weighted α, β, γ",
+    "hvae": "Hierarchical (ladder) VAE: stochastic layers inferred top down, precision-weighted or residual; KL per layer, free bits",
+    "iwae": "IWAE: VAE trained on the K-sample importance-weighted bound (iwae_samples, default 5; any VAE takes it)",
+    "dvae": "Denoising VAE: the encoder sees Gaussian, masking or salt-and-pepper corrupted input, clean target",
+    "vqvae": "VQ-VAE: integer code grid, EMA codebook with dead-code restarts, gated PixelCNN prior trained after it",
 }
-GENERATIVE = {"vae", "beta-vae", "cvae", "aae", "aae-semi", "aae-cluster"}
+GENERATIVE = {"vae", "beta-vae", "cvae", "aae", "aae-semi", "aae-cluster", "vrnn", "factor-vae", "beta-tcvae", "hvae", "iwae", "dvae", "vqvae"}

@@ -216,12 +216,15 @@ def train_command(
 def evaluate_command(
     run: Path = RunArg,
     data: Optional[str] = typer.Option(None, "--data", help="Evaluate on another dataset (default: the run's)."),
-    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: mse,l1,bce,hamming,psnr,ssim,nll,neg_elbo,kl,probe,kmeans,classification_error,cluster_error."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: mse,l1,bce,hamming,psnr,ssim,nll,neg_elbo,kl,probe,kmeans,classification_error,cluster_error; generation: fid,kid,precision,recall (Inception), fid_domain,kid_domain,precision_domain,recall_domain,is (the dataset's classifier); disentanglement (sprites): mig,factor-score."),
     samples: int = typer.Option(1000, "--samples", "-k", help="Importance samples per item for nll."),
     split: str = typer.Option("test", "--split", help="train | val | test."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N items."),
     data_dir: Optional[Path] = DataDirOpt,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object {metric: value} on stdout."),
+    sampler: str = typer.Option("prior", "--sampler", help="Generation metrics: prior | gmm (a Gaussian mixture fitted on training codes; names get _gmm)."),
+    generated: int = typer.Option(10000, "--generated", help="Generation metrics: N samples against the first N items of the split."),
+    components: int = typer.Option(10, "--components", help="Gaussian components of the gmm sampler."),
 ) -> None:
     """Evaluate a trained model; results are also saved to RUN/metrics.json.
 
@@ -232,13 +235,26 @@ def evaluate_command(
       autoencoders evaluate runs/vae --metrics nll -k 1000 --json
 
       autoencoders evaluate runs/aae-semi --metrics classification_error,probe,kmeans
+
+      autoencoders evaluate runs/beta-tcvae-sprites --metrics mig,factor-score
+
+      autoencoders evaluate runs/vae --metrics fid_domain,kid_domain,precision_domain,recall_domain,is
+
+      autoencoders evaluate runs/ae --metrics fid,fid_domain --sampler gmm --generated 2000
     """
     import json
 
     from autoencoders.metrics import evaluate
 
+    from autoencoders.uses.sampling import SAMPLERS
+
+    if sampler not in SAMPLERS:
+        _fail(f"--sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
     names = [name.strip() for name in metrics.split(",") if name.strip()] if metrics else None
-    results = _guard(evaluate, run, metrics=names, data=data, split=split, samples=samples, data_dir=data_dir, limit=limit)
+    results = _guard(
+        evaluate, run, metrics=names, data=data, split=split, samples=samples, data_dir=data_dir, limit=limit,
+        sampler=sampler, generated=generated, components=components,
+    )
     if as_json:
         print(json.dumps(results))
         return
@@ -273,25 +289,30 @@ def sample_command(
     output: Path = typer.Option(Path("samples.png"), "-o", "--output", help="A .png grid or a .npy array."),
     label: Optional[int] = typer.Option(None, "--label", help="Class to draw (conditional models)."),
     seed: int = typer.Option(0, "--seed"),
+    sampler: str = typer.Option("prior", "--sampler", help="prior (the model's) | gmm (a Gaussian mixture fitted on training codes: any autoencoder)."),
+    components: int = typer.Option(10, "--components", help="Gaussian components of the gmm sampler."),
+    data_dir: Optional[Path] = DataDirOpt,
 ) -> None:
-    """Draw new items from a generative model's prior.
+    """Draw new items from a generative model's prior, or from a Gaussian mixture fitted on any model's codes.
 
-    Example: autoencoders sample runs/cvae -n 64 --label 3 -o threes.png
+    Examples:
+
+      autoencoders sample runs/cvae -n 64 --label 3 -o threes.png
+
+      autoencoders sample runs/ae -n 64 --sampler gmm --components 10 -o ae-samples.png
     """
-    import torch
-
     from autoencoders.io import load
+    from autoencoders.uses.sampling import SAMPLERS, sample_run
 
+    if sampler not in SAMPLERS:
+        _fail(f"--sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
     model = _guard(load, run)
-    if not model.generative:
+    if not model.generative and sampler == "prior":
         from autoencoders.catalog import GENERATIVE
 
-        _fail(f"{model.name!r} has no prior to sample from; train one of: {', '.join(sorted(GENERATIVE))}")
-    torch.manual_seed(seed)
-    labels = None if label is None else torch.full((n,), label, dtype=torch.long)
-    if labels is not None and not 0 <= label < model.sample_classes:
-        _fail(f"--label needs a conditional model (cvae, aae --supervised, aae-semi, aae-cluster) and a class in 0..{max(model.sample_classes - 1, 0)}")
-    _save_picture(model.sample(n, labels), output, model.config.value_range)
+        _fail(f"{model.name!r} has no prior to sample from; use --sampler gmm, or train one of: {', '.join(sorted(GENERATIVE))}")
+    samples = _guard(sample_run, run, n, sampler, label, components, seed, data_dir)
+    _save_picture(samples, output, model.config.value_range)
     console.print(f"wrote {n} samples to {output}")
 
 
@@ -327,24 +348,90 @@ def reconstruct_command(
 @app.command("interpolate")
 def interpolate_command(
     run: Path = RunArg,
-    output: Path = typer.Option(Path("interpolation.png"), "-o", "--output"),
-    pairs: int = typer.Option(4, "--pairs", help="Rows: pairs of test items."),
+    output: Path = typer.Option(Path("interpolation.png"), "-o", "--output", help="A .png strip or a .npy array (pairs, steps, ...)."),
+    pairs: int = typer.Option(4, "--pairs", help="Rows: pairs of test items (without --from/--to)."),
     steps: int = typer.Option(10, "--steps", help="Frames per row, endpoints included."),
+    start: Optional[str] = typer.Option(None, "--from", help="Start items: test-set indices or image files (3 or a.png or 3,a.png)."),
+    end: Optional[str] = typer.Option(None, "--to", help="End items, as many as --from: one row per pair."),
+    mode: str = typer.Option("linear", "--mode", help="linear (a straight line) or slerp (a great-circle arc)."),
+    label: Optional[int] = typer.Option(None, "--label", help="Class for conditional models when items are files."),
     data_dir: Optional[Path] = DataDirOpt,
 ) -> None:
-    """Decode straight lines in latent space between pairs of test items, one row per pair.
+    """Decode lines (or arcs, --mode slerp) in latent space between pairs of items, one row per pair.
 
-    Example: autoencoders interpolate runs/vae --pairs 6 --steps 12 -o interp.png
+    Without --from/--to the pairs are test items i and PAIRS + i.
+
+    Examples:
+
+      autoencoders interpolate runs/vae --pairs 6 --steps 12 -o interp.png
+
+      autoencoders interpolate runs/vae --from 3 --to 17 --mode slerp -o three-to-seventeen.png
+
+      autoencoders interpolate runs/vae --from a.png,b.png --to c.png,7 -o rows.png
     """
     from autoencoders.io import load
-    from autoencoders.plots import interpolation_strip
+    from autoencoders.models.base import INTERPOLATION_MODES
+    from autoencoders.plots import interpolation_strip, is_image_shape
 
+    if mode not in INTERPOLATION_MODES:
+        _fail(f"--mode must be one of {', '.join(INTERPOLATION_MODES)}; got {mode!r}")
+    if (start is None) != (end is None):
+        _fail("give both --from and --to (or neither, to interpolate between test items)")
     model = _guard(load, run)
-    x, y = _test_items(run, 2 * pairs, data_dir)
-    y = y if model.conditional else None
-    frames = model.interpolate(x[:pairs], x[pairs:], steps, None if y is None else y[:pairs], None if y is None else y[pairs:])
-    interpolation_strip(frames.transpose(0, 1), tuple(model.config.value_range)).save(output)
+    if start is None:
+        x, y = _test_items(run, 2 * pairs, data_dir)
+        x1, x2, y1, y2 = x[:pairs], x[pairs:], *((None, None) if y is None else (y[:pairs], y[pairs:]))
+    else:
+        x1, y1 = _chosen_items(run, model, start, "--from", label, data_dir)
+        x2, y2 = _chosen_items(run, model, end, "--to", label, data_dir)
+        if len(x1) != len(x2):
+            _fail(f"--from names {len(x1)} item(s) and --to {len(x2)}; give as many of each (one row per pair)")
+    if not model.conditional:
+        y1 = y2 = None
+    frames = model.interpolate(x1, x2, steps, y1, y2, mode=mode).transpose(0, 1)  # (pairs, steps, ...)
+    if output.suffix == ".npy":
+        import numpy as np
+
+        np.save(output, frames.numpy())
+    elif not is_image_shape(tuple(model.config.input_shape)):
+        _fail(f"items of shape {tuple(model.config.input_shape)} are not images: write them with -o FILE.npy")
+    else:
+        interpolation_strip(frames, tuple(model.config.value_range)).save(output)
     console.print(f"wrote {output}")
+
+
+def _chosen_items(run: Path, model, text: str, option: str, label: int | None, data_dir):
+    """Items named by test-set indices and/or image files ("3", "a.png", "3,a.png"), with their labels."""
+    import torch
+
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        _fail(f"{option} names no items; give test-set indices or image files")
+    test = labels = None
+    if any(part.isdigit() for part in parts):
+        from autoencoders.io import load_run_data
+
+        dataset = _guard(load_run_data, run, data_dir=data_dir)
+        test, labels = dataset.test, dataset.test_labels
+    items, item_labels = [], []
+    for part in parts:
+        if part.isdigit():
+            if int(part) >= len(test):
+                _fail(f"{option}: index {part} is beyond the test set's {len(test)} items")
+            items.append(test[int(part)])
+            item_labels.append(None if labels is None else labels[int(part)])
+        elif Path(part).is_file():
+            if len(model.config.input_shape) != 3:
+                _fail(f"{option}: {part} is a file, but the model takes items of shape {tuple(model.config.input_shape)}, not images; give test-set indices")
+            items.append(_read_image(Path(part), tuple(model.config.input_shape), model.config.value_range))
+            item_labels.append(None if label is None else torch.tensor(label))
+        else:
+            _fail(f"{option}: {part!r} is neither a test-set index nor an image file")
+    if model.conditional:
+        if any(value is None for value in item_labels):
+            _fail(f"this model is conditional: pass --label CLASS for the image files in {option}")
+        return torch.stack(items), torch.stack([torch.as_tensor(value) for value in item_labels])
+    return torch.stack(items), None
 
 
 @app.command("encode")
@@ -355,7 +442,7 @@ def encode_command(
     split: str = typer.Option("test", "--split"),
     data_dir: Optional[Path] = DataDirOpt,
 ) -> None:
-    """Encode a dataset split to latent codes (posterior means for VAEs).
+    """Encode a dataset split to latent codes (posterior means for VAEs, integer codebook indices for vqvae).
 
     Example: autoencoders encode runs/vae --data mnist -o codes.parquet
     """
@@ -393,7 +480,7 @@ def encode_command(
 @app.command("decode")
 def decode_command(
     run: Path = RunArg,
-    codes: Path = typer.Argument(..., help="A .npy array (N, latent_dim) or a .parquet file from `encode`."),
+    codes: Path = typer.Argument(..., help="A .npy array (N, code size) or a .parquet file from `encode` (vqvae: the integer code grid)."),
     output: Path = typer.Option(Path("decoded.png"), "-o", "--output", help="A .png grid or a .npy array."),
     label: Optional[int] = typer.Option(None, "--label", help="Class for conditional models."),
 ) -> None:
@@ -499,6 +586,150 @@ def style_transfer_command(
     grid = torch.cat([x.unsqueeze(1), frames], dim=1).flatten(0, 1)
     _save_picture(grid, output, model.config.value_range, nrow=len(classes) + 1)
     console.print(f"wrote {len(parts)} source(s) x {len(classes)} labels to {output}")
+
+
+@app.command("augment")
+def augment_command(
+    run: Path = RunArg,
+    n: int = typer.Option(..., "-n", help="Number of synthetic items, balanced over the classes."),
+    output: Path = typer.Option(..., "-o", "--output", help="A folder (PNG files in one folder per class) or a .npz (x, y)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Classes to generate: 0-9 or 1,3,5 (default all)."),
+    sampler: str = typer.Option("prior", "--sampler", help="prior | gmm (a Gaussian mixture fitted on training codes)."),
+    components: int = typer.Option(10, "--components", help="Gaussian components of the gmm sampler."),
+    seed: int = typer.Option(0, "--seed"),
+    data_dir: Optional[Path] = DataDirOpt,
+) -> None:
+    """Write labelled synthetic items from a model that generates a chosen class (cvae, aae --supervised, aae-semi).
+
+    The folder form reads back as a labelled dataset: `autoencoders train ... --data DIR`.
+
+    Examples:
+
+      autoencoders augment runs/cvae -n 1000 -o synthetic/
+
+      autoencoders augment runs/aae-sup -n 500 --labels 3,8 -o threes-eights.npz
+    """
+    from autoencoders.io import load
+    from autoencoders.uses.augment import augment_run
+    from autoencoders.uses.sampling import SAMPLERS
+
+    if sampler not in SAMPLERS:
+        _fail(f"--sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
+    model = _guard(load, run)
+    classes = None if labels is None or not model.sample_classes else _label_list(labels, model.sample_classes)
+    path = _guard(augment_run, run, n, output, classes, sampler, components, seed, data_dir)
+    console.print(f"wrote {n} labelled samples to {path}")
+    print(path)
+
+
+@app.command("compress")
+def compress_command(
+    run: Path = RunArg,
+    inputs: list[Path] = typer.Argument(..., help="Image files, folders of images (sorted by path) or .npy arrays (N, *item_shape)."),
+    output: Path = typer.Option(..., "-o", "--output", help="The compressed file to write."),
+    step: Optional[float] = typer.Option(
+        None, "--step", help="Quantization step of the codes (default: 1 for compressive-ae; else 1/16 of their spread). "
+        "Smaller keeps more detail and costs more bytes.",
+    ),
+    data_dir: Optional[Path] = DataDirOpt,
+) -> None:
+    """Compress items into one file: quantized codes, entropy-coded under tables fitted on the run's training data.
+
+    Example: autoencoders compress runs/cae-mnist digits/ -o digits.aec
+    """
+    from autoencoders.uses.compress import CompressionError, compress_files
+
+    try:
+        count, size = _guard(compress_files, run, inputs, output, step=step, data_dir=data_dir)
+    except CompressionError as error:
+        _fail(str(error))
+    console.print(f"wrote {count} items in {size} bytes ({size / count:.1f} bytes per item) to {output}")
+
+
+@app.command("decompress")
+def decompress_command(
+    run: Path = RunArg,
+    file: Path = typer.Argument(..., help="A file written by `autoencoders compress` with this run."),
+    output: Path = typer.Option(..., "-o", "--output", help="A .npy array, a .png (one item) or a folder of PNGs."),
+    data_dir: Optional[Path] = DataDirOpt,
+) -> None:
+    """Decode a compressed file with the run that wrote it (another model is refused).
+
+    Example: autoencoders decompress runs/cae-mnist digits.aec -o decoded/
+    """
+    from autoencoders.uses.compress import CompressionError, decompress_file
+
+    try:
+        written = _guard(decompress_file, run, file, output, data_dir=data_dir)
+    except CompressionError as error:
+        _fail(str(error))
+    console.print(f"wrote {len(written)} file(s) to {output}")
+
+
+@app.command("denoise")
+def denoise_command(
+    run: Path = RunArg,
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="An image file, a folder of images, or a .npy array (N, ...)."),
+    output: Path = typer.Option(..., "-o", "--output", help="A folder (one PNG per input), an image file, or a .npy array."),
+) -> None:
+    """Remove noise with a denoising model (dae): images keep their names, arrays their layout and dtype.
+
+    Images must have the model's size (they are not resampled).
+
+    Examples:
+
+      autoencoders denoise runs/dae noisy/ -o clean/
+
+      autoencoders denoise runs/dae scan.png -o scan-clean.png
+
+      autoencoders denoise runs/dae noisy.npy -o clean.npy
+    """
+    from autoencoders.uses.denoise import denoise_path
+
+    written = _guard(denoise_path, run, input_path, output)
+    console.print(f"denoised into {output}" + (f" ({len(written)} files)" if len(written) > 1 else ""))
+
+
+@app.command("detect")
+def detect_command(
+    run: Path = RunArg,
+    data: Path = typer.Option(..., "--data", help="Items to score: a .csv/.parquet table, a folder of images, or a .npy array."),
+    output: Path = typer.Option(Path("scores.csv"), "-o", "--output", help="CSV: id, anomaly_score, outlier (1/0)."),
+    score: str = typer.Option("recon", "--score", help="recon, elbo (VAE family), latent, or a sum such as recon+latent."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Flag items whose anomaly score exceeds this."),
+    contamination: Optional[float] = typer.Option(None, "--contamination", help="Flag this fraction of the items (0.05: the top 5%)."),
+    quantile: float = typer.Option(0.99, "--quantile", help="Else flag items above this quantile of the reference items' scores."),
+    id_column: Optional[str] = typer.Option(None, "--id-column", help="Table column holding row ids (default: the run's, else the row number)."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="Normal items to fit the detector on (default: the run's training data)."),
+    reference_items: int = typer.Option(10000, "--reference-items", help="At most this many reference items."),
+    neighbors: int = typer.Option(5, "--neighbors", help="latent score: mean distance to this many nearest reference codes."),
+    samples: int = typer.Option(1, "--samples", help="elbo score: >1 gives the importance-sampled bound."),
+    pool: int = typer.Option(1, "--pool", help="recon score on images: average-pool the error over pool x pool patches."),
+    data_dir: Optional[Path] = DataDirOpt,
+) -> None:
+    """Score every row or image for how anomalous it is, and flag the outliers.
+
+    Higher anomaly scores are more unusual. The report of the run then shows their histogram and the worst
+    items (kept in RUN/anomaly/).
+
+    Examples:
+
+      autoencoders detect runs/ae --data new_rows.csv -o scores.csv --contamination 0.01
+
+      autoencoders detect runs/vae --data photos/ -o scores.csv --score elbo --threshold 120
+    """
+    if output.suffix.lower() != ".csv":
+        _fail(f"-o must be a .csv file; got {output}")
+    from autoencoders.uses.anomaly import detect
+
+    frame = _guard(
+        detect, run, data, score=score, threshold=threshold, contamination=contamination, quantile=quantile,
+        id_column=id_column, reference=reference, reference_items=reference_items, data_dir=data_dir,
+        neighbors=neighbors, samples=samples, pool=pool,
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(output, index=False)
+    console.print(f"scored {len(frame)} items, {int(frame['outlier'].sum())} flagged as outliers; wrote {output}")
 
 
 benchmark_app = typer.Typer(help="Benchmarks of a trained model.", no_args_is_help=True)

@@ -21,6 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from PIL import Image, ImageDraw, ImageFont
 
 Picture = Image.Image | Figure
@@ -229,6 +230,29 @@ def interpolation_strip(
         scale=scale,
         row_labels=row_labels,
     )
+
+
+def latent_traversal_grid(
+    frames: Any,
+    dims: Sequence[int],
+    kl: Sequence[float] | None = None,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    padding: int = 2,
+    scale: int | None = None,
+) -> Image.Image:
+    """Latent traversals: row r decodes one code with dimension ``dims[r]`` swept left to right, the others fixed.
+
+    ``frames`` is (rows, steps, C, H, W); each row is labelled ``z<dim>``, with its KL in nats when ``kl`` (one
+    value per row) is given, so a reader sees which dimensions the model uses.
+    """
+    labels = [f"z{dim}" if kl is None else f"z{dim}  KL {value:.2f}" for dim, value in zip(dims, kl or [None] * len(dims))]
+    array = _as_float_array(frames)
+    if array.ndim != 5 or array.shape[0] != len(labels):
+        raise ValueError(
+            f"latent_traversal_grid takes frames (rows, steps, C, H, W) with one row per entry of dims ({len(labels)}); "
+            f"got an array of shape {tuple(array.shape)}"
+        )
+    return interpolation_strip(array, value_range=value_range, padding=padding, scale=scale, row_labels=labels)
 
 
 # -- charts ----------------------------------------------------------------------------------------------
@@ -533,6 +557,64 @@ def _scatter_classes(
     ]
     axes.legend(handles=handles, title=label_name or "label", loc="center left", bbox_to_anchor=(1.01, 0.5),
                 frameon=False, fontsize=9)
+
+
+def rate_distortion_curves(panels: dict[str, dict[str, list[dict[str, float]]]], rate: str = "bytes_per_item") -> Figure:
+    """Quality against size: one row per panel (a dataset), PSNR and SSIM against ``rate``.
+
+    ``panels`` maps a title to curves, each a codec's name and its points: dicts with ``rate`` (bytes per
+    item, or ``bits_per_value``), ``psnr`` and, where measured, ``ssim``. A codec with one point (lossless
+    PNG) is drawn as a vertical line at its size.
+    """
+    if not panels or not any(panels.values()):
+        raise ValueError("rate_distortion_curves needs at least one curve")
+    figure = Figure(figsize=(10, 3.8 * len(panels)), layout="constrained")
+    axes_grid = figure.subplots(len(panels), 2, squeeze=False)
+    colors = colormaps["tab10"]
+    names = list(dict.fromkeys(name for curves in panels.values() for name in curves))
+    for row, (title, curves) in zip(axes_grid, panels.items()):
+        for axes, quality in zip(row, ("psnr", "ssim")):
+            for name, points in curves.items():
+                color = colors(names.index(name) % 10)
+                points = sorted(points, key=lambda point: point[rate])
+                if len(points) == 1 and quality not in points[0]:
+                    axes.axvline(points[0][rate], color=color, linestyle=":", label=name)
+                    continue
+                drawn = [point for point in points if quality in point]
+                if drawn:
+                    axes.plot([p[rate] for p in drawn], [p[quality] for p in drawn], marker="o", markersize=3.5,
+                              color=color, label=name, linewidth=1.4)
+            axes.set_xscale("log")
+            # plain numbers at 1, 2, 5 x 10^k: the default 10^k labels of minor ticks run into each other
+            axes.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            axes.xaxis.set_minor_formatter(NullFormatter())
+            axes.set_xlabel("bytes per image" if rate == "bytes_per_item" else rate.replace("_", " "))
+            axes.set_ylabel("PSNR (dB)" if quality == "psnr" else "SSIM")
+            axes.set_title(f"{title}: {quality.upper()}")
+            axes.grid(alpha=0.3, which="both")
+        row[0].legend(fontsize=8)
+    return figure
+
+
+def anomaly_score_histogram(scores: Any, threshold: float | None = None, title: str | None = None) -> Figure:
+    """The distribution of anomaly scores (higher = more unusual), with the outlier threshold as a line."""
+    values = _as_float_array(scores).ravel()
+    if values.size == 0:
+        raise ValueError("anomaly_score_histogram needs at least one score")
+    figure = Figure(figsize=(7, 3.4), layout="constrained")
+    axes = figure.subplots()
+    axes.hist(values, bins=min(60, max(10, int(math.sqrt(values.size)))), color=TRAIN_COLOR, alpha=0.85)
+    if threshold is not None:
+        flagged = int((values > threshold).sum())
+        axes.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:.4g} ({flagged} flagged)")
+        axes.legend(fontsize=9)
+    axes.set_xlabel("anomaly score")
+    axes.set_ylabel("items")
+    axes.set_yscale("log")
+    axes.set_title(title or f"{values.size} scored items")
+    axes.grid(alpha=0.3)
+    return figure
 
 
 # -- output ----------------------------------------------------------------------------------------------

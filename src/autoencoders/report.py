@@ -20,15 +20,18 @@ import torch
 from torch import Tensor
 
 from autoencoders import plots
+from autoencoders.uses.anomaly import DETECTION_FOLDER
 
 REPORT_FILE = "report.html"
 PICTURES_FOLDER = "pictures"
 INTERPOLATION_STEPS = 10
 INTERPOLATION_PAIRS = 4
+TRAVERSAL_STEPS = 9  # values per swept code dimension, the middle one 0
 LATENT_POINTS = 5000
 ENCODE_BATCH = 1024
 SAMPLES_PER_CLASS = 8
 STYLE_SOURCES = 8
+FRAME_SEQUENCES = 4  # sequences of images shown, one row of frames each
 MAX_SAMPLED_CLASSES = 20  # conditional models with more classes show the first ones only
 TRAINING_KEYS = ("batch_size", "lr", "epochs", "max_steps", "seed", "precision", "patience")
 
@@ -82,6 +85,11 @@ def write_report(
     if dataset is None:
         sections.append(Section("data", "Test data", f'<p class="note">{html.escape(data_problem)}</p>'))
     sections += model_sections
+    rate_distortion_path = run_dir / RATE_DISTORTION_FILE
+    if rate_distortion_path.exists():
+        sections.append(_rate_distortion_section(json.loads(rate_distortion_path.read_text()), pictures))
+    if (run_dir / DETECTION_FOLDER / "summary.json").exists():  # written by `autoencoders detect`
+        sections.append(_anomaly_section(run_dir / DETECTION_FOLDER, model, pictures))
 
     report_path = run_dir / REPORT_FILE
     title = f"{model.name} on {config.get('data', {}).get('name', '?')}"
@@ -93,6 +101,8 @@ def _model_sections(
     model, dataset, projection: str, n_items: int, seed: int, pictures: "PictureWriter"
 ) -> list[Section]:
     """The pictures of what the model does: those on test data only when the data could be loaded."""
+    if len(model.config.input_shape) == 4:  # sequences of images (length, C, H, W): rows of frames
+        return _frame_sequence_sections(model, dataset, projection, seed, pictures)
     sections = []
     if dataset is not None:
         sections.append(_reconstruction_section(model, dataset, n_items, pictures))
@@ -104,8 +114,28 @@ def _model_sections(
         sections.append(_latent_section(model, dataset, projection, seed, pictures))
     if dataset is not None and hasattr(model, "sample_prior"):
         sections.append(_prior_section(model, dataset, seed, pictures))
+    if dataset is not None and _has_traversals(model, dataset):
+        sections.append(_traversal_section(model, dataset, pictures))
     if dataset is not None and hasattr(model, "style_transfer") and model.conditional and _is_image_data(dataset):
         sections.append(_style_transfer_section(model, dataset, pictures))
+    return sections
+
+
+def _frame_sequence_sections(model, dataset, projection: str, seed: int, pictures: "PictureWriter") -> list[Section]:
+    """Sequences of images: each sequence one row of frames (moving digits); reconstructions, samples, codes."""
+    length, value_range, sections = model.config.input_shape[0], tuple(model.config.value_range), []
+    if dataset is not None:
+        inputs = dataset.test[:FRAME_SEQUENCES]
+        rows = torch.stack([inputs, model.reconstruct(inputs)], 1).flatten(0, 2)  # a sequence, then its reconstruction
+        caption = f"The first {len(inputs)} test sequences, one frame per column, each above its reconstruction."
+        picture = plots.image_grid(rows, nrow=length, value_range=value_range)
+        sections.append(Section("reconstructions", "Reconstructions", pictures.add(picture, "reconstructions", caption, pixelated=True)))
+    if model.generative:
+        picture = plots.image_grid(model.sample(FRAME_SEQUENCES).flatten(0, 1), nrow=length, value_range=value_range)
+        caption = f"{FRAME_SEQUENCES} sequences drawn from the model, one per row."
+        sections.append(Section("samples", "Samples", pictures.add(picture, "samples", caption, pixelated=True)))
+    if dataset is not None:
+        sections.append(_latent_section(model, dataset, projection, seed, pictures))
     return sections
 
 
@@ -248,6 +278,26 @@ def _prior_section(model, dataset, seed: int, pictures: PictureWriter) -> Sectio
     return Section("prior", "Latent space against the prior", pictures.add(figure, "prior", caption))
 
 
+def _has_traversals(model, dataset) -> bool:
+    """VAE-family models with one flat Gaussian code, on images: each dimension can be swept under its prior."""
+    from autoencoders.models.vae import VAE
+
+    return isinstance(model, VAE) and not model.conditional and model.code_size == model.config.latent_dim and _is_image_data(dataset)
+
+
+def _traversal_section(model, dataset, pictures: PictureWriter) -> Section:
+    from autoencoders.metrics.disentanglement import TRAVERSAL_SPAN, latent_traversals
+
+    frames, dims, kl = latent_traversals(model, dataset.test[0], dataset.test[:LATENT_POINTS], steps=TRAVERSAL_STEPS)
+    picture = plots.latent_traversal_grid(frames, dims, kl, value_range=tuple(model.config.value_range))
+    caption = (
+        f"Latent traversals of the first test item: each row sweeps one code dimension from {-TRAVERSAL_SPAN} to "
+        f"{TRAVERSAL_SPAN} (left to right) with the others fixed at the item's code; rows in order of the dimension's "
+        "mean KL over the test items (nats), so unused dimensions (KL near 0) come last and change nothing."
+    )
+    return Section("traversals", "Latent traversals", pictures.add(picture, "traversals", caption, pixelated=True))
+
+
 def _style_transfer_section(model, dataset, pictures: PictureWriter) -> Section:
     sources = dataset.test[:STYLE_SOURCES]
     classes = torch.arange(model.config.num_classes)
@@ -286,6 +336,51 @@ def _loss_section(metrics_csv: Path, pictures: PictureWriter) -> Section | None:
         return None
     caption = "Training and validation loss terms against the training step (log scale where they span over a decade)."
     return Section("loss", "Loss curves", pictures.add(figure, "loss", caption))
+
+
+RATE_DISTORTION_FILE = "rate_distortion.json"  # written by benchmarks/rate_distortion.py
+
+
+def _rate_distortion_section(results: dict[str, Any], pictures: PictureWriter) -> Section:
+    """Bytes per image against PSNR/SSIM for this model's compressed files and the usual image codecs."""
+    curves = results["curves"]
+    dataset = str(results.get("dataset", "test set"))
+    caption = f"Rate-distortion on the first {results.get('items', '?')} {dataset} test images (log size axis)."
+    figure = pictures.add(plots.rate_distortion_curves({dataset: curves}), "rate_distortion", caption)
+    header = "<tr><th>codec</th><th>setting</th><th>bytes/image</th><th>PSNR dB</th><th>SSIM</th></tr>"
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{html.escape(str(point.get('setting', '')))}</td>"
+        f"<td>{point['bytes_per_item']:.1f}</td><td>{point.get('psnr', float('inf')):.2f}</td>"
+        f"<td>{point.get('ssim', 1.0):.3f}</td></tr>"
+        for name, points in curves.items()
+        for point in sorted(points, key=lambda point: point["bytes_per_item"])
+    )
+    note = f'<p class="hint">From {RATE_DISTORTION_FILE} ({html.escape(str(results.get("budget", "")))}).</p>'
+    return Section("rate-distortion", "Rate-distortion", figure + f"<table><thead>{header}</thead><tbody>{rows}</tbody></table>" + note)
+
+
+def _anomaly_section(folder: Path, model, pictures: PictureWriter) -> Section:
+    """The last ``detect`` of this run: the histogram of anomaly scores and the most anomalous items."""
+    import numpy as np
+    import pandas as pd
+
+    summary = json.loads((folder / "summary.json").read_text())
+    scores = pd.read_csv(folder / "scores.csv")["anomaly_score"].to_numpy()
+    caption = (
+        f"Anomaly scores ({summary['score']}) of {summary['items']} items of {summary['data']}; threshold "
+        f"{summary['threshold']:.4g} ({summary['threshold_from']}) flags {summary['outliers']}."
+    )
+    body = pictures.add(plots.anomaly_score_histogram(scores, summary["threshold"]), "anomaly_scores", caption)
+    worst_ids, worst_scores = summary["worst_ids"], summary["worst_scores"]
+    worst_path = folder / "worst.npy"
+    if worst_path.exists() and plots.is_image_shape(model.config.input_shape):
+        worst = np.load(worst_path, allow_pickle=False)
+        grid = plots.image_grid(worst, nrow=min(8, len(worst)), value_range=tuple(model.config.value_range))
+        names = ", ".join(f"{item_id} ({score:.3g})" for item_id, score in zip(worst_ids, worst_scores))
+        body += pictures.add(grid, "anomaly_worst", f"The most anomalous items, worst first: {names}.", pixelated=True)
+    else:
+        body += _table([(str(item_id), f"{score:.4g}") for item_id, score in zip(worst_ids, worst_scores)], ("id", "anomaly score"))
+    return Section("anomaly", "Anomaly detection", body)
 
 
 # -- text sections ---------------------------------------------------------------------------------------
@@ -351,7 +446,7 @@ def _header(run_dir: Path, config: dict[str, Any], model, dataset) -> Section:
     trained_with = config.get("autoencoders_version", "?")
     summary.append(("autoencoders version", f"{trained_with} (trained), {__version__} (this report)"))
 
-    model_settings = [(name, _format_value(value)) for name, value in config["model"].get("config", {}).items()]
+    model_settings = _model_settings(config["model"])
     training_settings = [
         (name, _format_value(training[name])) for name in TRAINING_KEYS if training.get(name) is not None
     ]
@@ -366,6 +461,20 @@ def _header(run_dir: Path, config: dict[str, Any], model, dataset) -> Section:
         + "</div>"
     )
     return Section("header", "Run", body)
+
+
+# settings read only by some archs (or families): other runs do not list them (an mlp run has no "scales")
+ARCH_SETTINGS = {"depth": ("acai",), "scales": ("acai",), "cell": ("rnn", "crnn", "vrnn")}
+
+
+def _model_settings(model: dict[str, Any]) -> list[tuple[str, str]]:
+    """The model's config as table rows, without the network settings that its arch ignores."""
+    values = model.get("config", {})
+    readers = {values.get("arch"), model.get("name")}
+    return [
+        (name, _format_value(value)) for name, value in values.items()
+        if name not in ARCH_SETTINGS or readers & set(ARCH_SETTINGS[name])
+    ]
 
 
 def _metrics_section(metrics: dict[str, Any]) -> Section:

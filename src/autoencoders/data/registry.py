@@ -196,15 +196,25 @@ DATASETS: dict[str, DatasetSpec] = {
             "sine", "multivariate time series: sums of random sines plus noise, clipped to [-1, 1]",
             "built-in", "64x3 (T x C)", "synthetic:load_sine", options=("train_size", "test_size", "length", "channels"),
         ),
+        DatasetSpec(
+            "text", "character-level text: Python's reference topics shipped in the stdlib, lower-cased, one-hot windows",
+            "built-in", "64x70 (T x alphabet)", "sequences:load_text", options=("length", "stride"),
+        ),
+        DatasetSpec(
+            "moving-digits", "Moving MNIST made from the MNIST files: 2 digits bouncing in 64x64 frames, 10 frames",
+            "download", "10x1x64x64 (T x C x H x W)", "sequences:load_moving_digits",
+            options=("train_size", "test_size", "length", "image_size", "digits"), folder="mnist",
+            checksums=dict(zip(_MNIST_FILES, _MNIST_MD5)), mirrors=_MNIST_MIRRORS,
+        ),
     ]
 }
 
 # A path instead of a name: (loader, accepted options) by what the path is.
 _PATH_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "folder": ("images:load_image_folder", ("image_size", "test_size")),
-    ".csv": ("tables:load_table", ("columns", "label_column", "id_column", "test_size")),
-    ".parquet": ("tables:load_table", ("columns", "label_column", "id_column", "test_size")),
-    ".pq": ("tables:load_table", ("columns", "label_column", "id_column", "test_size")),
+    ".csv": ("tables:load_table", ("columns", "label_column", "id_column", "test_size", "time_column", "window", "stride")),
+    ".parquet": ("tables:load_table", ("columns", "label_column", "id_column", "test_size", "time_column", "window", "stride")),
+    ".pq": ("tables:load_table", ("columns", "label_column", "id_column", "test_size", "time_column", "window", "stride")),
     ".npy": ("images:load_array", ("test_size",)),
 }
 _PATH_HELP = "a folder of images (class sub-folders optional), a .csv/.parquet/.pq table, or a .npy array"

@@ -155,14 +155,21 @@ _SINE_PEAK = 0.8
 _SINE_NOISE = 0.05
 
 
-def sample_sines(count: int, length: int, channels: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``count`` random multivariate series: float32 (count, length, channels) in [-1, 1]."""
+def sample_sines(
+    count: int, length: int, channels: int, generator: torch.Generator | None = None, steps: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``count`` random multivariate series: float32 (count, length, channels) in [-1, 1].
+
+    ``steps`` (count, length) is the time of every value in steps, 0, 1, ..., length - 1 by default; a warped
+    time (same generator state) gives the same series with its frequencies changed where the warp is.
+    """
     shape = (count, 1, channels, _SINE_COMPONENTS)
     cycles = 1.0 + 7.0 * torch.rand(count, 1, 1, _SINE_COMPONENTS, generator=generator)  # 1-8 per series
     phase = 2 * math.pi * torch.rand(shape, generator=generator)
     amplitude = 0.2 + 0.8 * torch.rand(shape, generator=generator)
     amplitude = amplitude * (_SINE_PEAK / amplitude.sum(-1, keepdim=True))
-    time = (torch.arange(length, dtype=torch.float32) / length).view(1, -1, 1, 1)
+    steps = torch.arange(length, dtype=torch.float32).expand(count, length) if steps is None else steps
+    time = (steps / length).view(count, length, 1, 1)
     series = (amplitude * torch.sin(2 * math.pi * cycles * time + phase)).sum(-1)
     noise = _SINE_NOISE * torch.randn(series.shape, generator=generator)
     return (series + noise).clamp_(-1.0, 1.0)

@@ -2,7 +2,10 @@
 
 Reconstruction metrics (mse, l1, bce, hamming, psnr, ssim) work for every model; likelihood metrics
 (nll, neg_elbo, kl) for the VAE family; representation metrics (probe, kmeans) for every model on labelled
-data, classification_error and cluster_error for models with a label or cluster head.
+data, classification_error and cluster_error for models with a label or cluster head. Generation metrics
+(fid, kid, precision, recall on Inception features; fid_domain, kid_domain, precision_domain, recall_domain and
+is on the dataset's classifier) compare model samples (prior or latent-mixture sampler) with as many test items.
+Disentanglement metrics (mig, factor-score) score the codes against the known factors of the sprites data.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import Any
 
 import torch
 
+from autoencoders.metrics.generation import GENERATION_METRICS
+from autoencoders.metrics.disentanglement import DISENTANGLEMENT_METRICS
 from autoencoders.metrics.likelihood import LIKELIHOOD_METRICS
 from autoencoders.metrics.recon import RECONSTRUCTION_METRICS
 from autoencoders.metrics.representation import REPRESENTATION_METRICS
@@ -20,6 +25,8 @@ METRICS = {
     **{name: "reconstruction" for name in RECONSTRUCTION_METRICS},
     **{name: "likelihood" for name in LIKELIHOOD_METRICS},
     **{name: "representation" for name in REPRESENTATION_METRICS},  # computed over whole splits
+    **{name: "disentanglement" for name in DISENTANGLEMENT_METRICS},  # codes against known factors (sprites)
+    **{name: "generation" for name in GENERATION_METRICS},  # model samples against test items
 }
 
 
@@ -41,9 +48,14 @@ def default_metrics(model, item_shape: tuple[int, ...]) -> list[str]:
 @torch.no_grad()
 def evaluate_model(
     model, dataset, metrics: list[str] | None = None, split: str = "test", samples: int = 1000,
-    batch_size: int = 500, seed: int = 0, device: str = "cpu",
+    batch_size: int = 500, seed: int = 0, device: str = "cpu", sampler: str = "prior", generated: int = 10000,
+    components: int = 10, data_dir: str | Path | None = None,
 ) -> dict[str, float]:
-    """Mean of each metric over ``split``; returns {metric name: value}."""
+    """Mean of each metric over ``split``; returns {metric name: value}.
+
+    Generation metrics compare ``generated`` samples drawn by ``sampler`` (prior | gmm, a ``components``-Gaussian
+    mixture fitted on training codes) with as many items of ``split``; with gmm their names end in ``_gmm``.
+    """
     metrics = metrics or default_metrics(model, dataset.item_shape)
     unknown = [name for name in metrics if name not in METRICS]
     if unknown:
@@ -51,7 +63,15 @@ def evaluate_model(
     torch.manual_seed(seed)
     model = model.to(device).eval()
     results = {name: REPRESENTATION_METRICS[name](model, dataset, split, seed=seed) for name in metrics if METRICS[name] == "representation"}
-    metrics = [name for name in metrics if name not in results]
+    results.update({name: DISENTANGLEMENT_METRICS[name](model, dataset, split, seed=seed) for name in metrics if METRICS[name] == "disentanglement"})
+    generation = [name for name in metrics if METRICS[name] == "generation"]
+    if generation:
+        from autoencoders.metrics.generation import generation_metrics
+
+        results.update(generation_metrics(
+            model, dataset, generation, split, sampler, generated, components, seed=seed, data_dir=data_dir, device=device,
+        ))
+    metrics = [name for name in metrics if METRICS[name] not in ("representation", "disentanglement", "generation")]
     x_all, y_all = dataset.split(split), dataset.labels(split) if model.conditional else None
     totals = dict.fromkeys(metrics, 0.0)
     for start in range(0, x_all.shape[0] if metrics else 0, batch_size):
@@ -70,6 +90,7 @@ def evaluate_model(
 def evaluate(
     run: str | Path, metrics: list[str] | None = None, data: str | None = None, split: str = "test",
     samples: int = 1000, data_dir: str | Path | None = None, limit: int | None = None, save: bool = True,
+    sampler: str = "prior", generated: int = 10000, components: int = 10,
 ) -> dict[str, Any]:
     """Evaluate a run folder on its own dataset (or ``data``); writes ``metrics.json`` when ``save``."""
     from autoencoders.data import load_dataset
@@ -86,7 +107,10 @@ def evaluate(
             f"dataset {dataset.name!r} has items of shape {tuple(dataset.item_shape)} but the model takes "
             f"{tuple(model.config.input_shape)}"
         )
-    results = evaluate_model(model, dataset, metrics, split=split, samples=samples)
+    results = evaluate_model(
+        model, dataset, metrics, split=split, samples=samples, sampler=sampler, generated=generated,
+        components=components, data_dir=data_dir,
+    )
     if save:
         metrics_path = Path(run) / "metrics.json"
         import json

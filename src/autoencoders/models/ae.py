@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
+from autoencoders.corruption import check_noise, corrupt
 from autoencoders.losses import RECON_LOSSES, reconstruction_loss
 from autoencoders.models.base import Autoencoder, ModelConfig, Output
 from autoencoders.nn import build_decoder, build_encoder
@@ -54,9 +54,6 @@ class AE(Autoencoder):
         return {"loss": recon, "recon": recon}
 
 
-NOISES = ("gaussian", "masking", "salt-and-pepper")
-
-
 @dataclass
 class DAEConfig(AEConfig):
     noise: str = "gaussian"  # gaussian | masking | salt-and-pepper
@@ -68,17 +65,8 @@ class DAE(AE):
     config_class = DAEConfig
 
     def __init__(self, config: DAEConfig):
-        if config.noise not in NOISES:
-            raise ValueError(f"unknown noise {config.noise!r}; choose one of {', '.join(NOISES)}")
+        check_noise(config.noise, config.noise_level)
         super().__init__(config)
 
     def corrupt(self, x: Tensor) -> Tensor:
-        low, high = self.config.value_range
-        level = self.config.noise_level
-        if self.config.noise == "gaussian":
-            return x + level * (high - low) * torch.randn_like(x)
-        hit = torch.rand_like(x) < level
-        if self.config.noise == "masking":
-            return torch.where(hit, torch.full_like(x, low), x)
-        salt = torch.rand_like(x) < 0.5
-        return torch.where(hit, torch.where(salt, torch.full_like(x, high), torch.full_like(x, low)), x)
+        return corrupt(x, self.config.noise, self.config.noise_level, self.config.value_range)

@@ -21,10 +21,11 @@ class ModelConfig:
 
     input_shape: tuple[int, ...] = (1, 28, 28)
     latent_dim: int = 16
-    arch: str = "mlp"  # mlp | conv | acai  (see autoencoders.nn)
+    arch: str = "mlp"  # mlp | conv | acai | rnn | crnn  (see autoencoders.nn)
     hidden: tuple[int, ...] = ()  # widths (mlp) or channels (conv); () takes the arch's default
     depth: int = 16  # acai: channels after the first 1x1 convolution
     scales: int = 3  # acai: number of 2x down/up-sampling stages
+    cell: str = "gru"  # rnn, crnn and vrnn: the recurrent cell, gru | lstm
     recon_loss: str = "mse"  # mse | l1 | bce | hamming
     value_range: tuple[float, float] = (0.0, 1.0)  # of the data; corruption and pictures use it
     num_classes: int = 0  # > 0 for label-conditioned models
@@ -54,6 +55,8 @@ class Player:
     lr: float | None = None  # None: the training learning rate
     betas: tuple[float, float] = (0.9, 0.999)
     every: int = 1  # step this player on every n-th batch
+    start: int = 0  # the first batch (step) it steps on: a player trained after another (a VQ-VAE's prior) ...
+    stop: int | None = None  # ... and the batch it stops before (a VQ-VAE's autoencoder); None: to the end
 
 
 @dataclass
@@ -121,6 +124,11 @@ class Autoencoder(nn.Module):
         """Whether a model built from ``settings`` needs the dataset's number of classes (``num_classes``)."""
         return cls.conditional
 
+    @classmethod
+    def data_settings(cls, dataset, settings: dict[str, Any]) -> dict[str, Any]:
+        """Config fields a model built from ``settings`` takes from its training data (e.g. ``dataset_size``)."""
+        return {}
+
     # -- uses built on the verbs ------------------------------------------------------------------------
     @property
     def binary_output(self) -> bool:
@@ -154,13 +162,17 @@ class Autoencoder(nn.Module):
 
     @torch.no_grad()
     def interpolate(
-        self, x1: Tensor, x2: Tensor, steps: int = 10, y1: Tensor | None = None, y2: Tensor | None = None
+        self, x1: Tensor, x2: Tensor, steps: int = 10, y1: Tensor | None = None, y2: Tensor | None = None,
+        mode: str = "linear",
     ) -> Tensor:
         """Decode ``steps`` evenly spaced points between the codes of x1 and x2 (endpoints included).
 
         ``x1`` and ``x2`` are single items or batches of equal size; the result is (steps, batch, *shape)
-        for batches and (steps, *shape) for single items.
+        for batches and (steps, *shape) for single items. ``mode`` is "linear" (a straight line) or "slerp"
+        (the great-circle arc of ``slerp``).
         """
+        if mode not in INTERPOLATION_MODES:
+            raise ValueError(f"unknown interpolation mode {mode!r}; choose one of {', '.join(INTERPOLATION_MODES)}")
         single = x1.dim() == len(self.config.input_shape)
         if single:
             x1, x2 = x1.unsqueeze(0), x2.unsqueeze(0)
@@ -168,7 +180,31 @@ class Autoencoder(nn.Module):
             y2 = None if y2 is None else y2.reshape(1)
         z1, z2 = self.encode(x1, y1), self.encode(x2, y2)
         alphas = torch.linspace(0.0, 1.0, steps, device=z1.device).view(-1, 1, 1)
-        codes = (1 - alphas) * z1.unsqueeze(0) + alphas * z2.unsqueeze(0)  # (steps, batch, latent)
+        if mode == "slerp":
+            codes = slerp(z1.unsqueeze(0), z2.unsqueeze(0), alphas)  # (steps, batch, latent)
+        else:
+            codes = (1 - alphas) * z1.unsqueeze(0) + alphas * z2.unsqueeze(0)
         labels = None if y1 is None else y1.repeat(steps)
         frames = self.decode(codes.flatten(0, 1), labels).unflatten(0, (steps, x1.shape[0]))
         return frames[:, 0] if single else frames
+
+
+INTERPOLATION_MODES = ("linear", "slerp")
+
+
+def slerp(z1: Tensor, z2: Tensor, alphas: Tensor) -> Tensor:
+    """Spherical interpolation (Shoemake 1985; White 2016 for latent codes), broadcast over leading axes.
+
+    Under a Gaussian prior most mass lies near a sphere, and the straight line between two codes passes
+    through the improbable region near the origin; the arc keeps the norm of equal-norm endpoints. Where the
+    codes are (nearly) parallel, opposite (the arc is undefined) or zero, this falls back to the line.
+    """
+    cosine = torch.nn.functional.cosine_similarity(z1, z2, dim=-1).clamp(-1.0, 1.0).unsqueeze(-1)
+    angle = torch.arccos(cosine)
+    sine = torch.sin(angle)
+    nonzero = (z1.norm(dim=-1, keepdim=True) > 0) & (z2.norm(dim=-1, keepdim=True) > 0)
+    # within 1.8 degrees of parallel the arc is the line to 1e-4; near opposite, dividing by sin(angle) is unstable
+    usable = (cosine.abs() < 0.9995) & nonzero
+    safe_sine = torch.where(usable, sine, torch.ones_like(sine))
+    arc = (torch.sin((1 - alphas) * angle) * z1 + torch.sin(alphas * angle) * z2) / safe_sine
+    return torch.where(usable, arc, (1 - alphas) * z1 + alphas * z2)

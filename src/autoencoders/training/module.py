@@ -60,8 +60,15 @@ class AutoencoderModule(pl.LightningModule):
         ]
 
     def optimizer_steps(self, batches: int) -> int:
-        """Optimizer steps in the first ``batches`` batches: Lightning's ``max_steps`` counts these."""
-        return sum(math.ceil(batches / player.every) for player in self.players.values())
+        """Optimizer steps in the first ``batches`` batches: Lightning's ``max_steps`` counts these.
+
+        A player steps on the batches b in [start, min(stop, batches)) with b % every == 0.
+        """
+        total = 0
+        for player in self.players.values():
+            end = batches if player.stop is None else min(player.stop, batches)
+            total += max(0, math.ceil(end / player.every) - math.ceil(player.start / player.every))
+        return total
 
     # -- training ----------------------------------------------------------------------------------------
 
@@ -74,7 +81,7 @@ class AutoencoderModule(pl.LightningModule):
         if self.lr_schedule == "cosine":
             self._set_cosine_lr(optimizers)
         for (name, player), optimizer in zip(self.players.items(), optimizers):
-            if self.step % player.every:
+            if self.step % player.every or not player.start <= self.step < (math.inf if player.stop is None else player.stop):
                 continue
             terms = player.loss(x, y, step=self.step)
             if check_now:

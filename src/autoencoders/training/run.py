@@ -96,6 +96,7 @@ def model_settings(model_name: str, dataset, requested: dict[str, Any]) -> dict[
         if dataset.num_classes < 2:
             raise ValueError(f"{model_name} with these settings uses class labels, but dataset {dataset.name!r} has none")
         settings["num_classes"] = dataset.num_classes
+    settings.update(cls.data_settings(dataset, requested))
     settings.update(requested)
     return settings
 

@@ -1,0 +1,121 @@
+"""FactorVAE (Kim & Mnih 2018, "Disentangling by Factorising").
+
+A VAE whose loss adds γ times the total correlation TC(z) = KL(q(z) || Π_j q(z_j)) of its aggregate
+posterior, so that the code's dimensions become independent without pushing each q(z|x) harder onto the
+prior (which is what β-VAE does, at the cost of reconstructions). The TC has no closed form; it is estimated
+with the density-ratio trick: a discriminator D learns to tell samples of q(z) from samples of Π_j q(z_j),
+and TC ≈ E_q(z)[log D(z) / (1 - D(z))], the mean of its logit on codes of the batch.
+
+Samples of Π_j q(z_j) come from permuting each dimension independently across the batch's codes (the
+paper's Algorithm 1, permuting within one batch as disentanglement_lib does). Each batch runs two players:
+
+1. ``autoencoder`` (encoder + decoder): the negative ELBO + γ·TC estimate;
+2. ``discriminator``: codes of the batch are "q(z)" (label 1), the permuted codes "Π_j q(z_j)" (label 0).
+
+The discriminator is the paper's: 6 hidden layers of 1000 units with LeakyReLU(0.2), Adam with learning rate
+1e-4 and betas (0.5, 0.9).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from autoencoders.losses import gaussian_kl
+from autoencoders.models.base import Player
+from autoencoders.models.vae import VAE, VAEConfig
+
+DISCRIMINATOR_BETAS = (0.5, 0.9)  # the paper's Adam betas for the discriminator
+
+
+def permute_dims(z: Tensor) -> Tensor:
+    """Each column of ``z`` (batch, dims) shuffled independently: samples of the product of its marginals."""
+    batch, dims = z.shape
+    order = torch.argsort(torch.rand(batch, dims, device=z.device), dim=0)
+    return torch.gather(z, 0, order)
+
+
+def tc_discriminator(latent_dim: int, hidden: tuple[int, ...]) -> nn.Sequential:
+    """An MLP with LeakyReLU(0.2) from a code to one logit: log D(z)/(1 - D(z)), D = P(z came from q(z))."""
+    layers: list[nn.Module] = []
+    for width_in, width_out in zip((latent_dim, *hidden[:-1]), hidden):
+        layers += [nn.Linear(width_in, width_out), nn.LeakyReLU(0.2)]
+    return nn.Sequential(*layers, nn.Linear(hidden[-1] if hidden else latent_dim, 1))
+
+
+@dataclass
+class FactorVAEConfig(VAEConfig):
+    gamma: float = 6.4  # weight of the TC penalty; 6.4 is the usual setting for dSprites-like data
+    discriminator_hidden: tuple[int, ...] = (1000, 1000, 1000, 1000, 1000, 1000)
+    discriminator_lr: float | None = 1e-4  # None: the training learning rate
+
+
+class FactorVAE(VAE):
+    name = "factor-vae"
+    config_class = FactorVAEConfig
+
+    def __init__(self, config: FactorVAEConfig):
+        super().__init__(config)
+        if config.iwae_samples > 1 or config.free_bits > 0:
+            raise ValueError(
+                "factor-vae trains on the ELBO plus γ·TC: iwae_samples and free_bits do not apply (leave them at 1 and 0)"
+            )
+        if config.gamma < 0:
+            raise ValueError(f"gamma weighs the total-correlation penalty and must be >= 0; got {config.gamma}")
+        widths = config.discriminator_hidden
+        if isinstance(widths, str) or not widths or not all(isinstance(width, int) and width > 0 for width in widths):
+            raise ValueError(
+                f"discriminator_hidden takes the discriminator's layer widths, e.g. --discriminator-hidden [1000,1000]; got {widths!r}"
+            )
+        self.discriminator = tc_discriminator(config.latent_dim, tuple(config.discriminator_hidden))
+        self._codes: tuple[Tensor, Tensor] | None = None  # (batch, its detached posterior samples)
+
+    def discriminate(self, z: Tensor) -> Tensor:
+        """The discriminator's logit per code: log D(z) - log(1 - D(z))."""
+        return self.discriminator(z).squeeze(1)
+
+    # -- the players -------------------------------------------------------------------------------------
+    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+        output = self(x, y)
+        self._codes = (x, output.latent.detach())
+        recon = -self.log_likelihood(output.decoded, x).mean()
+        kl = gaussian_kl(output.extras["mean"], output.extras["log_var"]).mean()
+        self.discriminator.requires_grad_(False)  # the gradient flows to the codes only, not into D's weights
+        tc = self.discriminate(output.latent).mean()
+        self.discriminator.requires_grad_(True)
+        loss = recon + self.kl_weight(step) * kl + self.config.gamma * tc
+        return {"loss": loss, "recon": recon, "kl": kl, "tc": tc, "elbo": -(recon + kl)}
+
+    def _batch_codes(self, x: Tensor) -> Tensor:
+        """The posterior samples of ``x`` from this batch's autoencoder phase, or drawn afresh."""
+        if self._codes is not None and self._codes[0] is x:
+            return self._codes[1]
+        with torch.no_grad():
+            return self(x).latent
+
+    def discriminator_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+        codes = self._batch_codes(x)
+        self._codes = None
+        joint_logits, product_logits = self.discriminate(codes), self.discriminate(permute_dims(codes))
+        loss = 0.5 * (
+            F.binary_cross_entropy_with_logits(joint_logits, torch.ones_like(joint_logits))
+            + F.binary_cross_entropy_with_logits(product_logits, torch.zeros_like(product_logits))
+        )
+        accuracy = 0.5 * ((joint_logits > 0).float().mean() + (product_logits < 0).float().mean())
+        return {"loss": loss, "accuracy": accuracy}
+
+    def vae_parameters(self):
+        return itertools.chain(self.encoder.parameters(), self.decoder.parameters(), [self.decoder_log_scale])
+
+    def players(self) -> dict[str, Player]:
+        return {
+            "autoencoder": Player(self.vae_parameters, self.loss),
+            "discriminator": Player(
+                self.discriminator.parameters, self.discriminator_loss, lr=self.config.discriminator_lr,
+                betas=DISCRIMINATOR_BETAS,
+            ),
+        }

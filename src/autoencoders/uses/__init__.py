@@ -1,0 +1,1 @@
+"""What people use trained autoencoders for: one module per use (denoising, the scikit-learn estimator ...)."""

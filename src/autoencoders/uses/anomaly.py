@@ -1,0 +1,586 @@
+"""Anomaly detection with autoencoders, in scikit-learn's outlier-detection style.
+
+``AnomalyDetector`` wraps a model (trained here from a family name, or given trained) and scores how unlike
+the data it was fitted on each new item is:
+
+- ``"recon"``: the mean squared reconstruction error per feature (in data space); for images optionally of
+  the residual average-pooled over ``pool`` x ``pool`` patches, which forgives strokes drawn a pixel off
+  and weighs errors over whole parts of the image;
+- ``"elbo"``: the negative ELBO, or with ``samples > 1`` the negative importance-sampled log-likelihood
+  bound (Burda et al. 2016); VAE family only;
+- ``"latent"``: the distance of an item's code to the codes of the fitted items: the mean distance to the
+  ``neighbors`` nearest ones (``latent_distance="knn"``) or the Mahalanobis distance to their Gaussian fit
+  (``"mahalanobis"``, Ledoit-Wolf shrunk covariance).
+
+Scores join with ``+`` (``score="recon+latent"``): each part is standardized by the mean and standard
+deviation of its scores on the fitted items and the standardized parts are summed, so no part dominates by
+its units. As in scikit-learn (``IsolationForest``, ``LocalOutlierFactor``), ``score_samples`` is higher for
+more normal items (it is minus the anomaly score), ``decision_function`` is ``score_samples - offset_``
+(negative for outliers) and ``predict`` gives +1 for inliers and -1 for outliers. ``offset_`` comes from
+``contamination`` (that fraction of the fitted items is flagged) or else from ``quantile`` (items scoring
+above that quantile of the fitted items' anomaly scores are flagged).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+SCORES = {
+    "recon": "mean squared reconstruction error per feature",
+    "elbo": "negative ELBO (samples=1) or negative importance-sampled log-likelihood bound (VAE family)",
+    "latent": "distance of the code to the fitted items' codes (k nearest neighbours or Mahalanobis)",
+}
+LATENT_DISTANCES = ("knn", "mahalanobis")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def auroc(anomaly_scores: Any, is_anomaly: Any) -> float:
+    """Area under the ROC curve: the chance that a random anomaly scores above a random normal item.
+
+    Computed exactly from ranks (the Mann-Whitney U statistic), ties counting one half.
+    """
+    from scipy.stats import rankdata
+
+    scores = np.asarray(anomaly_scores, dtype=np.float64).ravel()
+    positive = np.asarray(is_anomaly).astype(bool).ravel()
+    if scores.shape != positive.shape:
+        raise ValueError(f"auroc needs one label per score; got {scores.size} scores and {positive.size} labels")
+    n_positive, n_negative = int(positive.sum()), int((~positive).sum())
+    if n_positive == 0 or n_negative == 0:
+        raise ValueError("auroc needs both anomalies and normal items among the labels")
+    if not np.isfinite(scores).all():
+        raise ValueError("auroc got NaN or infinite scores")
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative))
+
+
+def parse_score(score: str) -> list[str]:
+    """"recon+latent" -> ["recon", "latent"], checked against ``SCORES``."""
+    if not isinstance(score, str) or not score.strip():
+        raise ValueError(f"score must be one of {', '.join(SCORES)} or several joined by '+'; got {score!r}")
+    parts = [part.strip() for part in score.split("+")]
+    unknown = [part for part in parts if part not in SCORES]
+    if unknown or len(set(parts)) != len(parts):
+        raise ValueError(
+            f"unknown or repeated score {score!r}; choose from {', '.join(SCORES)} or join several with '+' "
+            "(e.g. recon+latent)"
+        )
+    return parts
+
+
+def as_items(X: Any) -> Tensor:
+    """Items as a float32 tensor (N, ...): numpy arrays, torch tensors, pandas frames or nested lists.
+
+    uint8 arrays are images in 0..255 and become [0, 1].
+    """
+    if hasattr(X, "to_numpy") and hasattr(X, "columns"):  # a pandas DataFrame
+        X = X.to_numpy()
+    if isinstance(X, Tensor):
+        array = X.detach().cpu()
+        items = array.float().div(255) if array.dtype == torch.uint8 else array.float()
+    else:
+        try:
+            array = np.asarray(X)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"cannot read the items as an array ({error})") from error
+        if array.dtype == np.uint8:
+            items = torch.from_numpy(array.astype(np.float32) / 255)
+        elif np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_:
+            items = torch.from_numpy(array.astype(np.float32))
+        else:
+            raise ValueError(f"items must be numbers; got an array of {array.dtype} (convert or drop non-numeric columns)")
+    if items.dim() < 2 or items.shape[0] == 0:
+        raise ValueError(
+            f"items must be shaped (n_items, ...) with at least one item, e.g. (N, n_features) rows or (N, C, H, W) "
+            f"images; got shape {tuple(items.shape)} (one item? use X[None])"
+        )
+    if not torch.isfinite(items).all():
+        raise ValueError("items contain NaN or infinite values; fill or drop them first")
+    return items.contiguous()
+
+
+class AnomalyDetector:
+    """Outlier detection by an autoencoder: ``fit`` on normal data, then score, threshold and flag new items.
+
+    ``model`` is a family name (``"ae"``, ``"vae"``, ... : trained in ``fit`` with ``latent_dim``, ``arch``,
+    ``hidden``, ``epochs``/``max_steps`` ... and further ``settings``), a trained ``Autoencoder``, or the path
+    of a run / saved-model folder. Tables (2-d items: rows of features) are standardized with the fitted
+    data's column means and standard deviations when the model is trained here, or with the scaling a run
+    recorded when it is given as a folder; a given ``Autoencoder`` takes items as it was trained on them.
+
+    ``score_samples`` is higher for more normal items (scikit-learn's convention); ``anomaly_score`` is its
+    negative. ``offset_`` is the threshold on ``score_samples``. ``out`` saves a model trained here as a
+    folder that ``autoencoders.load`` and ``autoencoders detect`` take.
+
+    Attributes after ``fit``: ``model_``, ``offset_`` (and ``threshold_ = -offset_``, on the anomaly score),
+    ``fit_anomaly_scores_`` (of the fitted items), ``score_scales_`` (mean and std of each part's scores),
+    ``standardization_`` (a table's column means and stds, or None), ``n_features_in_``.
+    """
+
+    def __init__(
+        self,
+        model: Any = "ae",
+        score: str = "recon",
+        contamination: float | None = None,
+        quantile: float = 0.99,
+        *,
+        latent_distance: str = "knn",
+        neighbors: int = 5,
+        samples: int = 1,
+        pool: int = 1,
+        latent_dim: int | None = None,
+        arch: str | None = None,
+        hidden: Sequence[int] | None = None,
+        epochs: int | None = None,
+        max_steps: int | None = None,
+        batch_size: int | None = None,
+        lr: float | None = None,
+        settings: dict[str, Any] | None = None,
+        out: str | Path | None = None,
+        seed: int = 0,
+        batch: int = 1024,
+        device: str = "cpu",
+    ):
+        self.model = model
+        self.score = score
+        self.contamination = contamination
+        self.quantile = quantile
+        self.latent_distance = latent_distance
+        self.neighbors = neighbors
+        self.samples = samples
+        self.pool = pool
+        self.latent_dim = latent_dim
+        self.arch = arch
+        self.hidden = hidden
+        self.epochs = epochs
+        self.max_steps = max_steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.settings = settings
+        self.out = out
+        self.seed = seed
+        self.batch = batch
+        self.device = device
+
+    # -- fitting ----------------------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> "AnomalyDetector":
+        """Train (or take) the model, remember the fitted items' codes and scores, set the threshold.
+
+        ``y`` is ignored (outlier detection is unsupervised); it is accepted for scikit-learn pipelines.
+        """
+        from autoencoders.models import MODELS
+
+        parts = self._check_parameters()
+        items = as_items(X)
+        if "elbo" in parts and isinstance(self.model, str) and self.model in MODELS:
+            _check_likelihood(MODELS[self.model], self.model)  # before training, not after
+        self.model_, self.standardization_ = self._fitted_model(items)
+        items = self._model_input(items)
+        if "elbo" in parts:
+            _check_likelihood(self.model_, self.model_.name)
+        if "latent" in parts:
+            self._fit_latent(self._codes(items))
+        raw = {part: self._raw_scores(part, items, fitted=True) for part in parts}
+        self.score_scales_ = {part: (float(values.mean()), float(values.std()) or 1.0) for part, values in raw.items()}
+        self.fit_anomaly_scores_ = self._combine(raw)
+        if self.contamination is not None:
+            threshold = np.quantile(self.fit_anomaly_scores_, 1.0 - self.contamination)
+        else:
+            threshold = np.quantile(self.fit_anomaly_scores_, self.quantile)
+        self.offset_ = -float(threshold)
+        self.n_features_in_ = int(math.prod(items.shape[1:]))
+        return self
+
+    def _check_parameters(self) -> list[str]:
+        parts = parse_score(self.score)
+        if self.contamination is not None and not 0.0 < float(self.contamination) <= 0.5:
+            raise ValueError(f"contamination is the expected fraction of outliers, in (0, 0.5]; got {self.contamination!r}")
+        if not 0.0 < float(self.quantile) < 1.0:
+            raise ValueError(f"quantile must lie in (0, 1), e.g. 0.99 flags the top 1% of the fitted items; got {self.quantile!r}")
+        if self.latent_distance not in LATENT_DISTANCES:
+            raise ValueError(f"latent_distance must be one of {', '.join(LATENT_DISTANCES)}; got {self.latent_distance!r}")
+        if int(self.neighbors) < 1 or int(self.samples) < 1 or int(self.pool) < 1:
+            raise ValueError(
+                f"neighbors, samples and pool must be at least 1; got {self.neighbors}, {self.samples} and {self.pool}"
+            )
+        return parts
+
+    def _fitted_model(self, items: Tensor):
+        from autoencoders.io import load, read_config
+        from autoencoders.models import MODELS
+        from autoencoders.models.base import Autoencoder
+
+        model, standardization = self.model, None
+        if isinstance(model, str) and model in MODELS:
+            standardization = _standardization(items) if items.dim() == 2 else None
+            model = train_on_items(
+                model, items if standardization is None else _standardize(items, standardization),
+                {"latent_dim": self.latent_dim, "arch": self.arch, "hidden": tuple(self.hidden) if self.hidden else None,
+                 **(self.settings or {})},
+                epochs=self.epochs, max_steps=self.max_steps, batch_size=self.batch_size or 64, lr=self.lr or 1e-3,
+                seed=self.seed, device=self.device,
+            )
+            if self.out is not None:
+                _save_detector_model(model, self.out, standardization)
+        elif isinstance(model, (str, Path)):
+            path = Path(model)
+            if not path.exists():
+                raise ValueError(
+                    f"model {str(model)!r} is neither a model family ({', '.join(MODELS)}) nor an existing run folder"
+                )
+            preprocessing = (read_config(path).get("data") or {}).get("preprocessing") or {}
+            model = load(path)
+            if preprocessing.get("kind") == "standardize" and items.dim() == 2:
+                standardization = {"mean": preprocessing["mean"], "std": preprocessing["std"]}
+        elif not isinstance(model, Autoencoder):
+            raise ValueError(
+                f"model must be a family name ({', '.join(MODELS)}), a trained Autoencoder or a run folder; "
+                f"got {type(model).__name__}"
+            )
+        if model.conditional:
+            raise ValueError(
+                f"{model.name} is conditioned on labels, which new items to score do not have; "
+                "use an unconditional model (ae, dae, vae, beta-vae, aae ...)"
+            )
+        return model.to(self.device).eval(), standardization
+
+    def _model_input(self, items: Tensor) -> Tensor:
+        """Items standardized as the model was trained and shaped as it takes them."""
+        shape = tuple(self.model_.config.input_shape)
+        if self.standardization_ is not None:
+            if items.dim() != 2 or items.shape[1] != len(self.standardization_["mean"]):
+                raise ValueError(
+                    f"the model takes rows of {len(self.standardization_['mean'])} features; got items of shape "
+                    f"{tuple(items.shape[1:])}"
+                )
+            items = _standardize(items, self.standardization_)
+        if tuple(items.shape[1:]) != shape:
+            if math.prod(items.shape[1:]) != math.prod(shape):
+                raise ValueError(
+                    f"the model takes items of shape {shape} ({math.prod(shape)} numbers); got items of shape "
+                    f"{tuple(items.shape[1:])}"
+                )
+            items = items.reshape(len(items), *shape)  # e.g. (N, 28, 28) or flat (N, 784) rows of 1x28x28 images
+        return items
+
+    # -- scores -----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _codes(self, items: Tensor) -> np.ndarray:
+        codes = [self.model_.encode(part.to(self.device)).flatten(1).cpu() for part in items.split(self.batch)]
+        return torch.cat(codes).double().numpy()
+
+    def _fit_latent(self, codes: np.ndarray) -> None:
+        if self.latent_distance == "knn":
+            from sklearn.neighbors import NearestNeighbors
+
+            if len(codes) <= self.neighbors:
+                raise ValueError(f"the latent kNN score needs more than neighbors={self.neighbors} fitted items; got {len(codes)}")
+            self.latent_index_ = NearestNeighbors(n_neighbors=int(self.neighbors)).fit(codes)
+        else:
+            from sklearn.covariance import LedoitWolf
+
+            self.latent_index_ = LedoitWolf().fit(codes)
+
+    def _latent_scores(self, items: Tensor, fitted: bool) -> np.ndarray:
+        if self.latent_distance == "knn":
+            # the fitted items are their own nearest codes: leave each one out (kneighbors without X)
+            distances, _ = self.latent_index_.kneighbors(None if fitted else self._codes(items))
+            return distances.mean(axis=1)
+        return np.sqrt(self.latent_index_.mahalanobis(self._codes(items)))
+
+    @torch.no_grad()
+    def _raw_scores(self, part: str, items: Tensor, fitted: bool = False) -> np.ndarray:
+        if part == "latent":
+            return self._latent_scores(items, fitted)
+        values = []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)  # the ELBO's samples: the same scores every call
+            for chunk in items.split(self.batch):
+                chunk = chunk.to(self.device)
+                if part == "recon":
+                    residual = self.model_.reconstruct(chunk) - chunk
+                    if self.pool > 1 and residual.dim() == 4:
+                        residual = torch.nn.functional.avg_pool2d(residual, int(self.pool), ceil_mode=True)
+                    values.append(residual.pow(2).flatten(1).mean(1).cpu())
+                elif self.samples == 1:
+                    values.append(-self.model_.log_importance_weights(chunk, samples=1)[0].cpu())
+                else:
+                    values.append(-self.model_.log_marginal_likelihood(chunk, samples=int(self.samples)).cpu())
+        return torch.cat(values).double().numpy()
+
+    def _combine(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        if len(raw) == 1:
+            return next(iter(raw.values()))
+        return sum((values - self.score_scales_[part][0]) / self.score_scales_[part][1] for part, values in raw.items())
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "offset_"):
+            raise ValueError("this AnomalyDetector is not fitted yet; call fit(X) with normal data first")
+
+    def part_scores(self, X: Any) -> dict[str, np.ndarray]:
+        """Each part of the score on its own, in its own units: {"recon": ..., "latent": ...}."""
+        self._check_fitted()
+        items = self._model_input(as_items(X))
+        return {part: self._raw_scores(part, items) for part in parse_score(self.score)}
+
+    def combine(self, part_scores: dict[str, np.ndarray]) -> np.ndarray:
+        """The anomaly score from ``part_scores``: the one part, or the sum of the standardized parts."""
+        self._check_fitted()
+        return self._combine(part_scores)
+
+    def anomaly_score(self, X: Any) -> np.ndarray:
+        """Higher for more anomalous items (minus ``score_samples``)."""
+        return self._combine(self.part_scores(X))
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Higher for more normal items (scikit-learn's convention): minus the anomaly score."""
+        return -self.anomaly_score(X)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """``score_samples - offset_``: negative for outliers, positive for inliers."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X: Any) -> np.ndarray:
+        """+1 for inliers, -1 for outliers (scikit-learn's convention)."""
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        """+1/-1 for the fitted items themselves, from their scores in ``fit`` (the latent kNN score leaves
+        each item out of its own neighbours there, which ``predict(X)`` on the same items cannot)."""
+        self.fit(X)
+        return np.where(-self.fit_anomaly_scores_ - self.offset_ < 0, -1, 1)
+
+    @property
+    def threshold_(self) -> float:
+        """The anomaly-score threshold: items scoring above it are outliers (``-offset_``)."""
+        self._check_fitted()
+        return -self.offset_
+
+
+def _check_likelihood(model, name: str) -> None:
+    if not hasattr(model, "log_importance_weights"):
+        raise ValueError(
+            f"score 'elbo' needs a model with a likelihood (vae, beta-vae); {name!r} has none. Use score='recon' or 'latent'"
+        )
+
+
+def _save_detector_model(model, out: str | Path, standardization: dict[str, list[float]] | None) -> None:
+    """The trained model as a saved-model folder; a table's scaling is recorded as a run records it."""
+    from autoencoders.io import save_model
+
+    preprocessing = {"kind": "standardize", **standardization} if standardization else {}
+    save_model(model, out, extra={"data": {"name": "items given to AnomalyDetector.fit", "preprocessing": preprocessing}})
+
+
+def _standardization(items: Tensor) -> dict[str, list[float]]:
+    mean, std = items.double().mean(0), items.double().std(0, unbiased=False)
+    std[std == 0] = 1.0  # a constant column stays constant instead of dividing by zero
+    return {"mean": mean.tolist(), "std": std.tolist()}
+
+
+def _standardize(items: Tensor, standardization: dict[str, list[float]]) -> Tensor:
+    mean = torch.tensor(standardization["mean"], dtype=items.dtype)
+    std = torch.tensor(standardization["std"], dtype=items.dtype)
+    return (items - mean) / std
+
+
+def train_on_items(
+    model_name: str,
+    items: Tensor,
+    settings: dict[str, Any],
+    *,
+    epochs: int | None = None,
+    max_steps: int | None = None,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: str = "cpu",
+):
+    """A fresh ``model_name`` trained on in-memory items with the library's training module, quietly.
+
+    ``settings`` are model fields (``latent_dim``, ``arch``, ``beta`` ...); the data fills the input shape and
+    value range. Training runs ``max_steps`` batches, or ``epochs`` passes over the items (default 10).
+    """
+    from autoencoders.io import build_model
+    from autoencoders.training.run import model_settings
+    from autoencoders.uses.estimator import fit_model
+
+    low, high = float(items.min()), float(items.max())
+    unit_images = items.dim() == 4 and low >= 0.0 and high <= 1.0
+    data = SimpleNamespace(  # what model_settings reads of a dataset
+        name="items", item_shape=tuple(items.shape[1:]), binary=False, num_classes=0,
+        value_range=(0.0, 1.0) if unit_images else (low, max(high, low + 1.0)),
+    )
+    config = model_settings(model_name, data, {key: value for key, value in settings.items() if value is not None})
+    if max_steps is None:
+        max_steps = (epochs or 10) * math.ceil(len(items) / batch_size)
+    with torch.random.fork_rng(devices=[]):  # the caller's random streams stay as they were
+        torch.manual_seed(seed)
+        model = build_model(model_name, config)
+        if model.uses_labels:
+            raise ValueError(
+                f"{model_name!r} with these settings needs class labels, which anomaly detection does not have; "
+                "use an unsupervised family (ae, dae, vae, beta-vae, aae)"
+            )
+        return fit_model(model, items, max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed, device=device)
+
+
+# -- scoring files of a run: what `autoencoders detect` does --------------------------------------------------
+DETECTION_FOLDER = "anomaly"  # inside the run folder: the last detection, which the report shows
+WORST_ITEMS = 16
+
+
+def read_items(path: str | Path, run_config: dict[str, Any], id_column: str | None = None) -> tuple[Tensor, list]:
+    """The items of a file or folder in the model's space, with one id each.
+
+    A .csv/.parquet table gives rows scaled as the run's training table was, ids from ``id_column`` (or the
+    run's id column) else the row number; a folder gives its images (file name as id, relative to the
+    folder) converted to the model's channels, size and value range; a .npy array gives its items by index.
+    """
+    path = Path(path).expanduser()
+    model_config = run_config["model"]["config"]
+    shape = tuple(model_config["input_shape"])
+    if path.is_dir():
+        return _read_image_folder(path, shape, tuple(model_config.get("value_range", (0.0, 1.0))))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; --data takes a .csv/.parquet table, a folder of images or a .npy array")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path} cannot be read as a .npy array ({error})") from error
+        return as_items(array), list(range(len(array)))
+    if suffix in (".csv", ".parquet", ".pq"):
+        return _read_table_rows(path, run_config, id_column)
+    raise ValueError(f"{path} is a {suffix or 'suffix-less'} file; --data takes a .csv/.parquet table, a folder of images or a .npy array")
+
+
+def _read_table_rows(path: Path, run_config: dict[str, Any], id_column: str | None) -> tuple[Tensor, list]:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    except (OSError, ValueError, pd.errors.ParserError) as error:
+        raise ValueError(f"{path} cannot be read as a {path.suffix} table ({error})") from error
+    data = run_config.get("data") or {}
+    id_column = id_column or (data.get("options") or {}).get("id_column")
+    if id_column is not None and id_column not in frame.columns:
+        raise ValueError(f"{path} has no id column {id_column!r}; its columns: {', '.join(map(str, frame.columns))}")
+    preprocessing = data.get("preprocessing") or {}
+    label_column = (data.get("options") or {}).get("label_column")
+    if preprocessing.get("kind") == "standardize":
+        columns = preprocessing["columns"]
+    else:
+        columns = [name for name in frame.columns if name not in (id_column, label_column)]
+    absent = [name for name in columns if name not in frame.columns]
+    if absent:
+        raise ValueError(f"{path} lacks the model's column(s) {', '.join(map(str, absent))}; the model reads {', '.join(map(str, columns))}")
+    non_numeric = [name for name in columns if not pd.api.types.is_numeric_dtype(frame[name])]
+    if non_numeric:
+        raise ValueError(f"{path}: column(s) {', '.join(map(str, non_numeric))} are not numeric; name the id column with --id-column")
+    items = as_items(frame[columns].to_numpy(dtype=np.float64))
+    if preprocessing.get("kind") == "standardize":
+        items = _standardize(items, preprocessing)
+    ids = frame[id_column].tolist() if id_column is not None else list(range(len(frame)))
+    return items, ids
+
+
+def _read_image_folder(root: Path, shape: tuple[int, ...], value_range: tuple[float, float]) -> tuple[Tensor, list]:
+    from PIL import Image, UnidentifiedImageError
+
+    if len(shape) != 3 or shape[0] not in (1, 3):
+        raise ValueError(f"the model takes items of shape {shape}, not 1- or 3-channel images; pass a table or a .npy array")
+    channels, height, width = shape
+    files = sorted(path for path in root.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
+    if not files:
+        raise ValueError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    pixels = []
+    for path in files:  # one file at a time is what reading a folder of image files takes
+        try:
+            with Image.open(path) as image:
+                image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
+                pixels.append(np.asarray(image, dtype=np.uint8).reshape(height, width, channels))
+        except (UnidentifiedImageError, OSError) as error:
+            raise ValueError(f"{path} cannot be read as an image ({error}); fix or remove it") from error
+    unit = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).float().div(255)
+    low, high = value_range
+    return (unit * (high - low) + low).contiguous(), [path.relative_to(root).as_posix() for path in files]
+
+
+def detect(
+    run: str | Path,
+    data: str | Path,
+    score: str = "recon",
+    threshold: float | None = None,
+    contamination: float | None = None,
+    quantile: float = 0.99,
+    id_column: str | None = None,
+    reference: str | Path | None = None,
+    reference_items: int = 10000,
+    data_dir: str | Path | None = None,
+    **detector_options: Any,
+):
+    """Score every row or image of ``data`` with the model of ``run``; returns a DataFrame (id, anomaly_score,
+    outlier) and keeps it, with the worst items, in ``run/anomaly/`` for the report.
+
+    The detector is fitted on ``reference`` (a file or folder like ``data``) or else on the first
+    ``reference_items`` items of the run's training split. The threshold is ``threshold`` (on the anomaly
+    score), else the one flagging the top ``contamination`` fraction of ``data``, else the ``quantile`` of the
+    reference's scores.
+    """
+    import io
+
+    import pandas as pd
+
+    from autoencoders.io import atomic_write_bytes, atomic_write_json, load, load_run_data, read_config
+
+    if threshold is not None and contamination is not None:
+        raise ValueError("give either a threshold or a contamination, not both")
+    if contamination is not None and not 0.0 < contamination < 1.0:
+        raise ValueError(f"contamination is the fraction of items to flag, in (0, 1); got {contamination}")
+    run = Path(run)
+    config = read_config(run)
+    if reference is not None:
+        reference_set, _ = read_items(reference, config, id_column)
+    else:
+        try:
+            reference_set = load_run_data(run, data_dir=data_dir).split("train")
+        except Exception as error:  # any failure to rebuild the training data: the user can name other normal data
+            raise ValueError(
+                f"the run's training data cannot be loaded to fit the detector ({error}); pass normal data with --reference"
+            ) from error
+    reference_set = reference_set[:reference_items]
+    # the model itself, not the run's path: the items here are in the model's space already (a table is
+    # standardized by read_items and load_run_data), so the detector must not scale them again
+    detector = AnomalyDetector(model=load(run), score=score, quantile=quantile, **detector_options).fit(reference_set)
+    items, ids = read_items(data, config, id_column)
+    scores = detector.anomaly_score(items)
+    if threshold is not None:
+        source = "given"
+    elif contamination is not None:
+        threshold, source = float(np.quantile(scores, 1.0 - contamination)), f"top {contamination:g} of the scored items"
+    else:
+        threshold, source = detector.threshold_, f"quantile {quantile:g} of {len(reference_set)} reference items' scores"
+    frame = pd.DataFrame({"id": ids, "anomaly_score": scores, "outlier": (scores > threshold).astype(int)})
+
+    folder = run / DETECTION_FOLDER
+    worst = np.argsort(-scores, kind="stable")[:WORST_ITEMS]
+    atomic_write_bytes(folder / "scores.csv", frame.to_csv(index=False).encode())
+    buffer = io.BytesIO()
+    np.save(buffer, items[torch.from_numpy(worst.copy())].numpy())
+    atomic_write_bytes(folder / "worst.npy", buffer.getvalue())
+    atomic_write_json(folder / "summary.json", {
+        "data": str(data), "score": score, "threshold": float(threshold), "threshold_from": source,
+        "items": len(frame), "outliers": int(frame["outlier"].sum()),
+        "worst_ids": frame["id"].iloc[worst].tolist(),
+        "worst_scores": scores[worst].tolist(),
+    })
+    return frame

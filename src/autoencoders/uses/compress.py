@@ -1,0 +1,554 @@
+"""Compression to a file: a model's codes, quantized and entropy-coded, behind a checked header.
+
+A ``Codec`` is a model plus a probability table per code position. Real-valued codes are quantized to
+integers ``round(code / step)`` (``step`` 1 for a compressive-ae, which was trained for that rounding);
+integer codes (a VQ model's ``encode`` gives codebook indices) are taken as they are. The tables are the
+codes' histograms over the model's training set, one per position (dimension), fitted once per step and
+kept in the run folder (``compression/step-STEP.safetensors``); a range coder (``constriction``) writes
+each position's symbols under its table, and values outside a table's range follow an escape symbol,
+raw. Decoding is deterministic, so decompressing gives exactly ``model.decode(step * symbols)``.
+
+File layout (integers big-endian; a varint is 7 bits a byte, low groups first, high bit = more follows)::
+
+    magic       4 bytes   b"AEC\\x1a"
+    version     1 byte    FORMAT_VERSION
+    kind        1 byte    0: real codes quantized with step, 1: integer codes
+    model id    8 bytes   SHA-256 of the model (name, config, weights), its step and tables, first 8 bytes
+    step        4 bytes   float32
+    count       varint    items in the file
+    item shape  1 byte ndim + varints
+    code shape  1 byte ndim + varints
+    payload     range-coder words, 4 bytes each
+    checksum    4 bytes   CRC-32 of everything before it
+
+Header and checksum take 30 bytes for one 28x28 image with a 392-number code; a file of many items pays
+them once, so their cost per item falls as 30 / count bytes (the benchmark reports one image per file and
+the whole test set in one file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import constriction
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+MAGIC = b"AEC\x1a"
+FORMAT_VERSION = 1
+REAL_CODES, INTEGER_CODES = 0, 1
+MODEL_ID_BYTES = 8
+CHECKSUM_BYTES = 4
+TABLES_FOLDER = "compression"
+# a table covers at most this many symbols around its median; rarer values take the escape path
+MAX_TABLE_WIDTH = 4096
+ESCAPE_BITS = 16  # escaped values go out as two uniform 16-bit halves of a zigzag-coded int32
+BATCH = 1024
+
+
+class CompressionError(Exception):
+    """A file or request that cannot be (de)compressed, with what is wrong and what to do."""
+
+
+# -- the header -----------------------------------------------------------------------------------------
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+class _Reader:
+    def __init__(self, data: bytes, source: str):
+        self.data, self.position, self.source = data, 0, source
+
+    def take(self, size: int) -> bytes:
+        if self.position + size > len(self.data):
+            raise CompressionError(f"{self.source} is truncated: its header ends early")
+        chunk = self.data[self.position : self.position + size]
+        self.position += size
+        return chunk
+
+    def varint(self) -> int:
+        value, shift = 0, 0
+        while True:
+            byte = self.take(1)[0]
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+            if shift > 63:
+                raise CompressionError(f"{self.source} has a malformed header (a number runs past 64 bits)")
+
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.varint() for _ in range(self.take(1)[0]))
+
+
+@dataclass(frozen=True)
+class Header:
+    kind: int  # REAL_CODES or INTEGER_CODES
+    model_id: bytes
+    step: float
+    count: int
+    item_shape: tuple[int, ...]
+    code_shape: tuple[int, ...]
+    version: int = FORMAT_VERSION
+
+    def to_bytes(self) -> bytes:
+        def shape(values: tuple[int, ...]) -> bytes:
+            return bytes([len(values)]) + b"".join(_varint(size) for size in values)
+
+        return (
+            MAGIC + bytes([self.version, self.kind]) + self.model_id + struct.pack(">f", self.step)
+            + _varint(self.count) + shape(self.item_shape) + shape(self.code_shape)
+        )
+
+    @classmethod
+    def parse(cls, data: bytes, source: str = "the file") -> tuple["Header", int]:
+        """The header at the start of ``data`` and where the payload begins; checks magic, version, checksum."""
+        if data[: len(MAGIC)] != MAGIC:
+            raise CompressionError(
+                f"{source} is not an autoencoders compressed file (it does not start with {MAGIC!r}); "
+                "compress it with `autoencoders compress RUN INPUT -o FILE`"
+            )
+        reader = _Reader(data, source)
+        reader.take(len(MAGIC))
+        version, kind = reader.take(2)
+        if version != FORMAT_VERSION:
+            raise CompressionError(
+                f"{source} uses format version {version}; this autoencoders reads version {FORMAT_VERSION}. "
+                "Decompress it with the version that wrote it"
+            )
+        if kind not in (REAL_CODES, INTEGER_CODES):
+            raise CompressionError(f"{source} has an unknown code kind {kind}; the file is damaged")
+        model_id = reader.take(MODEL_ID_BYTES)
+        (step,) = struct.unpack(">f", reader.take(4))
+        count = reader.varint()
+        header = cls(kind, model_id, step, count, reader.shape(), reader.shape(), version)
+        if len(data) < reader.position + CHECKSUM_BYTES:
+            raise CompressionError(f"{source} is truncated: it ends inside its header")
+        (stored,) = struct.unpack(">I", data[-CHECKSUM_BYTES:])
+        if zlib.crc32(data[:-CHECKSUM_BYTES]) != stored:
+            raise CompressionError(
+                f"{source} is damaged or truncated (its checksum does not match); copy or compress it again"
+            )
+        if (len(data) - reader.position - CHECKSUM_BYTES) % 4:
+            raise CompressionError(f"{source} is damaged: its payload is not a whole number of 4-byte words")
+        if not (math.isfinite(step) and step > 0):
+            raise CompressionError(f"{source} has an invalid quantization step {step}; the file is damaged")
+        return header, reader.position
+
+
+# -- probability tables ---------------------------------------------------------------------------------
+@dataclass
+class Tables:
+    """Per code position: the first symbol its table covers and the symbol counts (last column: escape)."""
+
+    offsets: np.ndarray  # int64 (positions,)
+    counts: np.ndarray  # int64 (positions, width + 1)
+
+    @classmethod
+    def fit(cls, symbols: np.ndarray) -> "Tables":
+        """Histograms of integer symbols (items, positions), half a count added to every bin of the range."""
+        if symbols.ndim != 2 or len(symbols) == 0:
+            raise CompressionError("fitting probability tables needs at least one item's codes")
+        low, high = symbols.min(axis=0), symbols.max(axis=0)
+        median = np.median(symbols, axis=0).astype(np.int64)
+        low = np.maximum(low, median - MAX_TABLE_WIDTH // 2)
+        high = np.minimum(high, low + MAX_TABLE_WIDTH - 1)
+        width = int((high - low).max()) + 1
+        index = symbols - low
+        inside = (index >= 0) & (index <= (high - low))
+        index = np.where(inside, index, width)  # out of range: the escape column
+        positions = np.broadcast_to(np.arange(symbols.shape[1]), symbols.shape)
+        counts = np.zeros((symbols.shape[1], width + 1), dtype=np.int64)
+        np.add.at(counts, (positions, index), 2)
+        in_range = np.arange(width)[None, :] <= (high - low)[:, None]
+        counts[:, :width] += in_range  # unseen values in the range stay possible
+        counts[:, width] += 1  # and so does anything outside it
+        return cls(low.astype(np.int64), counts)
+
+    def probabilities(self) -> np.ndarray:
+        return self.counts / self.counts.sum(axis=1, keepdims=True)
+
+    def to_bytes(self) -> bytes:
+        return self.offsets.astype("<i8").tobytes() + self.counts.astype("<i8").tobytes()
+
+
+def _zigzag(values: np.ndarray) -> np.ndarray:
+    return ((values << 1) ^ (values >> 63)).astype(np.uint64)
+
+
+def _unzigzag(values: np.ndarray) -> np.ndarray:
+    values = values.astype(np.int64)
+    return (values >> 1) ^ -(values & 1)
+
+
+# -- the codec ------------------------------------------------------------------------------------------
+@dataclass
+class Codec:
+    """A model with its quantization step and probability tables; ``model_id`` names all three."""
+
+    model: "torch.nn.Module"
+    step: float
+    tables: Tables
+    integer_codes: bool
+    code_shape: tuple[int, ...]
+
+    @property
+    def model_id(self) -> bytes:
+        return model_fingerprint(self.model, self.step, self.tables)[:MODEL_ID_BYTES]
+
+    # building
+    @classmethod
+    def fit(cls, model, training_items: "torch.Tensor", step: float | None = None) -> "Codec":
+        """Quantize the codes of ``training_items`` and fit one table per code position on them."""
+        import torch
+
+        _check_model(model)
+        codes = encode_batches(model, training_items)
+        integer_codes = not torch.is_floating_point(codes)
+        step = 1.0 if integer_codes else _checked_step(default_step(model, codes) if step is None else step)
+        tables = Tables.fit(to_symbols(codes, step, integer_codes))
+        return cls(model, step, tables, integer_codes, tuple(codes.shape[1:]))
+
+    @classmethod
+    def from_run(cls, run: str | Path, step: float | None = None, data_dir: str | Path | None = None) -> "Codec":
+        """The codec of a run folder: its tables for ``step`` are read from the folder or fitted and saved.
+
+        Saved tables are used only while the model is the one they were fitted for (a resumed run refits).
+        """
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file, save
+
+        from autoencoders.io import ModelFileError, atomic_write_bytes, load, load_run_data
+
+        model = load(run)
+        _check_model(model)
+        digest = np.frombuffer(model_fingerprint(model), dtype=np.uint8)
+        if step is None and getattr(model, "quantization_step", None) is not None:
+            step = model.quantization_step
+        if step is not None:
+            step = _checked_step(step)
+            cached = Path(run) / TABLES_FOLDER / f"step-{step!r}.safetensors"
+            try:
+                saved = load_file(cached) if cached.exists() else {}
+            except (SafetensorError, OSError):  # a damaged cache is refitted below
+                saved = {}
+            if "model" in saved and np.array_equal(saved["model"], digest):
+                code_shape = tuple(int(size) for size in saved["code_shape"])
+                return cls(model, step, Tables(saved["offsets"], saved["counts"]), bool(saved["integer_codes"][0]), code_shape)
+        try:
+            training = load_run_data(run, data_dir=data_dir).train
+        except ModelFileError as error:
+            raise CompressionError(
+                f"the probability tables of {run} are fitted on its training data, which cannot be loaded ({error})"
+            ) from error
+        codec = cls.fit(model, training, step)
+        atomic_write_bytes(Path(run) / TABLES_FOLDER / f"step-{codec.step!r}.safetensors", save({
+            "offsets": codec.tables.offsets, "counts": codec.tables.counts, "model": digest,
+            "code_shape": np.array(codec.code_shape, dtype=np.int64),
+            "integer_codes": np.array([codec.integer_codes], dtype=np.int64),
+        }))
+        return codec
+
+    # quantization
+    def symbols_of_codes(self, codes: "torch.Tensor") -> np.ndarray:
+        """Integer symbols (items, positions) of codes from ``encode``."""
+        return to_symbols(codes, self.step, self.integer_codes)
+
+    def codes_of_symbols(self, symbols: np.ndarray) -> "torch.Tensor":
+        """The codes ``decode`` takes: symbols times the step (integer codes as they are)."""
+        import torch
+
+        values = torch.from_numpy(symbols.reshape(len(symbols), *self.code_shape))
+        if self.integer_codes:
+            return values
+        return (values.double() * self.step).float()
+
+    # coding
+    def compress(self, items: "torch.Tensor") -> bytes:
+        """The file's bytes for ``items`` (N, *item_shape)."""
+        item_shape = tuple(self.model.config.input_shape)
+        if tuple(items.shape[1:]) != item_shape:
+            raise CompressionError(
+                f"the model takes items of shape {item_shape}; got {len(items)} of shape {tuple(items.shape[1:])}"
+            )
+        symbols = self.symbols_of_codes(encode_batches(self.model, items))
+        header = Header(
+            INTEGER_CODES if self.integer_codes else REAL_CODES, self.model_id, self.step, len(items),
+            item_shape, self.code_shape,
+        )
+        body = header.to_bytes() + encode_symbols(symbols, self.tables).astype(">u4").tobytes()
+        return body + struct.pack(">I", zlib.crc32(body))
+
+    def decompress(self, data: bytes, source: str = "the file") -> "torch.Tensor":
+        """The decoded items of a file written by ``compress`` with this codec."""
+        header, start = Header.parse(data, source)
+        self.check(header, source)
+        words = np.frombuffer(data[start:-CHECKSUM_BYTES], dtype=">u4").astype(np.uint32)
+        symbols = decode_symbols(words, self.tables, header.count, source)
+        return decode_batches(self.model, self.codes_of_symbols(symbols))
+
+    def check(self, header: Header, source: str = "the file") -> None:
+        """Refuse a file written by another model (or other tables): decoding it would give garbage."""
+        if header.model_id != self.model_id:
+            raise CompressionError(
+                f"{source} was compressed with another model (id {header.model_id.hex()}; this one is "
+                f"{self.model_id.hex()} at step {self.step:g}). Decompress it with the run that compressed it; "
+                "retraining a run, or refitting its tables on other data, changes the id"
+            )
+        if header.item_shape != tuple(self.model.config.input_shape) or header.code_shape != self.code_shape:
+            raise CompressionError(f"{source} holds shapes that do not fit this model; the file is damaged")
+
+
+def model_fingerprint(model, step: float | None = None, tables: Tables | None = None) -> bytes:
+    """SHA-256 over the model (family, config, weights), then the step and tables when given."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"name": model.name, "config": model.config.to_dict()}, sort_keys=True).encode())
+    for key, value in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    if step is not None:
+        digest.update(struct.pack(">f", step))
+    if tables is not None:
+        digest.update(tables.to_bytes())
+    return digest.digest()
+
+
+def to_symbols(codes: "torch.Tensor", step: float, integer_codes: bool) -> np.ndarray:
+    """Integer symbols (items, positions): ``round(code / step)``, integer codes as they are."""
+    import torch
+
+    flat = codes.detach().flatten(1)
+    if integer_codes:
+        return flat.cpu().numpy().astype(np.int64)
+    symbols = torch.round(flat.double() / step)
+    if not torch.isfinite(symbols).all() or symbols.abs().max() >= 2**31:
+        raise CompressionError(
+            f"codes reach {flat.abs().max().item():.3g}, too large to quantize with step {step}; "
+            "the input is far from the training data, or the step is too small"
+        )
+    return symbols.cpu().numpy().astype(np.int64)
+
+
+def default_step(model, codes: "torch.Tensor") -> float:
+    """A model trained for rounding keeps step 1; otherwise 1/16 of the codes' typical spread, a power of 2."""
+    trained = getattr(model, "quantization_step", None)
+    if trained is not None:
+        return float(trained)
+    spread = float(codes.flatten(1).double().std(dim=0).median())
+    if not spread > 0:
+        return 1.0
+    return float(2.0 ** round(math.log2(spread / 16)))
+
+
+def _checked_step(step: float) -> float:
+    step = float(np.float32(step))  # what the header stores
+    if not (math.isfinite(step) and step > 0):
+        raise CompressionError(f"the quantization step must be a positive number; got {step}")
+    return step
+
+
+def _check_model(model) -> None:
+    if getattr(model, "conditional", False):
+        raise CompressionError(
+            f"{model.name} is label-conditioned: its codes decode only with the label. Compress with an "
+            "unconditional model (compressive-ae, ae, vae ...)"
+        )
+
+
+def encode_batches(model, items: "torch.Tensor") -> "torch.Tensor":
+    import torch
+
+    with torch.no_grad():
+        return torch.cat([model.encode(items[start : start + BATCH]) for start in range(0, len(items), BATCH)])
+
+
+def decode_batches(model, codes: "torch.Tensor") -> "torch.Tensor":
+    import torch
+
+    with torch.no_grad():
+        return torch.cat([model.decode(codes[start : start + BATCH]) for start in range(0, len(codes), BATCH)])
+
+
+# -- entropy coding -------------------------------------------------------------------------------------
+def encode_symbols(symbols: np.ndarray, tables: Tables) -> np.ndarray:
+    """Range-code ``symbols`` (items, positions), position by position, then the escaped values."""
+    width = tables.counts.shape[1] - 1
+    index = symbols - tables.offsets
+    escaped = (index < 0) | (index >= width)
+    index = np.where(escaped, width, index).astype(np.int32)
+    encoder = constriction.stream.queue.RangeEncoder()
+    probabilities = tables.probabilities()
+    for position in range(symbols.shape[1]):
+        table = constriction.stream.model.Categorical(probabilities[position], perfect=False)
+        encoder.encode(index[:, position].copy(), table)
+    raw = _zigzag(symbols.T[escaped.T])  # position-major, like the decoder finds them
+    halves = np.stack([raw >> ESCAPE_BITS, raw & (2**ESCAPE_BITS - 1)], axis=1).reshape(-1).astype(np.int32)
+    if len(halves):
+        encoder.encode(halves, constriction.stream.model.Uniform(2**ESCAPE_BITS))
+    return encoder.get_compressed()
+
+
+def decode_symbols(words: np.ndarray, tables: Tables, count: int, source: str) -> np.ndarray:
+    width = tables.counts.shape[1] - 1
+    decoder = constriction.stream.queue.RangeDecoder(words)
+    probabilities = tables.probabilities()
+    positions = len(tables.offsets)
+    index = np.empty((count, positions), dtype=np.int64)
+    try:
+        for position in range(positions):
+            table = constriction.stream.model.Categorical(probabilities[position], perfect=False)
+            index[:, position] = decoder.decode(table, count)
+        symbols = index + tables.offsets
+        escaped = index == width
+        if escaped.any():
+            halves = decoder.decode(constriction.stream.model.Uniform(2**ESCAPE_BITS), 2 * int(escaped.sum()))
+            halves = halves.astype(np.uint64).reshape(-1, 2)
+            symbols.T[escaped.T] = _unzigzag((halves[:, 0] << ESCAPE_BITS) | halves[:, 1])
+    except (ValueError, RuntimeError, AssertionError) as error:
+        raise CompressionError(f"{source} cannot be decoded ({error}); the file is damaged") from error
+    return symbols
+
+
+# -- files and folders ----------------------------------------------------------------------------------
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def read_items(inputs: list[str | Path], item_shape: tuple[int, ...]) -> tuple["torch.Tensor", list[str]]:
+    """Items from image files, folders of images (sorted by path) or ``.npy`` arrays, with their names."""
+    import torch
+
+    parts, names = [], []
+    for raw in inputs:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise CompressionError(f"{path} does not exist")
+        if path.is_dir():
+            files = sorted(file for file in path.rglob("*") if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file())
+            if not files:
+                raise CompressionError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        else:
+            files = [path]
+        for file in files:
+            if file.suffix.lower() == ".npy":
+                array = _read_array(file, item_shape)
+                parts.append(array)
+                names += [f"{file.stem}-{index}" for index in range(len(array))]
+            elif file.suffix.lower() in IMAGE_SUFFIXES:
+                parts.append(_read_image(file, item_shape))
+                names.append(file.stem)
+            else:
+                raise CompressionError(f"{file} is neither an image ({', '.join(sorted(IMAGE_SUFFIXES))}) nor a .npy array")
+    return torch.cat(parts), names
+
+
+def _read_array(path: Path, item_shape: tuple[int, ...]) -> "torch.Tensor":
+    import torch
+
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise CompressionError(f"{path} cannot be read as a .npy array ({error})") from error
+    if tuple(array.shape) == item_shape:
+        array = array[None]
+    if tuple(array.shape[1:]) != item_shape or not np.issubdtype(array.dtype, np.number):
+        raise CompressionError(
+            f"{path} holds a {array.dtype} array of shape {array.shape}; the model takes numbers shaped "
+            f"(N, {', '.join(map(str, item_shape))})"
+        )
+    # uint8 arrays are images in 0..255, as when training on a .npy array
+    items = torch.from_numpy(array.astype(np.float32) / (255.0 if array.dtype == np.uint8 else 1.0))
+    if not torch.isfinite(items).all():
+        raise CompressionError(f"{path} contains NaN or infinite values")
+    return items
+
+
+def _read_image(path: Path, item_shape: tuple[int, ...]) -> "torch.Tensor":
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    if len(item_shape) != 3 or item_shape[0] not in (1, 3):
+        raise CompressionError(f"the model takes items of shape {item_shape}, not images; pass a .npy array")
+    try:
+        image = Image.open(path)
+        image.load()
+    except (UnidentifiedImageError, OSError) as error:
+        raise CompressionError(f"{path} cannot be read as an image ({error})") from error
+    channels, height, width = item_shape
+    if (image.height, image.width) != (height, width):
+        raise CompressionError(f"{path} is {image.width}x{image.height}; the model takes {width}x{height} images")
+    pixels = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
+    pixels = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(pixels))[None]
+
+
+def write_items(items: "torch.Tensor", out: str | Path, value_range: tuple[float, float]) -> list[Path]:
+    """``.npy`` (one array), ``.png`` (one image) or a folder of numbered PNGs; returns the paths written."""
+    import io
+
+    from PIL import Image
+
+    from autoencoders.io import atomic_write_bytes
+
+    out = Path(out)
+    if out.suffix.lower() == ".npy":
+        buffer = io.BytesIO()
+        np.save(buffer, items.cpu().numpy().astype(np.float32))
+        atomic_write_bytes(out, buffer.getvalue())
+        return [out]
+    if items.dim() != 4 or items.shape[1] not in (1, 3):
+        raise CompressionError(f"items of shape {tuple(items.shape[1:])} are not images; write them to a .npy file")
+    low, high = value_range
+    pixels = ((items.clamp(low, high) - low) / (high - low) * 255).round().byte().cpu().numpy()
+    pixels = pixels[:, 0] if pixels.shape[1] == 1 else pixels.transpose(0, 2, 3, 1)
+    if out.suffix.lower() == ".png":
+        if len(items) != 1:
+            raise CompressionError(f"the file holds {len(items)} items; write them to a folder or a .npy file")
+        targets = [out]
+    elif out.suffix:
+        raise CompressionError(f"cannot write {out}: give a .npy file, a .png file (one item) or a folder")
+    else:
+        targets = [out / f"{index:06d}.png" for index in range(len(items))]
+    for target, image in zip(targets, pixels):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        atomic_write_bytes(target, buffer.getvalue())
+    return targets
+
+
+def compress_files(run: str | Path, inputs: list[str | Path], out: str | Path, step: float | None = None,
+                   data_dir: str | Path | None = None) -> tuple[int, int]:
+    """Compress images/folders/.npy arrays with a run's model into ``out``; returns (items, bytes)."""
+    from autoencoders.io import atomic_write_bytes
+
+    codec = Codec.from_run(run, step=step, data_dir=data_dir)
+    items, _ = read_items(inputs, tuple(codec.model.config.input_shape))
+    data = codec.compress(items)
+    atomic_write_bytes(out, data)
+    return len(items), len(data)
+
+
+def decompress_file(run: str | Path, path: str | Path, out: str | Path,
+                    data_dir: str | Path | None = None) -> list[Path]:
+    """Decode a file written by ``compress_files`` with the same run; writes .npy, a .png or a folder of PNGs."""
+    path = Path(path)
+    if not path.exists():
+        raise CompressionError(f"{path} does not exist")
+    data = path.read_bytes()
+    header, _ = Header.parse(data, str(path))
+    codec = Codec.from_run(run, step=header.step, data_dir=data_dir)
+    items = codec.decompress(data, str(path))
+    return write_items(items, out, tuple(codec.model.config.value_range))

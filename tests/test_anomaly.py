@@ -1,0 +1,209 @@
+"""Anomaly detection: the AUROC, the detector's scores and thresholds, the detect command and its errors.
+
+Small data throughout: scikit-learn's 8x8 digits, one class as the normal data, tiny networks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from sklearn.datasets import load_digits
+from sklearn.metrics import roc_auc_score
+from typer.testing import CliRunner
+
+import autoencoders
+from autoencoders.cli import app
+from autoencoders.uses.anomaly import AnomalyDetector, auroc
+
+TINY = {"latent_dim": 4, "hidden": (32,), "max_steps": 150, "batch_size": 32}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small fits: on a shared machine one thread each is faster than fighting over several."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    images, labels = load_digits(return_X_y=True)
+    return (images / 16).reshape(-1, 1, 8, 8).astype(np.float32), labels
+
+
+@pytest.fixture(scope="module")
+def zeros_detector(digits, tmp_path_factory):
+    """A plain AE trained on the zeros only, saved for the detect command."""
+    images, labels = digits
+    out = tmp_path_factory.mktemp("anomaly") / "zeros-ae"
+    detector = AnomalyDetector("ae", score="recon", contamination=0.1, settings={"recon_loss": "mse"}, out=out, **TINY)
+    return detector.fit(images[labels == 0]), out
+
+
+# -- AUROC ---------------------------------------------------------------------------------------------------
+def test_auroc_of_perfect_reversed_and_random_scorers():
+    labels = np.r_[np.zeros(500), np.ones(300)]
+    perfect = labels + np.random.default_rng(0).uniform(0, 0.5, labels.size)
+    assert auroc(perfect, labels) == 1.0
+    assert auroc(-perfect, labels) == 0.0
+    random_scores = np.random.default_rng(1).normal(size=labels.size)
+    assert abs(auroc(random_scores, labels) - 0.5) < 0.05
+    assert auroc(np.zeros(labels.size), labels) == 0.5  # all tied: no better than chance
+    assert auroc(random_scores, labels) == pytest.approx(roc_auc_score(labels, random_scores), abs=1e-12)
+
+
+def test_auroc_refuses_one_class_labels_and_mismatched_lengths():
+    with pytest.raises(ValueError, match="both anomalies and normal"):
+        auroc([0.1, 0.2], [1, 1])
+    with pytest.raises(ValueError, match="one label per score"):
+        auroc([0.1, 0.2, 0.3], [0, 1])
+
+
+# -- the detector --------------------------------------------------------------------------------------------
+def test_detector_separates_other_digits_from_the_class_it_was_fitted_on(zeros_detector, digits):
+    detector, _ = zeros_detector
+    images, labels = digits
+    assert auroc(detector.anomaly_score(images), labels != 0) > 0.95
+    latent = AnomalyDetector(detector.model_, score="latent").fit(images[labels == 0])
+    assert auroc(latent.anomaly_score(images), labels != 0) > 0.9
+    both = AnomalyDetector(detector.model_, score="recon+latent", latent_distance="mahalanobis").fit(images[labels == 0])
+    assert auroc(both.anomaly_score(images), labels != 0) > 0.95
+    parts = both.part_scores(images)
+    assert set(parts) == {"recon", "latent"}
+    np.testing.assert_allclose(both.combine(parts), both.anomaly_score(images))
+    pooled = AnomalyDetector(detector.model_, pool=2).fit(images[labels == 0]).anomaly_score(images)
+    assert auroc(pooled, labels != 0) > 0.9 and not np.allclose(pooled, detector.anomaly_score(images))
+
+
+def test_contamination_flags_that_fraction_of_the_fitted_items(zeros_detector, digits):
+    detector, _ = zeros_detector
+    normal = digits[0][digits[1] == 0]
+    flagged = (detector.predict(normal) == -1).mean()
+    assert abs(flagged - 0.1) <= 1.5 / len(normal)
+    latent = AnomalyDetector(detector.model_, score="latent", contamination=0.2)
+    assert abs((latent.fit_predict(normal) == -1).mean() - 0.2) <= 1.5 / len(normal)
+    strict = AnomalyDetector(detector.model_, quantile=0.5).fit(normal)
+    assert abs((strict.predict(normal) == -1).mean() - 0.5) <= 1.5 / len(normal)
+
+
+def test_predict_decision_function_and_threshold_agree(zeros_detector, digits):
+    detector, _ = zeros_detector
+    images = digits[0]
+    normality = detector.score_samples(images)
+    np.testing.assert_allclose(normality, -detector.anomaly_score(images))
+    np.testing.assert_allclose(detector.decision_function(images), normality - detector.offset_)
+    predicted = detector.predict(images)
+    assert set(np.unique(predicted)) == {-1, 1}
+    np.testing.assert_array_equal(predicted == -1, detector.anomaly_score(images) > detector.threshold_)
+    # other input types and layouts give the same scores: torch tensors, flat rows, 0..255 bytes
+    np.testing.assert_allclose(detector.score_samples(torch.from_numpy(images)), normality, rtol=1e-5)
+    np.testing.assert_allclose(detector.score_samples(images.reshape(len(images), -1)), normality, rtol=1e-5)
+
+
+def test_elbo_score_of_a_vae_and_its_importance_sampled_bound(digits):
+    images, labels = digits
+    detector = AnomalyDetector("vae", score="elbo", **TINY).fit(images[labels == 0])
+    elbo = detector.anomaly_score(images)
+    assert auroc(elbo, labels != 0) > 0.9
+    np.testing.assert_array_equal(elbo, detector.anomaly_score(images))  # seeded: the same every call
+    bound = AnomalyDetector(detector.model_, score="elbo", samples=20).fit(images[labels == 0]).anomaly_score(images)
+    assert np.mean(bound) < np.mean(elbo)  # -log p(x) estimate is tighter than the negative ELBO
+
+
+def test_tables_are_standardized_for_a_model_trained_here():
+    rng = np.random.default_rng(0)
+    normal = rng.normal([100.0, -5.0, 0.0], [10.0, 0.1, 1.0], size=(300, 3))
+    odd = normal[:20] + [0.0, 1.0, 0.0]  # 10 standard deviations off in the small-scale column only
+    detector = AnomalyDetector("ae", score="recon", latent_dim=1, hidden=(16,), max_steps=150).fit(normal)
+    assert detector.standardization_["mean"][0] == pytest.approx(normal[:, 0].mean())
+    scores = detector.anomaly_score(np.r_[normal[20:60], odd])
+    assert auroc(scores, np.r_[np.zeros(40), np.ones(20)]) > 0.95
+
+
+# -- errors --------------------------------------------------------------------------------------------------
+def test_bad_settings_and_inputs_are_clear_errors(zeros_detector, digits):
+    detector, _ = zeros_detector
+    images, labels = digits
+    with pytest.raises(ValueError, match="recon, elbo, latent"):
+        AnomalyDetector(detector.model_, score="reconstruction").fit(images)
+    with pytest.raises(ValueError, match="contamination"):
+        AnomalyDetector(detector.model_, contamination=0.9).fit(images)
+    with pytest.raises(ValueError, match="needs a model with a likelihood"):
+        AnomalyDetector(detector.model_, score="elbo").fit(images)
+    with pytest.raises(ValueError, match="needs a model with a likelihood"):
+        AnomalyDetector("ae", score="elbo").fit(images)  # refused before any training
+    with pytest.raises(ValueError, match="neither a model family"):
+        AnomalyDetector("no-such-model").fit(images)
+    with pytest.raises(ValueError, match="not fitted yet"):
+        AnomalyDetector(detector.model_).predict(images)
+    with pytest.raises(ValueError, match=r"shape \(1, 8, 8\)"):
+        detector.predict(np.zeros((3, 10), dtype=np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        detector.predict(np.full((2, 64), np.nan))
+    with pytest.raises(ValueError, match="one item"):
+        detector.predict(images[0, 0, 0])
+
+
+# -- the command ---------------------------------------------------------------------------------------------
+def test_detect_keeps_table_row_ids_and_the_report_shows_the_scores(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(240, 4)) @ rng.normal(size=(4, 4))
+    table = pd.DataFrame(rows, columns=list("abcd"))
+    table.insert(0, "row_id", [f"r{index:03d}" for index in range(len(table))])
+    table.to_csv(tmp_path / "train.csv", index=False)
+    run = autoencoders.train(
+        "ae", str(tmp_path / "train.csv"), tmp_path / "run", hidden=(16,), latent_dim=2, max_steps=60,
+        progress=False, settings={"data.id_column": "row_id"},
+    )
+    new = table.iloc[:30].copy()
+    new.loc[new.index[[3, 17]], "a"] = 50.0  # two rows far outside the training data
+    new["row_id"] = [f"new{index}" for index in range(30)][::-1]
+    new.to_csv(tmp_path / "new.csv", index=False)
+
+    result = invoke("detect", run, "--data", tmp_path / "new.csv", "-o", tmp_path / "scores.csv", "--contamination", "0.05")
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    assert list(scores.columns) == ["id", "anomaly_score", "outlier"]
+    assert scores["id"].tolist() == new["row_id"].tolist()
+    assert set(scores.loc[scores["outlier"] == 1, "id"]) == {new["row_id"].iloc[3], new["row_id"].iloc[17]}
+
+    page = autoencoders.write_report(run).read_text()
+    assert 'id="anomaly"' in page and new["row_id"].iloc[3] in page
+
+
+def test_detect_names_images_by_file_with_a_reference_set(zeros_detector, digits, tmp_path):
+    _, model_folder = zeros_detector
+    images, labels = digits
+    folder = tmp_path / "images"
+    (folder / "more").mkdir(parents=True)
+    picks = {"zero_a.png": 0, "zero_b.png": 10, "more/seven.png": int(np.flatnonzero(labels == 7)[0])}
+    for name, index in picks.items():
+        Image.fromarray((images[index, 0] * 255).round().astype(np.uint8)).save(folder / name)
+    np.save(tmp_path / "reference.npy", images[labels == 0])
+    result = invoke("detect", model_folder, "--data", folder, "--reference", tmp_path / "reference.npy",
+                    "-o", tmp_path / "scores.csv")
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(tmp_path / "scores.csv").set_index("id")["anomaly_score"]
+    assert sorted(scores.index) == sorted(picks)
+    assert scores["more/seven.png"] > max(scores["zero_a.png"], scores["zero_b.png"])
+
+
+def test_detect_errors_are_one_line_messages(zeros_detector, tmp_path):
+    _, model_folder = zeros_detector
+    result = invoke("detect", model_folder, "--data", tmp_path / "missing.csv", "-o", tmp_path / "s.csv",
+                    "--reference", tmp_path / "missing.csv")
+    assert result.exit_code == 2 and "does not exist" in result.output
+    result = invoke("detect", model_folder, "--data", tmp_path, "-o", tmp_path / "scores.txt")
+    assert result.exit_code == 2 and ".csv" in result.output
+    np.save(tmp_path / "x.npy", np.zeros((4, 64), dtype=np.float32))
+    result = invoke("detect", model_folder, "--data", tmp_path / "x.npy", "-o", tmp_path / "s.csv")
+    assert result.exit_code == 2 and "--reference" in result.output

@@ -1,0 +1,283 @@
+"""Compression to a file: exact round trips, the header, refusing foreign or damaged files, the CLI."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file
+from typer.testing import CliRunner
+
+import autoencoders
+from autoencoders.cli import app
+from autoencoders.io import load, load_run_data, save_model
+from autoencoders.models.compressive_ae import CompressiveAE, CompressiveAEConfig
+from autoencoders.uses.compress import (
+    CHECKSUM_BYTES,
+    Codec,
+    CompressionError,
+    Header,
+    Tables,
+    decode_symbols,
+    encode_symbols,
+    model_fingerprint,
+)
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # tiny models: several threads only wait on each other, badly so on a busy machine
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _train(out, model: str, seed: int, **settings):
+    return autoencoders.train(
+        model, "digits", out, hidden=(32,), latent_dim=8, max_steps=60, batch_size=64, seed=seed,
+        progress=False, settings={"recon_loss": "mse", **settings},
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compress")
+    cae = _train(root / "cae", "compressive-ae", seed=0, rate_weight=0.01)
+    # the same run with one weight changed: another model that a file must not be decoded with
+    other = root / "other"
+    shutil.copytree(cae, other)
+    model = load(other)
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] += 0.5
+    save_model(model, other)
+    return {"cae": cae, "other": other, "ae": _train(root / "ae", "ae", seed=0)}
+
+
+@pytest.fixture(scope="module")
+def test_items(runs):
+    return load_run_data(runs["cae"]).test[:40]
+
+
+def test_round_trip_gives_exactly_the_decoded_rounded_codes(runs, test_items):
+    codec = Codec.from_run(runs["cae"])
+    assert codec.step == 1.0  # what a compressive-ae was trained for
+    decoded = codec.decompress(codec.compress(test_items))
+    model = load(runs["cae"])
+    with torch.no_grad():
+        expected = model.decode(torch.round(model.encode(test_items)))
+    assert torch.equal(decoded, expected)
+
+
+def test_any_model_round_trips_at_a_chosen_step(runs, test_items):
+    codec = Codec.from_run(runs["ae"], step=0.125)
+    decoded = codec.decompress(codec.compress(test_items))
+    model = load(runs["ae"])
+    with torch.no_grad():
+        expected = model.decode(torch.round(model.encode(test_items) / 0.125) * 0.125)
+    assert torch.equal(decoded, expected)
+    coarse = Codec.from_run(runs["ae"], step=0.5)
+    assert len(coarse.compress(test_items)) < len(codec.compress(test_items))  # coarser codes, fewer bytes
+
+
+def test_integer_codes_of_a_vq_model_round_trip_exactly():
+    from autoencoders.models import MODELS
+
+    if "vqvae" not in MODELS:
+        pytest.skip("no VQ model in this version")
+    cls = MODELS["vqvae"]
+    torch.manual_seed(0)
+    model = cls(cls.config_class(input_shape=(1, 8, 8), arch="conv", hidden=(16,), latent_dim=4, codebook_size=32)).eval()
+    codec = Codec.fit(model, torch.rand(300, 1, 8, 8))
+    items = torch.rand(12, 1, 8, 8)
+    with torch.no_grad():
+        codes = model.encode(items)
+        assert not torch.is_floating_point(codes)
+        expected = model.decode(codes)
+    data = codec.compress(items)
+    assert codec.integer_codes and Header.parse(data)[0].kind == 1
+    assert torch.equal(codec.decompress(data), expected)
+
+
+def test_tables_are_kept_in_the_run_and_reused(runs, tmp_path):
+    first = Codec.from_run(runs["cae"])
+    assert (runs["cae"] / "compression" / "step-1.0.safetensors").exists()
+    again = Codec.from_run(runs["cae"])
+    assert again.model_id == first.model_id
+    assert np.array_equal(again.tables.counts, first.tables.counts)
+    # tables saved for other weights (a run trained further) are refitted, not trusted
+    changed = tmp_path / "changed"
+    shutil.copytree(runs["cae"], changed)
+    model = load(changed)
+    with torch.no_grad():
+        model.encoder[-1].bias += 3.0  # moves the codes: the old tables no longer fit them
+    save_model(model, changed)
+    refitted = Codec.from_run(changed)
+    assert refitted.tables.offsets.sum() != first.tables.offsets.sum()
+    assert np.array_equal(load_file(changed / "compression" / "step-1.0.safetensors")["model"],
+                          np.frombuffer(model_fingerprint(load(changed)), dtype=np.uint8))
+
+
+def test_file_size_is_close_to_the_information_content(runs, test_items):
+    codec = Codec.from_run(runs["cae"])
+    symbols = codec.symbols_of_codes(codec.model.encode(test_items))
+    probabilities = codec.tables.probabilities()
+    index = symbols - codec.tables.offsets
+    width = codec.tables.counts.shape[1] - 1
+    assert ((index >= 0) & (index < width)).all()
+    information_bits = -np.log2(probabilities[np.arange(symbols.shape[1]), index]).sum()
+    header = Header(0, codec.model_id, 1.0, len(test_items), (1, 8, 8), codec.code_shape).to_bytes()
+    payload = len(codec.compress(test_items)) - len(header) - CHECKSUM_BYTES
+    assert information_bits / 8 <= payload <= information_bits / 8 + 12
+
+
+def test_values_outside_the_tables_take_the_escape_path():
+    generator = np.random.default_rng(0)
+    training = generator.integers(-3, 4, size=(500, 5))
+    tables = Tables.fit(training)
+    symbols = generator.integers(-3, 4, size=(30, 5))
+    symbols[3, 1], symbols[7, 4], symbols[29, 0] = 40, -70_000, 2**31 - 1
+    words = encode_symbols(symbols, tables)
+    assert np.array_equal(decode_symbols(words, tables, len(symbols), "test"), symbols)
+
+
+def test_header_round_trip():
+    header = Header(kind=1, model_id=bytes(range(8)), step=0.25, count=300, item_shape=(3, 32, 32), code_shape=(4, 7, 7))
+    body = header.to_bytes() + b"\x00\x01\x02\x03"
+    data = body + struct.pack(">I", zlib.crc32(body))
+    parsed, start = Header.parse(data)
+    assert parsed == header
+    assert data[start:-CHECKSUM_BYTES] == b"\x00\x01\x02\x03"
+
+
+def test_a_file_from_another_model_is_refused(runs, test_items):
+    data = Codec.from_run(runs["cae"]).compress(test_items)
+    with pytest.raises(CompressionError, match="another model"):
+        Codec.from_run(runs["other"]).decompress(data)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda data: data[:-6], "damaged or truncated"),
+        (lambda data: data[:10], "truncated"),
+        (lambda data: data[:30] + bytes([data[30] ^ 0x40]) + data[31:], "damaged"),
+        (lambda data: b"\x89PNG\r\n\x1a\n" + data[8:], "not an autoencoders compressed file"),
+        (lambda data: b"", "not an autoencoders compressed file"),
+        (lambda data: data[:4] + bytes([99]) + data[5:], "format version 99"),
+    ],
+)
+def test_damaged_truncated_or_foreign_files_are_refused(runs, test_items, damage, message):
+    codec = Codec.from_run(runs["cae"])
+    with pytest.raises(CompressionError, match=message):
+        codec.decompress(damage(codec.compress(test_items)))
+
+
+def test_entropy_model_is_a_distribution_over_integers():
+    model = CompressiveAE(CompressiveAEConfig(latent_dim=3, mixture_components=2))
+    with torch.no_grad():
+        model.density.means.copy_(torch.tensor([[0.0, 3.0], [-2.0, 5.0], [0.3, 0.3]]))
+        model.density.log_scales.copy_(torch.tensor([[0.0, 1.0], [-1.0, 0.5], [2.0, -3.0]]))
+    integers = torch.arange(-200, 201, dtype=torch.float32).unsqueeze(1).repeat(1, 3)
+    total = model.density.likelihood(integers).sum(dim=0)
+    assert torch.allclose(total, torch.ones(3), atol=1e-4)
+    # the rate term trains the density: its gradient reaches the mixture's parameters
+    model.train()
+    model.loss(torch.rand(4, 1, 28, 28))["bits"].backward()
+    assert model.density.means.grad.abs().sum() > 0
+
+
+def test_rate_weight_trades_bits_for_distortion(test_items):
+    from autoencoders.data import load_dataset
+
+    training = load_dataset("digits").train
+    bits, distortion = {}, {}
+    for rate_weight in (0.0, 5.0):
+        torch.manual_seed(0)
+        model = CompressiveAE(CompressiveAEConfig(input_shape=(1, 8, 8), hidden=(32,), latent_dim=8, rate_weight=rate_weight, recon_loss="mse"))
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+        for start in range(0, 64 * 80, 64):
+            batch = training[start % (len(training) - 64) :][:64]
+            optimizer.zero_grad()
+            model.loss(batch)["loss"].backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            terms = model.loss(test_items)
+        bits[rate_weight], distortion[rate_weight] = terms["bits"], terms["recon"]
+    assert bits[5.0] < 0.8 * bits[0.0]
+    assert distortion[5.0] > distortion[0.0]
+
+
+def test_cli_round_trip_on_images_and_arrays(runs, test_items, tmp_path):
+    array = tmp_path / "items.npy"
+    np.save(array, test_items.numpy())
+    file = tmp_path / "items.aec"
+    result = runner.invoke(app, ["compress", str(runs["cae"]), str(array), "-o", str(file)])
+    assert result.exit_code == 0, result.output
+    assert "40 items" in result.output
+    out = tmp_path / "decoded.npy"
+    result = runner.invoke(app, ["decompress", str(runs["cae"]), str(file), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    expected = Codec.from_run(runs["cae"]).decompress(file.read_bytes())
+    assert np.array_equal(np.load(out), expected.numpy())
+
+    folder = tmp_path / "pngs"
+    result = runner.invoke(app, ["decompress", str(runs["cae"]), str(file), "-o", str(folder)])
+    assert result.exit_code == 0, result.output
+    pngs = sorted(folder.glob("*.png"))
+    assert len(pngs) == 40
+    # PNGs go back in: a folder of images compresses like the array it came from (up to 8-bit rounding)
+    again = tmp_path / "again.aec"
+    result = runner.invoke(app, ["compress", str(runs["cae"]), str(folder), "-o", str(again)])
+    assert result.exit_code == 0, result.output
+    assert math.isclose(len(again.read_bytes()), len(file.read_bytes()), rel_tol=0.25)
+
+    result = runner.invoke(app, ["decompress", str(runs["other"]), str(file), "-o", str(tmp_path / "x.npy")])
+    assert result.exit_code == 2
+    assert "another model" in result.output
+    result = runner.invoke(app, ["decompress", str(runs["cae"]), str(array), "-o", str(tmp_path / "x.npy")])
+    assert result.exit_code == 2
+    assert "not an autoencoders compressed file" in result.output
+
+
+def test_rate_distortion_picture_and_report_section(tmp_path):
+    from autoencoders import plots
+    from autoencoders.report import PictureWriter, _rate_distortion_section
+
+    curves = {
+        "WebP": [{"setting": "quality 10", "bytes_per_item": 145.0, "psnr": 29.5, "ssim": 0.93},
+                 {"setting": "quality 50", "bytes_per_item": 200.0, "psnr": 36.8, "ssim": 0.98}],
+        "PNG (lossless)": [{"setting": "lossless", "bytes_per_item": 268.0}],
+        "compressive-ae": [{"setting": "step 1", "bytes_per_item": 60.0, "psnr": 24.0, "ssim": 0.9}],
+    }
+    figure = plots.rate_distortion_curves({"MNIST": curves, "Fashion-MNIST": curves})
+    assert len([axes for axes in figure.axes if axes.get_visible()]) == 4
+    section = _rate_distortion_section({"dataset": "MNIST", "items": 2, "curves": curves}, PictureWriter(tmp_path))
+    assert section.body.count("<tr>") == 5  # header + four points
+    assert "data:image/png;base64," in section.body and (tmp_path / "rate_distortion.png").exists()
+    with pytest.raises(ValueError, match="at least one curve"):
+        plots.rate_distortion_curves({})
+
+
+def test_spatial_arch_codes_are_feature_maps_and_sizes_are_checked():
+    model = CompressiveAE(CompressiveAEConfig(input_shape=(1, 28, 28), arch="spatial", hidden=(8, 8), latent_dim=4 * 7 * 7))
+    x = torch.rand(3, 1, 28, 28)
+    code = model.encode(x)
+    assert code.shape == (3, 196)
+    assert model.decode(code).shape == x.shape
+    # each code number sees a neighbourhood: changing one corner of the image leaves the far corner's codes alone
+    changed = x.clone()
+    changed[:, :, :4, :4] = 1.0
+    maps, changed_maps = code.view(3, 4, 7, 7), model.encode(changed).view(3, 4, 7, 7)
+    assert torch.equal(maps[:, :, 4:, 4:], changed_maps[:, :, 4:, 4:])
+    assert not torch.equal(maps[:, :, :2, :2], changed_maps[:, :, :2, :2])
+    with pytest.raises(ValueError, match="multiple of 49"):
+        CompressiveAE(CompressiveAEConfig(input_shape=(1, 28, 28), arch="spatial", hidden=(8, 8), latent_dim=64))

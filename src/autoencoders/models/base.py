@@ -58,6 +58,10 @@ class Player:
     start: int = 0  # the first batch (step) it steps on: a player trained after another (a VQ-VAE's prior) ...
     stop: int | None = None  # ... and the batch it stops before (a VQ-VAE's autoencoder); None: to the end
 
+    def steps_at(self, step: int) -> bool:
+        """Whether this player steps on batch ``step``."""
+        return step % self.every == 0 and self.start <= step and (self.stop is None or step < self.stop)
+
 
 @dataclass
 class Output:

@@ -81,7 +81,7 @@ class AutoencoderModule(pl.LightningModule):
         if self.lr_schedule == "cosine":
             self._set_cosine_lr(optimizers)
         for (name, player), optimizer in zip(self.players.items(), optimizers):
-            if self.step % player.every or not player.start <= self.step < (math.inf if player.stop is None else player.stop):
+            if not player.steps_at(self.step):
                 continue
             terms = player.loss(x, y, step=self.step)
             if check_now:

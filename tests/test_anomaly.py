@@ -21,13 +21,7 @@ from autoencoders.uses.anomaly import AnomalyDetector, auroc
 TINY = {"latent_dim": 4, "hidden": (32,), "max_steps": 150, "batch_size": 32}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small fits: on a shared machine one thread each is faster than fighting over several."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def invoke(*args):

@@ -31,13 +31,7 @@ from autoencoders.uses.compress import (
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny models: several threads only wait on each other, badly so on a busy machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _train(out, model: str, seed: int, **settings):

@@ -16,13 +16,7 @@ import autoencoders
 from autoencoders.uses.estimator import AutoencoderTransformer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Dozens of tiny fits: on a shared machine one thread each is faster than fighting over several."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -27,13 +27,7 @@ def digits() -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.tensor(data.target)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # these models are tiny: a second thread only adds synchronisation, which on a busy machine costs minutes
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def settings(**overrides) -> dict:

@@ -57,13 +57,10 @@ class FactorVAEConfig(VAEConfig):
 class FactorVAE(VAE):
     name = "factor-vae"
     config_class = FactorVAEConfig
+    own_objective = "the ELBO plus γ·TC"
 
     def __init__(self, config: FactorVAEConfig):
         super().__init__(config)
-        if config.iwae_samples > 1 or config.free_bits > 0:
-            raise ValueError(
-                "factor-vae trains on the ELBO plus γ·TC: iwae_samples and free_bits do not apply (leave them at 1 and 0)"
-            )
         if config.gamma < 0:
             raise ValueError(f"gamma weighs the total-correlation penalty and must be >= 0; got {config.gamma}")
         widths = config.discriminator_hidden

@@ -16,6 +16,7 @@ as K grows; ``iwae`` is the VAE with K = 5. Everything here except the encoder i
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 from dataclasses import dataclass
 
 import torch
@@ -58,9 +59,16 @@ class VariationalAutoencoder(Autoencoder):
 
     config_class = VAEConfig
     generative = True
+    # a family that trains on an objective of its own names it here: iwae_samples and free_bits shape the
+    # plain ELBO only, so such a family refuses them
+    own_objective: ClassVar[str | None] = None
 
     def __init__(self, config: VAEConfig):
         super().__init__(config)
+        if self.own_objective and (config.iwae_samples > 1 or config.free_bits > 0):
+            raise ValueError(
+                f"{self.name} trains on {self.own_objective}: iwae_samples and free_bits do not apply (leave them at 1 and 0)"
+            )
         if config.recon_loss not in LIKELIHOODS:
             raise ValueError(
                 f"a VAE's recon_loss is the NLL of its decoder: choose one of {', '.join(LIKELIHOODS)} "

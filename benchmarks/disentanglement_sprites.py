@@ -1,6 +1,6 @@
 """Disentanglement on the procedural sprites (dSprites-style, 64x64): MIG and FactorVAE score of the VAE family.
 
-VAE, β-VAE (β = 4), FactorVAE (γ = 6.4) and β-TCVAE (α, β, γ = 1, 6, 1, stratified estimator) with the SAME
+VAE, β-VAE (β = 4), FactorVAE (γ = 35) and β-TCVAE (α, β, γ = 1, 6, 1, stratified estimator) with the SAME
 encoder/decoder (conv, stride-2 4x4 convolutions, ``--hidden`` channels, latent 10, Bernoulli decoder),
 the same batches (64, seeded), optimizer (Adam, learning rate ``--lr``) and number of steps (``--steps``).
 FactorVAE's discriminator (``--discriminator``, hidden widths; LeakyReLU) is its own extra network. Each model
@@ -31,7 +31,8 @@ from common import ROOT, write_result, write_table  # noqa: E402
 MODELS = {
     "vae": {},
     "beta-vae": {"beta": 4.0},
-    "factor-vae": {"gamma": 6.4},
+    # γ = 6.4 suits 3D shapes; on dSprites-like data Kim & Mnih sweep γ from 10 to 100 and use ~35
+    "factor-vae": {"gamma": 35.0},
     "beta-tcvae": {"alpha": 1.0, "beta": 6.0, "gamma": 1.0, "estimator": "mss"},
 }
 LATENT_DIM = 10

@@ -23,9 +23,11 @@ from autoencoders.uses.compress import (
     CompressionError,
     Header,
     Tables,
+    bytes_to_words,
     decode_symbols,
     encode_symbols,
     model_fingerprint,
+    words_to_bytes,
 )
 
 runner = CliRunner()
@@ -127,7 +129,8 @@ def test_file_size_is_close_to_the_information_content(runs, test_items):
     width = codec.tables.counts.shape[1] - 1
     assert ((index >= 0) & (index < width)).all()
     information_bits = -np.log2(probabilities[np.arange(symbols.shape[1]), index]).sum()
-    header = Header(0, codec.model_id, 1.0, len(test_items), (1, 8, 8), codec.code_shape).to_bytes()
+    header = Header(0, codec.model_id, 1.0, len(test_items)).to_bytes()
+    assert len(header) == 9  # magic, version, flags, model id, count: no step, since it is 1
     payload = len(codec.compress(test_items)) - len(header) - CHECKSUM_BYTES
     assert information_bits / 8 <= payload <= information_bits / 8 + 12
 
@@ -142,13 +145,23 @@ def test_values_outside_the_tables_take_the_escape_path():
     assert np.array_equal(decode_symbols(words, tables, len(symbols), "test"), symbols)
 
 
-def test_header_round_trip():
-    header = Header(kind=1, model_id=bytes(range(8)), step=0.25, count=300, item_shape=(3, 32, 32), code_shape=(4, 7, 7))
+@pytest.mark.parametrize("kind, step", [(0, 0.25), (0, 1.0), (1, 1.0)])
+def test_header_round_trip(kind, step):
+    header = Header(kind=kind, model_id=bytes(range(4)), step=step, count=300)
     body = header.to_bytes() + b"\x00\x01\x02\x03"
     data = body + struct.pack(">I", zlib.crc32(body))
     parsed, start = Header.parse(data)
     assert parsed == header
     assert data[start:-CHECKSUM_BYTES] == b"\x00\x01\x02\x03"
+    assert len(header.to_bytes()) == (14 if step != 1.0 else 10)  # the step is written only when it is not 1
+
+
+@pytest.mark.parametrize("words", [[1, 2, 3], [7, 0x01000000], [5, 0], [0, 0], [0x12345600], []])
+def test_payload_drops_trailing_zero_bytes_and_gets_the_same_words_back(words):
+    words = np.array(words, dtype=np.uint32)
+    payload = words_to_bytes(words)
+    assert len(payload) <= 4 * len(words) and (len(words) == 0 or len(payload) > 4 * (len(words) - 1))
+    assert np.array_equal(bytes_to_words(payload), words)
 
 
 def test_a_file_from_another_model_is_refused(runs, test_items):
@@ -162,10 +175,11 @@ def test_a_file_from_another_model_is_refused(runs, test_items):
     [
         (lambda data: data[:-6], "damaged or truncated"),
         (lambda data: data[:10], "truncated"),
-        (lambda data: data[:30] + bytes([data[30] ^ 0x40]) + data[31:], "damaged"),
+        (lambda data: data[:12] + bytes([data[12] ^ 0x40]) + data[13:], "damaged"),
         (lambda data: b"\x89PNG\r\n\x1a\n" + data[8:], "not an autoencoders compressed file"),
         (lambda data: b"", "not an autoencoders compressed file"),
-        (lambda data: data[:4] + bytes([99]) + data[5:], "format version 99"),
+        (lambda data: data[:2] + bytes([99]) + data[3:], "format version 99"),
+        (lambda data: b"AEC\x1a\x01" + data[5:], "format version 1, which this autoencoders no longer reads"),
     ],
 )
 def test_damaged_truncated_or_foreign_files_are_refused(runs, test_items, damage, message):

@@ -8,22 +8,22 @@ kept in the run folder (``compression/step-STEP.safetensors``); a range coder (`
 each position's symbols under its table, and values outside a table's range follow an escape symbol,
 raw. Decoding is deterministic, so decompressing gives exactly ``model.decode(step * symbols)``.
 
-File layout (integers big-endian; a varint is 7 bits a byte, low groups first, high bit = more follows)::
+File layout, format 2 (integers big-endian; a varint is 7 bits a byte, low groups first, high bit = more
+follows)::
 
-    magic       4 bytes   b"AEC\\x1a"
+    magic       2 bytes   b"\\xae\\xc0" (two bytes, as gzip's; the checksum catches what they let through)
     version     1 byte    FORMAT_VERSION
-    kind        1 byte    0: real codes quantized with step, 1: integer codes
-    model id    8 bytes   SHA-256 of the model (name, config, weights), its step and tables, first 8 bytes
-    step        4 bytes   float32
+    flags       1 byte    bit 0: integer codes (else real codes quantized with step); bit 1: a step follows
+    model id    4 bytes   SHA-256 of the model (name, config, weights), its step and tables, first 4 bytes
+    step        4 bytes   float32, only with flag bit 1 (absent: step 1)
     count       varint    items in the file
-    item shape  1 byte ndim + varints
-    code shape  1 byte ndim + varints
-    payload     range-coder words, 4 bytes each
+    payload     range-coder words, 4 bytes each, big-endian, without the last word's trailing zero bytes
     checksum    4 bytes   CRC-32 of everything before it
 
-Header and checksum take 30 bytes for one 28x28 image with a 392-number code; a file of many items pays
-them once, so their cost per item falls as 30 / count bytes (the benchmark reports one image per file and
-the whole test set in one file).
+Shapes are not stored: the model id fixes the model, hence the item and code shapes. Header and checksum take
+13 bytes (17 with a step other than 1) for a file of fewer than 128 items; a file of many items pays them
+once, so their cost per item falls as 13 / count bytes (the benchmark reports one image per file and the
+whole test set in one file).
 """
 
 from __future__ import annotations
@@ -43,10 +43,12 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-MAGIC = b"AEC\x1a"
-FORMAT_VERSION = 1
+MAGIC = b"\xae\xc0"
+FORMAT_1_MAGIC = b"AEC\x1a"  # the first format, 30 bytes of header: no longer read
+FORMAT_VERSION = 2
 REAL_CODES, INTEGER_CODES = 0, 1
-MODEL_ID_BYTES = 8
+INTEGER_FLAG, STEP_FLAG = 1, 2
+MODEL_ID_BYTES = 4
 CHECKSUM_BYTES = 4
 TABLES_FOLDER = "compression"
 # a table covers at most this many symbols around its median; rarer values take the escape path
@@ -91,8 +93,6 @@ class _Reader:
             if shift > 63:
                 raise CompressionError(f"{self.source} has a malformed header (a number runs past 64 bits)")
 
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.varint() for _ in range(self.take(1)[0]))
 
 
 @dataclass(frozen=True)
@@ -101,22 +101,21 @@ class Header:
     model_id: bytes
     step: float
     count: int
-    item_shape: tuple[int, ...]
-    code_shape: tuple[int, ...]
     version: int = FORMAT_VERSION
 
     def to_bytes(self) -> bytes:
-        def shape(values: tuple[int, ...]) -> bytes:
-            return bytes([len(values)]) + b"".join(_varint(size) for size in values)
-
-        return (
-            MAGIC + bytes([self.version, self.kind]) + self.model_id + struct.pack(">f", self.step)
-            + _varint(self.count) + shape(self.item_shape) + shape(self.code_shape)
-        )
+        flags = (INTEGER_FLAG if self.kind == INTEGER_CODES else 0) | (STEP_FLAG if self.step != 1.0 else 0)
+        step = struct.pack(">f", self.step) if flags & STEP_FLAG else b""
+        return MAGIC + bytes([self.version, flags]) + self.model_id + step + _varint(self.count)
 
     @classmethod
     def parse(cls, data: bytes, source: str = "the file") -> tuple["Header", int]:
         """The header at the start of ``data`` and where the payload begins; checks magic, version, checksum."""
+        if data[: len(FORMAT_1_MAGIC)] == FORMAT_1_MAGIC:
+            raise CompressionError(
+                f"{source} uses format version 1, which this autoencoders no longer reads (it writes version "
+                f"{FORMAT_VERSION}). Decompress it with the version that wrote it, or compress the originals again"
+            )
         if data[: len(MAGIC)] != MAGIC:
             raise CompressionError(
                 f"{source} is not an autoencoders compressed file (it does not start with {MAGIC!r}); "
@@ -124,18 +123,18 @@ class Header:
             )
         reader = _Reader(data, source)
         reader.take(len(MAGIC))
-        version, kind = reader.take(2)
+        version, flags = reader.take(2)
         if version != FORMAT_VERSION:
             raise CompressionError(
                 f"{source} uses format version {version}; this autoencoders reads version {FORMAT_VERSION}. "
                 "Decompress it with the version that wrote it"
             )
-        if kind not in (REAL_CODES, INTEGER_CODES):
-            raise CompressionError(f"{source} has an unknown code kind {kind}; the file is damaged")
+        if flags & ~(INTEGER_FLAG | STEP_FLAG):
+            raise CompressionError(f"{source} has unknown flags {flags:#04x}; the file is damaged")
         model_id = reader.take(MODEL_ID_BYTES)
-        (step,) = struct.unpack(">f", reader.take(4))
+        (step,) = struct.unpack(">f", reader.take(4)) if flags & STEP_FLAG else (1.0,)
         count = reader.varint()
-        header = cls(kind, model_id, step, count, reader.shape(), reader.shape(), version)
+        header = cls(INTEGER_CODES if flags & INTEGER_FLAG else REAL_CODES, model_id, step, count, version)
         if len(data) < reader.position + CHECKSUM_BYTES:
             raise CompressionError(f"{source} is truncated: it ends inside its header")
         (stored,) = struct.unpack(">I", data[-CHECKSUM_BYTES:])
@@ -143,11 +142,21 @@ class Header:
             raise CompressionError(
                 f"{source} is damaged or truncated (its checksum does not match); copy or compress it again"
             )
-        if (len(data) - reader.position - CHECKSUM_BYTES) % 4:
-            raise CompressionError(f"{source} is damaged: its payload is not a whole number of 4-byte words")
         if not (math.isfinite(step) and step > 0):
             raise CompressionError(f"{source} has an invalid quantization step {step}; the file is damaged")
         return header, reader.position
+
+
+def words_to_bytes(words: np.ndarray) -> bytes:
+    """Range-coder words as big-endian bytes, less up to 3 trailing zero bytes of the last word (1.5 bytes a
+    file on average); ``bytes_to_words`` pads them back, so the decoder sees exactly the same words."""
+    data = words.astype(">u4").tobytes()
+    return data[: len(data) - min(3, len(data) - len(data.rstrip(b"\x00")))]
+
+
+def bytes_to_words(payload: bytes) -> np.ndarray:
+    padded = payload + b"\x00" * (-len(payload) % 4)
+    return np.frombuffer(padded, dtype=">u4").astype(np.uint32)
 
 
 # -- probability tables ---------------------------------------------------------------------------------
@@ -286,18 +295,15 @@ class Codec:
                 f"the model takes items of shape {item_shape}; got {len(items)} of shape {tuple(items.shape[1:])}"
             )
         symbols = self.symbols_of_codes(encode_batches(self.model, items))
-        header = Header(
-            INTEGER_CODES if self.integer_codes else REAL_CODES, self.model_id, self.step, len(items),
-            item_shape, self.code_shape,
-        )
-        body = header.to_bytes() + encode_symbols(symbols, self.tables).astype(">u4").tobytes()
+        header = Header(INTEGER_CODES if self.integer_codes else REAL_CODES, self.model_id, self.step, len(items))
+        body = header.to_bytes() + words_to_bytes(encode_symbols(symbols, self.tables))
         return body + struct.pack(">I", zlib.crc32(body))
 
     def decompress(self, data: bytes, source: str = "the file") -> "torch.Tensor":
         """The decoded items of a file written by ``compress`` with this codec."""
         header, start = Header.parse(data, source)
         self.check(header, source)
-        words = np.frombuffer(data[start:-CHECKSUM_BYTES], dtype=">u4").astype(np.uint32)
+        words = bytes_to_words(data[start:-CHECKSUM_BYTES])
         symbols = decode_symbols(words, self.tables, header.count, source)
         return decode_batches(self.model, self.codes_of_symbols(symbols))
 
@@ -309,8 +315,8 @@ class Codec:
                 f"{self.model_id.hex()} at step {self.step:g}). Decompress it with the run that compressed it; "
                 "retraining a run, or refitting its tables on other data, changes the id"
             )
-        if header.item_shape != tuple(self.model.config.input_shape) or header.code_shape != self.code_shape:
-            raise CompressionError(f"{source} holds shapes that do not fit this model; the file is damaged")
+        if (header.kind == INTEGER_CODES) != self.integer_codes:
+            raise CompressionError(f"{source} holds another kind of codes than this model's; the file is damaged")
 
 
 def model_fingerprint(model, step: float | None = None, tables: Tables | None = None) -> bytes:

@@ -404,6 +404,8 @@ def _chosen_items(run: Path, model, text: str, option: str, label: int | None, d
     """Items named by test-set indices and/or image files ("3", "a.png", "3,a.png"), with their labels."""
     import torch
 
+    from autoencoders.data.inputs import read_image
+
     parts = [part.strip() for part in text.split(",") if part.strip()]
     if not parts:
         _fail(f"{option} names no items; give test-set indices or image files")
@@ -423,7 +425,7 @@ def _chosen_items(run: Path, model, text: str, option: str, label: int | None, d
         elif Path(part).is_file():
             if len(model.config.input_shape) != 3:
                 _fail(f"{option}: {part} is a file, but the model takes items of shape {tuple(model.config.input_shape)}, not images; give test-set indices")
-            items.append(_read_image(Path(part), tuple(model.config.input_shape), model.config.value_range))
+            items.append(_guard(read_image, part, model.config.input_shape, model.config.value_range, resize=True))
             item_labels.append(None if label is None else torch.tensor(label))
         else:
             _fail(f"{option}: {part!r} is neither a test-set index nor an image file")
@@ -533,22 +535,6 @@ def _label_list(text: str | None, count: int) -> list[int]:
     return labels
 
 
-def _read_image(path: Path, item_shape: tuple[int, ...], value_range) -> "torch.Tensor":
-    """An image file as one model input: converted to the model's channels and size, scaled to its value range."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    channels, height, width = item_shape
-    if channels not in (1, 3):
-        _fail(f"the model takes {channels}-channel items; only 1- and 3-channel models read image files")
-    with Image.open(path) as image:
-        pixels = np.array(image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR))
-    unit = torch.as_tensor(pixels, dtype=torch.float32).div(255).reshape(height, width, channels).permute(2, 0, 1)
-    low, high = value_range
-    return unit * (high - low) + low
-
-
 @app.command("style-transfer")
 def style_transfer_command(
     run: Path = RunArg,
@@ -581,7 +567,9 @@ def style_transfer_command(
         missing = [part for part in parts if not Path(part).is_file()]
         if missing:
             _fail(f"--source: {', '.join(missing)} is neither a test-set index nor an image file")
-        x = torch.stack([_read_image(Path(part), tuple(model.config.input_shape), model.config.value_range) for part in parts])
+        from autoencoders.data.inputs import read_items
+
+        x = _guard(read_items, parts, model.config.input_shape, model.config.value_range, resize=True).values
     frames = model.style_transfer(x, torch.tensor(classes))  # (sources, labels, *shape)
     grid = torch.cat([x.unsqueeze(1), frames], dim=1).flatten(0, 1)
     _save_picture(grid, output, model.config.value_range, nrow=len(classes) + 1)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from autoencoders.data.errors import DataError
-from autoencoders.data.files import fetch, locate, search_folders, verify_md5
+from autoencoders.data.files import locate, search_folders, verify_md5
 
 if TYPE_CHECKING:
     import torch

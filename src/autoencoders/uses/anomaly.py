@@ -441,26 +441,20 @@ def read_items(path: str | Path, run_config: dict[str, Any], id_column: str | No
     """The items of a file or folder in the model's space, with one id each.
 
     A .csv/.parquet table gives rows scaled as the run's training table was, ids from ``id_column`` (or the
-    run's id column) else the row number; a folder gives its images (file name as id, relative to the
-    folder) converted to the model's channels, size and value range; a .npy array gives its items by index.
+    run's id column) else the row number; images (a file or a folder) are read by
+    ``autoencoders.data.inputs``, resampled to the model's size, with their paths relative to the folder as
+    ids; a .npy array gives its items with their index as id.
     """
+    from autoencoders.data.inputs import read_items as read_inputs
+
     path = Path(path).expanduser()
     model_config = run_config["model"]["config"]
-    shape = tuple(model_config["input_shape"])
-    if path.is_dir():
-        return _read_image_folder(path, shape, tuple(model_config.get("value_range", (0.0, 1.0))))
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; --data takes a .csv/.parquet table, a folder of images or a .npy array")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise ValueError(f"{path} cannot be read as a .npy array ({error})") from error
-        return as_items(array), list(range(len(array)))
-    if suffix in (".csv", ".parquet", ".pq"):
+    if path.is_file() and path.suffix.lower() in (".csv", ".parquet", ".pq"):
         return _read_table_rows(path, run_config, id_column)
-    raise ValueError(f"{path} is a {suffix or 'suffix-less'} file; --data takes a .csv/.parquet table, a folder of images or a .npy array")
+    items = read_inputs(path, model_config["input_shape"], model_config.get("value_range", (0.0, 1.0)), resize=True)
+    return items.values, list(range(len(items.values))) if items.kind == "array" else items.names
 
 
 def _read_table_rows(path: Path, run_config: dict[str, Any], id_column: str | None) -> tuple[Tensor, list]:
@@ -491,28 +485,6 @@ def _read_table_rows(path: Path, run_config: dict[str, Any], id_column: str | No
         items = _standardize(items, preprocessing)
     ids = frame[id_column].tolist() if id_column is not None else list(range(len(frame)))
     return items, ids
-
-
-def _read_image_folder(root: Path, shape: tuple[int, ...], value_range: tuple[float, float]) -> tuple[Tensor, list]:
-    from PIL import Image, UnidentifiedImageError
-
-    if len(shape) != 3 or shape[0] not in (1, 3):
-        raise ValueError(f"the model takes items of shape {shape}, not 1- or 3-channel images; pass a table or a .npy array")
-    channels, height, width = shape
-    files = sorted(path for path in root.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
-    if not files:
-        raise ValueError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    pixels = []
-    for path in files:  # one file at a time is what reading a folder of image files takes
-        try:
-            with Image.open(path) as image:
-                image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
-                pixels.append(np.asarray(image, dtype=np.uint8).reshape(height, width, channels))
-        except (UnidentifiedImageError, OSError) as error:
-            raise ValueError(f"{path} cannot be read as an image ({error}); fix or remove it") from error
-    unit = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).float().div(255)
-    low, high = value_range
-    return (unit * (high - low) + low).contiguous(), [path.relative_to(root).as_posix() for path in files]
 
 
 def detect(

@@ -429,119 +429,16 @@ def decode_symbols(words: np.ndarray, tables: Tables, count: int, source: str) -
     return symbols
 
 
-# -- files and folders ----------------------------------------------------------------------------------
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-
-
-def read_items(inputs: list[str | Path], item_shape: tuple[int, ...]) -> tuple["torch.Tensor", list[str]]:
-    """Items from image files, folders of images (sorted by path) or ``.npy`` arrays, with their names."""
-    import torch
-
-    parts, names = [], []
-    for raw in inputs:
-        path = Path(raw).expanduser()
-        if not path.exists():
-            raise CompressionError(f"{path} does not exist")
-        if path.is_dir():
-            files = sorted(file for file in path.rglob("*") if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file())
-            if not files:
-                raise CompressionError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        else:
-            files = [path]
-        for file in files:
-            if file.suffix.lower() == ".npy":
-                array = _read_array(file, item_shape)
-                parts.append(array)
-                names += [f"{file.stem}-{index}" for index in range(len(array))]
-            elif file.suffix.lower() in IMAGE_SUFFIXES:
-                parts.append(_read_image(file, item_shape))
-                names.append(file.stem)
-            else:
-                raise CompressionError(f"{file} is neither an image ({', '.join(sorted(IMAGE_SUFFIXES))}) nor a .npy array")
-    return torch.cat(parts), names
-
-
-def _read_array(path: Path, item_shape: tuple[int, ...]) -> "torch.Tensor":
-    import torch
-
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise CompressionError(f"{path} cannot be read as a .npy array ({error})") from error
-    if tuple(array.shape) == item_shape:
-        array = array[None]
-    if tuple(array.shape[1:]) != item_shape or not np.issubdtype(array.dtype, np.number):
-        raise CompressionError(
-            f"{path} holds a {array.dtype} array of shape {array.shape}; the model takes numbers shaped "
-            f"(N, {', '.join(map(str, item_shape))})"
-        )
-    # uint8 arrays are images in 0..255, as when training on a .npy array
-    items = torch.from_numpy(array.astype(np.float32) / (255.0 if array.dtype == np.uint8 else 1.0))
-    if not torch.isfinite(items).all():
-        raise CompressionError(f"{path} contains NaN or infinite values")
-    return items
-
-
-def _read_image(path: Path, item_shape: tuple[int, ...]) -> "torch.Tensor":
-    import torch
-    from PIL import Image, UnidentifiedImageError
-
-    if len(item_shape) != 3 or item_shape[0] not in (1, 3):
-        raise CompressionError(f"the model takes items of shape {item_shape}, not images; pass a .npy array")
-    try:
-        image = Image.open(path)
-        image.load()
-    except (UnidentifiedImageError, OSError) as error:
-        raise CompressionError(f"{path} cannot be read as an image ({error})") from error
-    channels, height, width = item_shape
-    if (image.height, image.width) != (height, width):
-        raise CompressionError(f"{path} is {image.width}x{image.height}; the model takes {width}x{height} images")
-    pixels = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
-    pixels = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(pixels))[None]
-
-
-def write_items(items: "torch.Tensor", out: str | Path, value_range: tuple[float, float]) -> list[Path]:
-    """``.npy`` (one array), ``.png`` (one image) or a folder of numbered PNGs; returns the paths written."""
-    import io
-
-    from PIL import Image
-
-    from autoencoders.io import atomic_write_bytes
-
-    out = Path(out)
-    if out.suffix.lower() == ".npy":
-        buffer = io.BytesIO()
-        np.save(buffer, items.cpu().numpy().astype(np.float32))
-        atomic_write_bytes(out, buffer.getvalue())
-        return [out]
-    if items.dim() != 4 or items.shape[1] not in (1, 3):
-        raise CompressionError(f"items of shape {tuple(items.shape[1:])} are not images; write them to a .npy file")
-    low, high = value_range
-    pixels = ((items.clamp(low, high) - low) / (high - low) * 255).round().byte().cpu().numpy()
-    pixels = pixels[:, 0] if pixels.shape[1] == 1 else pixels.transpose(0, 2, 3, 1)
-    if out.suffix.lower() == ".png":
-        if len(items) != 1:
-            raise CompressionError(f"the file holds {len(items)} items; write them to a folder or a .npy file")
-        targets = [out]
-    elif out.suffix:
-        raise CompressionError(f"cannot write {out}: give a .npy file, a .png file (one item) or a folder")
-    else:
-        targets = [out / f"{index:06d}.png" for index in range(len(items))]
-    for target, image in zip(targets, pixels):
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="PNG")
-        atomic_write_bytes(target, buffer.getvalue())
-    return targets
-
-
+# -- files ------------------------------------------------------------------------------------------------
 def compress_files(run: str | Path, inputs: list[str | Path], out: str | Path, step: float | None = None,
                    data_dir: str | Path | None = None) -> tuple[int, int]:
     """Compress images/folders/.npy arrays with a run's model into ``out``; returns (items, bytes)."""
+    from autoencoders.data.inputs import read_items
     from autoencoders.io import atomic_write_bytes
 
     codec = Codec.from_run(run, step=step, data_dir=data_dir)
-    items, _ = read_items(inputs, tuple(codec.model.config.input_shape))
+    config = codec.model.config
+    items = read_items(inputs, tuple(config.input_shape), tuple(config.value_range)).values
     data = codec.compress(items)
     atomic_write_bytes(out, data)
     return len(items), len(data)
@@ -550,11 +447,12 @@ def compress_files(run: str | Path, inputs: list[str | Path], out: str | Path, s
 def decompress_file(run: str | Path, path: str | Path, out: str | Path,
                     data_dir: str | Path | None = None) -> list[Path]:
     """Decode a file written by ``compress_files`` with the same run; writes .npy, a .png or a folder of PNGs."""
+    from autoencoders.data.inputs import write_items
+
     path = Path(path)
     if not path.exists():
         raise CompressionError(f"{path} does not exist")
     data = path.read_bytes()
     header, _ = Header.parse(data, str(path))
     codec = Codec.from_run(run, step=header.step, data_dir=data_dir)
-    items = codec.decompress(data, str(path))
-    return write_items(items, out, tuple(codec.model.config.value_range))
+    return write_items(codec.decompress(data, str(path)), out, tuple(codec.model.config.value_range))

@@ -1,0 +1,191 @@
+"""A user's files as a trained model's inputs, and the model's outputs written back as files.
+
+Every command that takes items from the user (``denoise``, ``compress``, ``detect``, ``interpolate --from``,
+``style-transfer --source``) reads them here, the same way:
+
+- an image file, a folder of images (searched recursively, sorted by path), or a ``.npy`` array;
+- images take the model's channels (grey or RGB) and its value range; an image of another size is refused,
+  or resampled where the caller allows it (``resize=True``: scoring or interpolating tolerates it, denoising
+  and compression do not, since resampling blurs what they should keep);
+- a uint8 array holds pixels 0..255; any other numeric array is in the model's value range already. An
+  array holds (N, *item_shape) items, or one item without the N axis; a one-channel model also takes
+  (N, H, W) and (H, W).
+
+``write_items`` writes outputs in the form the inputs came in: a folder of PNGs named like the inputs, one
+image file, or a ``.npy`` array in the input array's layout and dtype.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from autoencoders.data.errors import DataError
+from autoencoders.data.images import IMAGE_SUFFIXES
+
+_SUFFIXES = ", ".join(sorted(IMAGE_SUFFIXES))
+
+
+@dataclass
+class Items:
+    """Items read from files, with what writing results back in the same form needs."""
+
+    values: Tensor  # float32 (N, *item_shape) in the model's value range
+    names: list[str]  # per item: its image's path relative to the folder given, or "<array stem>-<index>"
+    kind: str  # "images" or "array" (one .npy source)
+    array_shape: tuple[int, ...] | None = None  # arrays: the shape as read (a single item may lack the N axis)
+    array_dtype: str | None = None  # arrays: "uint8" arrays are written back as uint8
+
+
+def is_image_shape(item_shape: Sequence[int]) -> bool:
+    return len(item_shape) == 3 and item_shape[0] in (1, 3)
+
+
+def read_items(
+    sources: str | Path | Sequence[str | Path],
+    item_shape: Sequence[int],
+    value_range: Sequence[float],
+    resize: bool = False,
+) -> Items:
+    """The items of image files, folders of images and ``.npy`` arrays, in the order given."""
+    sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    if not sources:
+        raise DataError("no input given: name image files, folders of images or .npy arrays")
+    item_shape, value_range = tuple(item_shape), (float(value_range[0]), float(value_range[1]))
+    parts: list[Tensor] = []
+    names: list[str] = []
+    array_info: tuple[tuple[int, ...], str] | None = None
+    for source in sources:
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise DataError(f"{path} does not exist")
+        if path.suffix.lower() == ".npy" and path.is_file():
+            values, array_info = read_array(path, item_shape, value_range)
+            parts.append(values)
+            names += [f"{path.stem}-{index:05d}" for index in range(len(values))]
+            continue
+        if not is_image_shape(item_shape):
+            raise DataError(
+                f"{path}: the model takes items of shape {item_shape}, not images; give a .npy array of shape "
+                f"(N, {', '.join(map(str, item_shape))})"
+            )
+        if path.is_dir():
+            files = sorted(file for file in path.rglob("*") if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise DataError(f"{path} holds no images ({_SUFFIXES})")
+            names += [file.relative_to(path).as_posix() for file in files]
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            files = [path]
+            names.append(path.name)
+        else:
+            raise DataError(f"{path} is neither an image ({_SUFFIXES}), a folder of images nor a .npy array")
+        parts.append(torch.stack([read_image(file, item_shape, value_range, resize) for file in files]))
+    if len(sources) == 1 and array_info is not None:
+        return Items(parts[0], names, "array", *array_info)
+    return Items(torch.cat(parts), names, "images")
+
+
+def read_image(path: str | Path, item_shape: Sequence[int], value_range: Sequence[float], resize: bool = False) -> Tensor:
+    """One image file as a (C, H, W) item in ``value_range``, in the model's channels."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not is_image_shape(item_shape):
+        raise DataError(f"the model takes items of shape {tuple(item_shape)}; only 1- and 3-channel image models read image files")
+    channels, height, width = item_shape
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if (image.height, image.width) != (height, width) and not resize:
+                raise DataError(
+                    f"{path} is {image.width}x{image.height} pixels; the model takes {width}x{height}. Resize it "
+                    "first (it is not resampled here: that would blur the detail this command should keep)"
+                )
+            image = image.convert("L" if channels == 1 else "RGB")
+            if (image.height, image.width) != (height, width):
+                image = image.resize((width, height), Image.BILINEAR)
+            pixels = np.asarray(image, dtype=np.float32)
+    except (UnidentifiedImageError, OSError) as error:
+        raise DataError(f"{path} cannot be read as an image ({error}); fix or remove it") from error
+    unit = torch.from_numpy(pixels / 255.0).reshape(height, width, channels).permute(2, 0, 1).contiguous()
+    low, high = value_range
+    return unit * (high - low) + low
+
+
+def read_array(path: str | Path, item_shape: Sequence[int], value_range: Sequence[float]) -> tuple[Tensor, tuple[tuple[int, ...], str]]:
+    """A ``.npy`` array as (N, *item_shape) float32 items, with the array's own shape and dtype."""
+    path, item_shape = Path(path), tuple(item_shape)
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path} cannot be read as a .npy array ({error})") from error
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise DataError(f"{path} holds {array.dtype} values; expected numbers")
+    values = torch.from_numpy(array.astype(np.float32))
+    if array.dtype == np.uint8:
+        low, high = value_range
+        values = values / 255.0 * (high - low) + low
+    if tuple(values.shape) == item_shape:
+        values = values.unsqueeze(0)
+    elif len(item_shape) == 3 and item_shape[0] == 1 and tuple(values.shape) == item_shape[1:]:
+        values = values[None, None]
+    elif len(item_shape) == 3 and item_shape[0] == 1 and values.dim() == 3 and tuple(values.shape[1:]) == item_shape[1:]:
+        values = values.unsqueeze(1)
+    if tuple(values.shape[1:]) != item_shape:
+        raise DataError(
+            f"{path} holds an array of shape {array.shape}; the model takes items of shape {item_shape}, so give "
+            f"(N, {', '.join(map(str, item_shape))})"
+        )
+    if not torch.isfinite(values).all():
+        raise DataError(f"{path} contains NaN or infinite values")
+    return values, (tuple(array.shape), str(array.dtype))
+
+
+def write_items(values: Tensor, output: str | Path, value_range: Sequence[float], like: Items | None = None) -> list[Path]:
+    """Write ``values`` (N, *item_shape) to ``output``: a ``.npy`` array, one image file, or a folder of PNGs;
+    returns the paths written. With ``like`` (the items they came from), a folder keeps the inputs' names and
+    an array the input array's layout and dtype. Every file is written atomically."""
+    from PIL import Image
+
+    from autoencoders.io import atomic_write_bytes
+
+    output = Path(output)
+    low, high = value_range
+    values = values.detach().cpu().float()
+    unit = ((values - low) / (high - low)).clamp(0.0, 1.0)
+    if output.suffix.lower() == ".npy":
+        if like is not None and like.kind == "array" and like.array_dtype == "uint8":
+            array = (unit.reshape(like.array_shape).numpy() * 255).round().astype(np.uint8)
+        elif like is not None and like.kind == "array":
+            array = values.reshape(like.array_shape).numpy()
+        else:
+            array = values.numpy()
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        atomic_write_bytes(output, buffer.getvalue())
+        return [output]
+    if not is_image_shape(tuple(values.shape[1:])):
+        raise DataError(f"items of shape {tuple(values.shape[1:])} are not images: give -o a .npy file")
+    pixels = (unit.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    if output.suffix.lower() in IMAGE_SUFFIXES:
+        if len(pixels) != 1:
+            raise DataError(f"there are {len(pixels)} items but {output} names one image: give a folder or a .npy file")
+        targets = [output]
+    elif output.suffix:
+        raise DataError(f"cannot write {output}: give a folder, an image file ({_SUFFIXES}) or a .npy file")
+    elif like is not None and like.kind == "images":
+        targets = [output / Path(name).with_suffix(".png") for name in like.names]
+    else:
+        targets = [output / f"{index:06d}.png" for index in range(len(pixels))]
+    formats = Image.registered_extensions()
+    for target, item in zip(targets, pixels):
+        buffer = io.BytesIO()
+        Image.fromarray(item[..., 0] if item.shape[-1] == 1 else item).save(buffer, format=formats.get(target.suffix.lower(), "PNG"))
+        atomic_write_bytes(target, buffer.getvalue())
+    return targets

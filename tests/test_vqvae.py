@@ -237,3 +237,16 @@ def test_domain_classifier_is_trained_once_then_loaded(tmp_path):
     assert torch.equal(first.logits(x), second.logits(x))
     with pytest.raises(ValueError, match="class labels"):
         domain_classifier("sine", cache_dir=tmp_path)
+
+
+def test_early_stopping_and_best_checkpoint_start_afresh_when_the_prior_starts(tmp_path):
+    # the prior starts after two epochs; the autoencoder is frozen from then on, so its val/loss stops
+    # improving: watching it would stop the run at once and keep the weights of before the prior trained
+    from autoencoders.data import load_dataset
+
+    steps_per_epoch = -(-len(load_dataset("digits").train) // 32)
+    settings = {**{k: v for k, v in TINY.items() if k not in ("input_shape", "hidden", "latent_dim")},
+                "prior_start": 2 * steps_per_epoch, "training.progress": False, "training.patience": 1}
+    run = train("vqvae", "digits", tmp_path / "run", hidden=(8, 8), latent_dim=4, batch_size=32, epochs=4, seed=0, settings=settings)
+    assert int(load(run).prior_steps) > 0  # the kept weights are from the prior's phase
+    assert read_config(run)["training"]["epochs_done"] >= 3

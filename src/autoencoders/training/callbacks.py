@@ -4,25 +4,47 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger
 
 
-def build_callbacks(out: Path, patience: int | None, progress: bool) -> list[Callback]:
+def build_callbacks(out: Path, patience: int | None, progress: bool, phase_starts: list[int] = ()) -> list[Callback]:
+    """``phase_starts``: the steps where val/loss starts to measure another player (see ``NewPhase``)."""
+    best = ModelCheckpoint(
+        dirpath=out / "checkpoints", filename="best", monitor="val/loss", mode="min", save_top_k=1, enable_version_counter=False,
+    )
     callbacks: list[Callback] = [
         # best.ckpt when val/loss improves; last.ckpt after every epoch (Lightning's save_last would only
         # follow the best one's saves, so an interrupted run could lose many epochs)
-        ModelCheckpoint(
-            dirpath=out / "checkpoints", filename="best", monitor="val/loss", mode="min",
-            save_top_k=1, enable_version_counter=False,
-        ),
+        best,
         ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_top_k=1, enable_version_counter=False),
     ]
-    if patience is not None:
-        callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=patience))
+    stopping = EarlyStopping(monitor="val/loss", mode="min", patience=patience) if patience is not None else None
+    if stopping is not None:
+        callbacks.append(stopping)
+    if phase_starts:
+        callbacks.append(NewPhase(phase_starts, best, stopping))
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=20))  # redrawing every step costs time on small models
     return callbacks
+
+
+class NewPhase(Callback):
+    """Players trained one after another (a VQ-VAE's autoencoder, then its prior) have losses on different
+    scales: when val/loss starts to follow the next player, the best checkpoint and early stopping start
+    afresh, so neither keeps the weights of an earlier phase nor stops a phase for not beating it."""
+
+    def __init__(self, phase_starts: list[int], best: ModelCheckpoint, stopping: EarlyStopping | None):
+        self.phase_starts, self.best, self.stopping = set(phase_starts), best, stopping
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if pl_module.step not in self.phase_starts:
+            return
+        self.best.best_model_score, self.best.best_model_path, self.best.best_k_models = None, "", {}
+        self.best.kth_best_model_path, self.best.kth_value = "", torch.tensor(float("inf"))
+        if self.stopping is not None:
+            self.stopping.wait_count, self.stopping.best_score = 0, torch.tensor(float("inf"))
 
 
 def build_loggers(out: Path, kind: str) -> list[Logger]:

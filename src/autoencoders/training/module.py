@@ -124,12 +124,28 @@ class AutoencoderModule(pl.LightningModule):
     def validation_step(self, batch: tuple[Tensor, Tensor | None], batch_idx: int) -> None:
         x, y = batch
         single = len(self.player_names) == 1
-        for index, (name, player) in enumerate(self.players.items()):
+        watched = self.watched_player()
+        for name, player in self.players.items():
             terms = player.loss(x, y, step=self.step)
             values = {("val/" if single else f"val/{name}/") + key: value for key, value in terms.items()}
-            if index == 0 and not single:  # early stopping and best.ckpt watch the first player's loss
+            if name == watched and not single:  # early stopping and best.ckpt watch this player's loss
                 values["val/loss"] = terms["loss"]
             self.log_dict(values, batch_size=x.shape[0], sync_dist=True)  # averaged over DDP processes
+
+    def watched_player(self) -> str:
+        """The player whose val/loss early stopping and best.ckpt follow: the first one in its training phase
+        at this step (a VQ-VAE's autoencoder, then its prior; an adversarial model's autoencoder)."""
+        for name, player in self.players.items():
+            if player.start <= self.step and (player.stop is None or self.step < player.stop):
+                return name
+        return self.player_names[-1]  # past every phase: the last one to have trained
+
+    def phase_starts(self) -> list[int]:
+        """The steps at which the watched player changes (its losses before and after are not comparable)."""
+        bounds = {player.start for player in self.players.values()} | {
+            player.stop for player in self.players.values() if player.stop is not None
+        }
+        return sorted(step for step in bounds if step > 0)
 
     def on_train_epoch_start(self) -> None:
         # the batch order is a function of (seed, epoch): a resumed run sees the same epochs again

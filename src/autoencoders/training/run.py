@@ -222,7 +222,7 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
         num_nodes=training.num_nodes,
         precision=training.precision,
         logger=build_loggers(out, training.logger),
-        callbacks=build_callbacks(out, training.patience, training.progress),
+        callbacks=build_callbacks(out, training.patience, training.progress, module.phase_starts()),
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=training.progress,
         enable_model_summary=False,

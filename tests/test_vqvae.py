@@ -225,16 +225,20 @@ def test_classifier_learns_a_separable_task_and_round_trips(tmp_path):
 
 
 def test_domain_classifier_is_trained_once_then_loaded(tmp_path):
-    first = domain_classifier("digits", cache_dir=tmp_path, epochs=2)
+    # 1258 training images are 10 batches: 2 epochs would be 20 steps, so it trains 4 epochs to reach 40
+    first = domain_classifier("digits", cache_dir=tmp_path, epochs=2, min_steps=40)
     folder = tmp_path / "classifiers" / "digits"
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]  # no pickle
     info = json.loads((folder / "config.json").read_text())
     assert info["dataset"] == "digits" and 0.0 <= info["test_accuracy"] <= 1.0
+    assert (info["epochs"], info["steps"]) == (4, 40)
     mtime = (folder / "model.safetensors").stat().st_mtime_ns
-    second = domain_classifier("digits", cache_dir=tmp_path)
+    second = domain_classifier("digits", cache_dir=tmp_path, min_steps=40)
     assert (folder / "model.safetensors").stat().st_mtime_ns == mtime  # loaded, not retrained
     x = torch.rand(3, 1, 8, 8)
     assert torch.equal(first.logits(x), second.logits(x))
+    domain_classifier("digits", cache_dir=tmp_path, min_steps=60)  # a cache trained for fewer steps is refitted
+    assert json.loads((folder / "config.json").read_text())["steps"] == 60
     with pytest.raises(ValueError, match="class labels"):
         domain_classifier("sine", cache_dir=tmp_path)
 

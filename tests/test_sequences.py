@@ -224,6 +224,34 @@ def test_vrnn_text_samples_are_characters_of_the_corpus():
     assert counts.index[0] == " ", counts.head()
 
 
+def test_cli_samples_text_as_lines_and_series_as_line_plots(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from autoencoders.cli import TEXT_SEPARATOR, app
+
+    runner = CliRunner()
+    text = autoencoders.train("vrnn", "text", tmp_path / "text", max_steps=3, batch_size=16, progress=False,
+                              settings={"data.length": 12, "data.limit": 256, "latent_dim": 2, "state_size": 8, "feature_size": 8})
+    result = runner.invoke(app, ["sample", str(text), "-n", "3", "-o", str(tmp_path / "s.txt")])
+    assert result.exit_code == 0, result.output
+    texts = (tmp_path / "s.txt").read_text().split(f"\n{TEXT_SEPARATOR}\n")  # samples may hold newlines
+    assert texts[-1] == "" and len(texts) == 4
+    assert all(len(text) == 12 and set(text) <= set(ALPHABET) for text in texts[:3])
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["sample", str(text), "-n", "2"]).exit_code == 0
+    assert (tmp_path / "samples.txt").read_text().count(TEXT_SEPARATOR) == 2  # a text model's default output is text
+    result = runner.invoke(app, ["sample", str(text), "-o", str(tmp_path / "s.png")])
+    assert result.exit_code == 2 and ".txt" in result.output
+
+    series = autoencoders.train("vrnn", "sine", tmp_path / "sine", max_steps=3, batch_size=16, progress=False,
+                                settings={"data.length": 16, "data.train_size": 64, "data.val_size": 16, "data.test_size": 16, "latent_dim": 2, "state_size": 8, "feature_size": 8})
+    result = runner.invoke(app, ["sample", str(series), "-n", "4", "-o", str(tmp_path / "series.png")])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "series.png").size[0] > 200  # a figure of line plots, not a tiny image grid
+    result = runner.invoke(app, ["sample", str(series), "-o", str(tmp_path / "series.txt")])
+    assert result.exit_code == 2 and "text models" in result.output
+
+
 # -- time-series tables -----------------------------------------------------------------------------------
 def test_csv_windows_keep_time_order_and_row_ids(tmp_path):
     rows = 300

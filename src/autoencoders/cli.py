@@ -270,23 +270,52 @@ def _print_metrics(title: str, results: dict[str, float]) -> None:
     Console().print(table)
 
 
-def _save_picture(items, path: Path, value_range, nrow: int | None = None) -> None:
+TEXT_SEPARATOR = "-" * 8
+
+
+def _save_picture(items, path: Path, value_range, nrow: int | None = None, run: Path | None = None) -> None:
+    """Items as a file: ``.npy`` (the array), ``.txt`` (a text model's strings, each followed by a line
+    ``TEXT_SEPARATOR``: the strings hold newlines of their own) or a picture (an image grid, or line plots of
+    series)."""
     import numpy as np
 
+    from autoencoders import plots
+
+    alphabet = _text_alphabet(run) if run is not None else None
     if path.suffix == ".npy":
         np.save(path, items.cpu().numpy())
         return
-    from autoencoders.plots import image_grid
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    image_grid(items, nrow=nrow, value_range=tuple(value_range)).save(path)
+    if path.suffix == ".txt":
+        if alphabet is None:
+            _fail(f"{path}: .txt is for text models (trained on characters); give a .png or a .npy file")
+        from autoencoders.data.sequences import to_text
+
+        path.write_text("".join(f"{text}\n{TEXT_SEPARATOR}\n" for text in to_text(items.cpu(), alphabet)))
+    elif alphabet is not None:
+        _fail(f"{path}: a text model's items are text; give a .txt (one string per line) or a .npy file")
+    elif plots.is_image_shape(tuple(items.shape[1:])):
+        plots.image_grid(items, nrow=nrow, value_range=tuple(value_range)).save(path)
+    else:  # series (N, T, C) and vectors (N, D)
+        plots.save_picture(plots.line_plot_grid(items.cpu(), ncols=nrow, titles=[f"item {i}" for i in range(len(items))]), path)
+
+
+def _text_alphabet(run: Path) -> str | None:
+    """The alphabet of a run trained on text (one-hot characters), else None."""
+    from autoencoders.io import read_config
+
+    preprocessing = ((_guard(read_config, run).get("data") or {}).get("preprocessing")) or {}
+    return preprocessing.get("alphabet") if preprocessing.get("kind") == "characters" else None
 
 
 @app.command("sample")
 def sample_command(
     run: Path = RunArg,
     n: int = typer.Option(64, "-n", help="Number of samples."),
-    output: Path = typer.Option(Path("samples.png"), "-o", "--output", help="A .png grid or a .npy array."),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output", help="A .png (image grid, or line plots of series), a .txt (text models: each sample then a line of 8 dashes) or a .npy array "
+        "(default samples.png, samples.txt for text models).",
+    ),
     label: Optional[int] = typer.Option(None, "--label", help="Class to draw (conditional models)."),
     seed: int = typer.Option(0, "--seed"),
     sampler: str = typer.Option("prior", "--sampler", help="prior (the model's) | gmm (a Gaussian mixture fitted on training codes: any autoencoder)."),
@@ -300,6 +329,8 @@ def sample_command(
       autoencoders sample runs/cvae -n 64 --label 3 -o threes.png
 
       autoencoders sample runs/ae -n 64 --sampler gmm --components 10 -o ae-samples.png
+
+      autoencoders sample runs/vrnn-text -n 5 -o text.txt
     """
     from autoencoders.io import load
     from autoencoders.uses.sampling import SAMPLERS, sample_run
@@ -312,7 +343,8 @@ def sample_command(
 
         _fail(f"{model.name!r} has no prior to sample from; use --sampler gmm, or train one of: {', '.join(sorted(GENERATIVE))}")
     samples = _guard(sample_run, run, n, sampler, label, components, seed, data_dir)
-    _save_picture(samples, output, model.config.value_range)
+    output = output or Path("samples.txt" if _text_alphabet(run) else "samples.png")
+    _save_picture(samples, output, model.config.value_range, run=run)
     console.print(f"wrote {n} samples to {output}")
 
 
@@ -514,7 +546,7 @@ def decode_command(
             _fail("this model is conditional: pass --label CLASS")
         labels = torch.full((len(z),), label, dtype=torch.long)
     with torch.no_grad():
-        _save_picture(model.decode(z, labels), output, model.config.value_range)
+        _save_picture(model.decode(z, labels), output, model.config.value_range, run=run)
     console.print(f"wrote {len(z)} decoded items to {output}")
 
 

@@ -137,6 +137,10 @@ def train(
     from autoencoders.data import load_dataset
 
     model_requested, data_options, training_requested = parse_settings(settings)
+    if "limit" in data_options:  # `--set data.limit=N` means what `--limit N` does
+        if limit is not None and limit != data_options["limit"]:
+            raise ValueError(f"limit is given twice ({limit} and data.limit={data_options['limit']}); give one")
+        limit = data_options.pop("limit")
     direct = {"batch_size": batch_size, "epochs": epochs, "max_steps": max_steps, "lr": lr, "seed": seed, "progress": progress}
     training_requested.update({key: value for key, value in direct.items() if value is not None})
 

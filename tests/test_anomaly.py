@@ -78,6 +78,19 @@ def test_detector_separates_other_digits_from_the_class_it_was_fitted_on(zeros_d
     assert auroc(pooled, labels != 0) > 0.9 and not np.allclose(pooled, detector.anomaly_score(images))
 
 
+def test_rapp_whitens_the_fitted_differences_and_separates_other_digits(zeros_detector, digits):
+    detector, _ = zeros_detector
+    images, labels = digits
+    rapp = AnomalyDetector(detector.model_, score="rapp").fit(images[labels == 0])
+    # on the fitted items, each kept direction's whitened projection has mean square 1 (all of them kept here:
+    # the exact decomposition), so the scores average their number
+    assert rapp.fit_anomaly_scores_.mean() == pytest.approx(rapp.rapp_directions_.shape[1], rel=1e-6)
+    assert rapp.rapp_directions_.shape[0] == rapp.rapp_mean_.shape[0] > detector.model_.config.latent_dim
+    assert auroc(rapp.anomaly_score(images), labels != 0) > 0.95
+    few = AnomalyDetector(detector.model_, score="rapp", components=3).fit(images[labels == 0])
+    assert few.rapp_directions_.shape[1] == 3 and few.fit_anomaly_scores_.mean() == pytest.approx(3, rel=0.02)
+
+
 def test_contamination_flags_that_fraction_of_the_fitted_items(zeros_detector, digits):
     detector, _ = zeros_detector
     normal = digits[0][digits[1] == 0]
@@ -127,7 +140,7 @@ def test_tables_are_standardized_for_a_model_trained_here():
 def test_bad_settings_and_inputs_are_clear_errors(zeros_detector, digits):
     detector, _ = zeros_detector
     images, labels = digits
-    with pytest.raises(ValueError, match="recon, elbo, latent"):
+    with pytest.raises(ValueError, match="recon, elbo, latent, rapp"):
         AnomalyDetector(detector.model_, score="reconstruction").fit(images)
     with pytest.raises(ValueError, match="contamination"):
         AnomalyDetector(detector.model_, contamination=0.9).fit(images)

@@ -10,7 +10,13 @@ the data it was fitted on each new item is:
   bound (Burda et al. 2016); VAE family only;
 - ``"latent"``: the distance of an item's code to the codes of the fitted items: the mean distance to the
   ``neighbors`` nearest ones (``latent_distance="knn"``) or the Mahalanobis distance to their Gaussian fit
-  (``"mahalanobis"``, Ledoit-Wolf shrunk covariance).
+  (``"mahalanobis"``, Ledoit-Wolf shrunk covariance);
+- ``"rapp"``: reconstruction along the projection pathway (RaPP, Kim et al. 2020, its NAP form): the item and
+  its reconstruction go through the encoder again, and the differences of every hidden layer's activations
+  (and of the codes) are whitened by the principal directions of the fitted items' differences (all whose
+  singular value is at least 1e-3 of the largest, or the top ``components`` by a randomized SVD, which is
+  faster for wide encoders) and summed in squares. An item the autoencoder moves towards the normal data
+  differs from its reconstruction in what the encoder has learned to see, not only pixel by pixel.
 
 Scores join with ``+`` (``score="recon+latent"``): each part is standardized by the mean and standard
 deviation of its scores on the fitted items and the standardized parts are summed, so no part dominates by
@@ -36,9 +42,12 @@ SCORES = {
     "recon": "mean squared reconstruction error per feature",
     "elbo": "negative ELBO (samples=1) or negative importance-sampled log-likelihood bound (VAE family)",
     "latent": "distance of the code to the fitted items' codes (k nearest neighbours or Mahalanobis)",
+    "rapp": "hidden-layer differences between the item and its reconstruction, whitened (RaPP's NAP)",
 }
+RAPP_RELATIVE_CUTOFF = 1e-3  # singular values below this fraction of the largest are left out of the whitening
+# the encoder's layers whose outputs RaPP compares: each nonlinearity ends a layer
+ACTIVATIONS = (torch.nn.ReLU, torch.nn.LeakyReLU, torch.nn.ELU, torch.nn.GELU, torch.nn.SiLU, torch.nn.Tanh)
 LATENT_DISTANCES = ("knn", "mahalanobis")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
 def auroc(anomaly_scores: Any, is_anomaly: Any) -> float:
@@ -135,6 +144,7 @@ class AnomalyDetector:
         neighbors: int = 5,
         samples: int = 1,
         pool: int = 1,
+        components: int | None = None,
         latent_dim: int | None = None,
         arch: str | None = None,
         hidden: Sequence[int] | None = None,
@@ -156,6 +166,7 @@ class AnomalyDetector:
         self.neighbors = neighbors
         self.samples = samples
         self.pool = pool
+        self.components = components
         self.latent_dim = latent_dim
         self.arch = arch
         self.hidden = hidden
@@ -187,6 +198,8 @@ class AnomalyDetector:
             _check_likelihood(self.model_, self.model_.name)
         if "latent" in parts:
             self._fit_latent(self._codes(items))
+        if "rapp" in parts:
+            self._fit_rapp(items)
         raw = {part: self._raw_scores(part, items, fitted=True) for part in parts}
         self.score_scales_ = {part: (float(values.mean()), float(values.std()) or 1.0) for part, values in raw.items()}
         self.fit_anomaly_scores_ = self._combine(raw)
@@ -206,9 +219,10 @@ class AnomalyDetector:
             raise ValueError(f"quantile must lie in (0, 1), e.g. 0.99 flags the top 1% of the fitted items; got {self.quantile!r}")
         if self.latent_distance not in LATENT_DISTANCES:
             raise ValueError(f"latent_distance must be one of {', '.join(LATENT_DISTANCES)}; got {self.latent_distance!r}")
-        if int(self.neighbors) < 1 or int(self.samples) < 1 or int(self.pool) < 1:
+        if min(int(self.neighbors), int(self.samples), int(self.pool), int(self.components or 1)) < 1:
             raise ValueError(
-                f"neighbors, samples and pool must be at least 1; got {self.neighbors}, {self.samples} and {self.pool}"
+                f"neighbors, samples, pool and components must be at least 1; got {self.neighbors}, {self.samples}, "
+                f"{self.pool} and {self.components}"
             )
         return parts
 
@@ -296,9 +310,52 @@ class AnomalyDetector:
         return np.sqrt(self.latent_index_.mahalanobis(self._codes(items)))
 
     @torch.no_grad()
+    def _pathway_differences(self, items: Tensor) -> Tensor:
+        """(N, units): every hidden layer's activations and the code, of each item minus of its reconstruction."""
+        layers = [module for module in getattr(self.model_, "encoder", torch.nn.Identity()).modules() if isinstance(module, ACTIVATIONS)]
+        if not layers:
+            raise ValueError(f"score 'rapp' compares the encoder's hidden layers; {self.model_.name}'s encoder has none")
+        outputs: list[Tensor] = []
+        hooks = [layer.register_forward_hook(lambda module, inputs, output: outputs.append(output.flatten(1).clone())) for layer in layers]
+        differences = []
+        try:
+            for chunk in items.split(self.batch):
+                chunk = chunk.to(self.device)
+                reconstruction = self.model_.reconstruct(chunk)
+                outputs.clear()
+                code = self.model_.encode(chunk).flatten(1)
+                along_input = torch.cat([*outputs, code], dim=1)
+                outputs.clear()
+                code = self.model_.encode(reconstruction).flatten(1)
+                differences.append((along_input - torch.cat([*outputs, code], dim=1)).cpu())
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return torch.cat(differences).double()
+
+    def _fit_rapp(self, items: Tensor) -> None:
+        differences = self._pathway_differences(items)
+        self.rapp_mean_ = differences.mean(0)
+        centred = differences - self.rapp_mean_
+        if self.components is None:
+            singular, directions = _principal_directions(centred)
+        else:
+            torch.manual_seed(self.seed)  # the randomized SVD's sketch
+            _, singular, directions = torch.svd_lowrank(centred, q=min(int(self.components), *centred.shape), niter=4)
+        # directions the fitted differences (almost) never vary along carry no usable scale
+        keep = singular > singular[0] * RAPP_RELATIVE_CUTOFF
+        self.rapp_directions_, self.rapp_scales_ = directions[:, keep], singular[keep] / math.sqrt(len(differences))
+
+    def _rapp_scores(self, items: Tensor) -> np.ndarray:
+        centred = self._pathway_differences(items) - self.rapp_mean_
+        return ((centred @ self.rapp_directions_) / self.rapp_scales_).pow(2).sum(1).numpy()
+
+    @torch.no_grad()
     def _raw_scores(self, part: str, items: Tensor, fitted: bool = False) -> np.ndarray:
         if part == "latent":
             return self._latent_scores(items, fitted)
+        if part == "rapp":
+            return self._rapp_scores(items)
         values = []
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)  # the ELBO's samples: the same scores every call
@@ -362,6 +419,18 @@ class AnomalyDetector:
         """The anomaly-score threshold: items scoring above it are outliers (``-offset_``)."""
         self._check_fitted()
         return -self.offset_
+
+
+def _principal_directions(centred: Tensor) -> tuple[Tensor, Tensor]:
+    """All singular values (descending) and right singular vectors of ``centred`` (N, P), exactly, from the
+    eigendecomposition of the smaller of its two Gram matrices (faster than an SVD of the whole matrix)."""
+    if centred.shape[1] <= centred.shape[0]:
+        eigenvalues, vectors = torch.linalg.eigh(centred.T @ centred)  # P x P
+        singular = eigenvalues.clamp(min=0).sqrt().flip(0)
+        return singular, vectors.flip(1)
+    eigenvalues, left = torch.linalg.eigh(centred @ centred.T)  # N x N
+    singular, left = eigenvalues.clamp(min=0).sqrt().flip(0), left.flip(1)
+    return singular, (centred.T @ left) / singular.clamp(min=singular[0] * 1e-12)
 
 
 def _check_likelihood(model, name: str) -> None:

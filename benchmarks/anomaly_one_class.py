@@ -147,7 +147,7 @@ def table_benchmark(args, results: dict) -> None:
         started = time.perf_counter()
         trained = AnomalyDetector(model, latent_dim=4, hidden=(64, 32), max_steps=steps, batch_size=32).fit(train).model_
         timings[f"{model} training"] = round(time.perf_counter() - started, 1)
-        for score in ("recon", "latent", "recon+latent") + (("elbo",) if model == "vae" else ()):
+        for score in ("recon", "latent", "rapp", "recon+latent", "recon+rapp") + (("elbo",) if model == "vae" else ()):
             timed(f"autoencoders {model} {score}", lambda: AnomalyDetector(trained, score=score).fit(train).anomaly_score(test))
     timed("IsolationForest", lambda: -IsolationForest(random_state=0).fit(train).score_samples(test))
     if importlib.util.find_spec("pyod") is not None:

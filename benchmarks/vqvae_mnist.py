@@ -45,6 +45,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--baseline-dims", default="", help="extra latent sizes for ae/vae beyond floor(bits/32)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr-schedule", default="constant", choices=("constant", "cosine"),
+                        help="cosine: decay to zero over both phases, so the prior ends at a small learning rate")
     parser.add_argument("--samples", type=int, default=200, help="prior samples judged by the classifier")
     parser.add_argument("--temperatures", default="1.0,0.7", help="sampling temperatures to report")
     parser.add_argument("--classifier-epochs", type=int, default=3)
@@ -110,7 +112,7 @@ def main() -> None:
             settings={
                 **common, "codebook_size": args.codebook_size, "prior_start": args.ae_steps,
                 "prior_channels": args.prior_channels, "prior_layers": args.prior_layers,
-                "training.max_time": max_time(left() - 60 * args.reserve_minutes),
+                "training.lr_schedule": args.lr_schedule, "training.max_time": max_time(left() - 60 * args.reserve_minutes),
             },
         )
         seconds = time.perf_counter() - tick

@@ -273,15 +273,14 @@ def _print_metrics(title: str, results: dict[str, float]) -> None:
 TEXT_SEPARATOR = "-" * 8
 
 
-def _save_picture(items, path: Path, value_range, nrow: int | None = None, run: Path | None = None) -> None:
+def _save_picture(items, path: Path, value_range, nrow: int | None = None, alphabet: str | None = None) -> None:
     """Items as a file: ``.npy`` (the array), ``.txt`` (a text model's strings, each followed by a line
     ``TEXT_SEPARATOR``: the strings hold newlines of their own) or a picture (an image grid, or line plots of
-    series)."""
+    series). ``alphabet``: a text model's characters (see ``_text_alphabet``)."""
     import numpy as np
 
     from autoencoders import plots
 
-    alphabet = _text_alphabet(run) if run is not None else None
     if path.suffix == ".npy":
         np.save(path, items.cpu().numpy())
         return
@@ -343,8 +342,9 @@ def sample_command(
 
         _fail(f"{model.name!r} has no prior to sample from; use --sampler gmm, or train one of: {', '.join(sorted(GENERATIVE))}")
     samples = _guard(sample_run, run, n, sampler, label, components, seed, data_dir)
-    output = output or Path("samples.txt" if _text_alphabet(run) else "samples.png")
-    _save_picture(samples, output, model.config.value_range, run=run)
+    alphabet = _text_alphabet(run)
+    output = output or Path("samples.txt" if alphabet else "samples.png")
+    _save_picture(samples, output, model.config.value_range, alphabet=alphabet)
     console.print(f"wrote {n} samples to {output}")
 
 
@@ -546,7 +546,7 @@ def decode_command(
             _fail("this model is conditional: pass --label CLASS")
         labels = torch.full((len(z),), label, dtype=torch.long)
     with torch.no_grad():
-        _save_picture(model.decode(z, labels), output, model.config.value_range, run=run)
+        _save_picture(model.decode(z, labels), output, model.config.value_range, alphabet=_text_alphabet(run))
     console.print(f"wrote {len(z)} decoded items to {output}")
 
 
@@ -657,12 +657,9 @@ def compress_command(
 
     Example: autoencoders compress runs/cae-mnist digits/ -o digits.aec
     """
-    from autoencoders.uses.compress import CompressionError, compress_files
+    from autoencoders.uses.compress import compress_files
 
-    try:
-        count, size = _guard(compress_files, run, inputs, output, step=step, data_dir=data_dir)
-    except CompressionError as error:
-        _fail(str(error))
+    count, size = _guard(compress_files, run, inputs, output, step=step, data_dir=data_dir)
     console.print(f"wrote {count} items in {size} bytes ({size / count:.1f} bytes per item) to {output}")
 
 
@@ -677,12 +674,9 @@ def decompress_command(
 
     Example: autoencoders decompress runs/cae-mnist digits.aec -o decoded/
     """
-    from autoencoders.uses.compress import CompressionError, decompress_file
+    from autoencoders.uses.compress import decompress_file
 
-    try:
-        written = _guard(decompress_file, run, file, output, data_dir=data_dir)
-    except CompressionError as error:
-        _fail(str(error))
+    written = _guard(decompress_file, run, file, output, data_dir=data_dir)
     console.print(f"wrote {len(written)} file(s) to {output}")
 
 

@@ -57,8 +57,9 @@ ESCAPE_BITS = 16  # escaped values go out as two uniform 16-bit halves of a zigz
 BATCH = 1024
 
 
-class CompressionError(Exception):
-    """A file or request that cannot be (de)compressed, with what is wrong and what to do."""
+class CompressionError(ValueError):
+    """A file or request that cannot be (de)compressed, with what is wrong and what to do (a ValueError, so
+    the CLI reports it like any other bad input)."""
 
 
 # -- the header -----------------------------------------------------------------------------------------

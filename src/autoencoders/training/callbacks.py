@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
-import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger
 
@@ -33,18 +33,19 @@ def build_callbacks(out: Path, patience: int | None, progress: bool, phase_start
 class NewPhase(Callback):
     """Players trained one after another (a VQ-VAE's autoencoder, then its prior) have losses on different
     scales: when val/loss starts to follow the next player, the best checkpoint and early stopping start
-    afresh, so neither keeps the weights of an earlier phase nor stops a phase for not beating it."""
+    afresh, so neither keeps the weights of an earlier phase nor stops a phase for not beating it.
+
+    Starting afresh is loading, through the callbacks' own state API, the state they had before training."""
 
     def __init__(self, phase_starts: list[int], best: ModelCheckpoint, stopping: EarlyStopping | None):
-        self.phase_starts, self.best, self.stopping = set(phase_starts), best, stopping
+        self.phase_starts = set(phase_starts)
+        self.callbacks = [callback for callback in (best, stopping) if callback is not None]
+        self.unused_states = [copy.deepcopy(callback.state_dict()) for callback in self.callbacks]
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if pl_module.step not in self.phase_starts:
-            return
-        self.best.best_model_score, self.best.best_model_path, self.best.best_k_models = None, "", {}
-        self.best.kth_best_model_path, self.best.kth_value = "", torch.tensor(float("inf"))
-        if self.stopping is not None:
-            self.stopping.wait_count, self.stopping.best_score = 0, torch.tensor(float("inf"))
+        if pl_module.step in self.phase_starts:
+            for callback, state in zip(self.callbacks, self.unused_states):
+                callback.load_state_dict(copy.deepcopy(state))
 
 
 def build_loggers(out: Path, kind: str) -> list[Logger]:

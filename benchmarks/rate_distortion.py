@@ -30,6 +30,7 @@ from common import RESULTS, data_dir, write_result, write_table
 DATASETS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 WEBP_QUALITIES = (0, 5, 10, 20, 30, 50, 70, 90)
 JPEG_QUALITIES = (10, 30, 50, 75, 90)
+DEFAULT_CHANNELS = (32, 32)
 
 
 def quality(x: torch.Tensor, decoded: torch.Tensor) -> dict[str, float]:
@@ -65,24 +66,40 @@ def pillow_curve(x: torch.Tensor, codec: str, qualities: tuple[int | None, ...])
     return points
 
 
-def train_run(folder: Path, dataset: str, rate_weight: float, minutes: float, seed: int) -> dict:
+def train_run(folder: Path, dataset: str, rate_weight: float, args) -> dict:
     """Train (or reuse) a run; returns what its training cost: wall-clock seconds and steps done."""
     if not (folder / "model.safetensors").exists():
-        _train(folder, dataset, rate_weight, minutes, seed)
-    training = json.loads((folder / "config.json").read_text()).get("training", {})
-    return {"rate_weight": rate_weight, "training_seconds": training.get("seconds"), "steps": training.get("steps_done")}
+        _train(folder, dataset, rate_weight, args)
+    config = json.loads((folder / "config.json").read_text())
+    training = config.get("training", {})
+    return {
+        "rate_weight": rate_weight, "training_seconds": training.get("seconds"), "steps": training.get("steps_done"),
+        "channels": config["model"]["config"]["hidden"], "lr_schedule": training.get("lr_schedule", "constant"),
+    }
 
 
-def _train(folder: Path, dataset: str, rate_weight: float, minutes: float, seed: int) -> None:
+def _train(folder: Path, dataset: str, rate_weight: float, args) -> None:
     import autoencoders
 
-    whole, rest = divmod(int(minutes * 60), 60)
+    whole, rest = divmod(int(args.train_minutes * 60), 60)
+    # cosine decay needs a known length: max_steps, with the time limit as a safety net
+    length = {"max_steps": args.max_steps} if args.max_steps else {"epochs": 1000}
     autoencoders.train(
-        "compressive-ae", dataset, folder, arch="spatial", hidden=(32, 32), latent_dim=8 * 7 * 7, batch_size=64,
-        epochs=1000, lr=2e-3, seed=seed, data_dir=data_dir(), progress=False,
+        "compressive-ae", dataset, folder, arch="spatial", hidden=args.hidden, latent_dim=8 * 7 * 7, batch_size=64,
+        lr=2e-3, seed=args.seed, data_dir=data_dir(), progress=False, **length,
         settings={"recon_loss": "mse", "rate_weight": rate_weight, "training.max_time": f"00:00:{whole:02d}:{rest:02d}",
-                  "training.val_batch_size": 2000, "training.log_every": 200},
+                  "training.lr_schedule": args.lr_schedule, "training.val_batch_size": 2000, "training.log_every": 200},
     )
+
+
+def run_name(dataset: str, rate_weight: float, args) -> str:
+    """The run folder's name: the default network keeps its old name, others add what differs."""
+    name = f"{dataset}-rate{rate_weight:g}"
+    if tuple(args.hidden) != DEFAULT_CHANNELS:
+        name += "-ch" + "-".join(map(str, args.hidden))
+    if args.lr_schedule != "constant":
+        name += f"-{args.lr_schedule}{args.max_steps or ''}"
+    return name
 
 
 def ours_curves(run: Path, x: torch.Tensor, steps: tuple[float, ...]) -> tuple[list[dict], list[dict]]:
@@ -117,6 +134,10 @@ def main() -> None:
     parser.add_argument("--rate-weights", default="0.002", help="one model per value (λ, distortion per bit)")
     parser.add_argument("--steps", default="0.5,0.7,1,1.4,2,2.8", help="quantization steps each model is used at")
     parser.add_argument("--train-minutes", type=float, default=20.0, help="wall-clock training budget per model")
+    parser.add_argument("--hidden", type=lambda text: tuple(int(part) for part in text.split(",")), default=DEFAULT_CHANNELS,
+                        help="channels of the two stride-2 stages, e.g. 64,64")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant")
+    parser.add_argument("--max-steps", type=int, default=None, help="steps per model (cosine decays over them); default: time only")
     parser.add_argument("--runs", type=Path, default=Path(__file__).parent / "runs" / "rate_distortion")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--from-results", action="store_true", help="only redraw the plot and table from results/rate_distortion.json")
@@ -135,7 +156,11 @@ def main() -> None:
         f"1 CPU thread (2 shared cores); each model trained {args.train_minutes:g} min wall-clock, "
         f"{len(rate_weights)} model(s) per dataset"
     )
-    results: dict = {"items": args.items, "budget": budget, "datasets": {}}
+    saved = RESULTS / "rate_distortion.json"
+    # a run of some datasets replaces those and keeps the others' earlier results
+    results: dict = json.loads(saved.read_text()) if saved.exists() else {"datasets": {}}
+    results.update(items=args.items)
+    results["datasets"] = {name: entry for name, entry in results["datasets"].items() if name not in args.datasets.split(",")}
     for dataset in args.datasets.split(","):
         x = load_dataset(dataset, data_dir=data_dir()).test[: args.items]
         curves = {
@@ -145,8 +170,8 @@ def main() -> None:
         }
         runs = {}
         for rate_weight in rate_weights:
-            folder = args.runs / f"{dataset}-rate{rate_weight:g}"
-            training = train_run(folder, dataset, rate_weight, args.train_minutes, args.seed)
+            folder = args.runs / run_name(dataset, rate_weight, args)
+            training = train_run(folder, dataset, rate_weight, args)
             single, whole = ours_curves(folder, x, steps)
             curves[f"compressive-ae λ={rate_weight:g}, one image per file"] = single
             curves[f"compressive-ae λ={rate_weight:g}, {len(x)} images in one file"] = whole
@@ -155,9 +180,8 @@ def main() -> None:
                 "dataset": DATASETS.get(dataset, dataset), "items": len(x), "budget": budget,
                 "curves": {name: points for name, points in curves.items() if "λ" not in name or f"λ={rate_weight:g}" in name},
             })
-            results["datasets"][dataset] = {"curves": curves, "runs": runs}
+            results["datasets"][dataset] = {"curves": curves, "runs": runs, "budget": budget}
             write_result("rate_distortion", results)  # after every model: a stopped run keeps what it measured
-        results["datasets"][dataset] = {"curves": curves, "runs": runs}
         write_result("rate_distortion", results)
     publish(results)
 
@@ -176,11 +200,19 @@ def table(results: dict) -> str:
         f"`benchmarks/rate_distortion.py`: first {results['items']} test images of each dataset; mean bytes per image "
         "of whole files, mean PSNR/SSIM per image. Ours one image per file pays its header and checksum per image "
         "(13 bytes, 17 at a quantization step other than 1: format 2 of `autoencoders compress`); "
-        f"the whole set in one file pays it once. Budget: {results['budget']}. Plot: results/rate_distortion.png.",
+        "the whole set in one file pays it once. Plot: results/rate_distortion.png.",
         "",
-        "Training steps done in the budget (the machine was shared, so steps, not minutes, say how trained): "
-        + "; ".join(f"{run}: {entry['steps']} steps in {entry['training_seconds']:.0f} s"
-                    for dataset in results["datasets"].values() for run, entry in dataset["runs"].items()) + ".",
+        "Training (the machine was shared, so steps, not minutes, say how trained):",
+        "",
+    ]
+    for dataset, entry in results["datasets"].items():
+        runs = "; ".join(
+            f"{run}: channels {'-'.join(map(str, run_entry.get('channels', DEFAULT_CHANNELS)))}, "
+            f"{run_entry.get('lr_schedule', 'constant')} learning rate, {run_entry['steps']} steps in {run_entry['training_seconds']:.0f} s"
+            for run, run_entry in entry["runs"].items()
+        )
+        lines.append(f"- {DATASETS.get(dataset, dataset)}: {entry.get('budget', results.get('budget'))}. {runs}.")
+    lines += [
         "",
         "| dataset | codec | setting | bytes/image | bits/pixel | PSNR dB | SSIM | WebP bytes at this PSNR | ours / WebP |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -51,7 +51,7 @@ def run_one(name: str, seed: int, args) -> dict:
     from autoencoders.metrics.disentanglement import factor_vae_score, latent_traversals, mig
 
     settings = dict(MODELS[name])
-    folder = f"disentanglement-sprites-{name}-seed{seed}"
+    folder = f"disentanglement-sprites-{name}-seed{seed}-steps{args.steps}"
     if name == "factor-vae":
         discriminator_lr = args.lr if args.discriminator_lr is None else args.discriminator_lr
         settings.update(discriminator_hidden=tuple(args.discriminator), discriminator_lr=discriminator_lr)
@@ -84,7 +84,7 @@ def run_one(name: str, seed: int, args) -> dict:
         bce = float(-model.log_likelihood(model.decode_raw(model.encode(dataset.test[:1000])), dataset.test[:1000]).mean())
     config = json.loads((out / "config.json").read_text())
     return {
-        "model": name, "settings": settings, "seed": seed, **scores, "test_recon_nats": round(bce, 2),
+        "model": name, "settings": settings, "seed": seed, "planned_steps": args.steps, **scores, "test_recon_nats": round(bce, 2),
         "active_dims_kl_over_0.1": sum(value > 0.1 for value in kl),
         "steps": config["training"]["steps_done"], "train_seconds": round(trained, 1),
         "eval_seconds": round(time.perf_counter() - started - trained, 1), "run_folder": str(out.relative_to(ROOT)),
@@ -94,18 +94,18 @@ def run_one(name: str, seed: int, args) -> dict:
 def table(results: list[dict], args) -> str:
     import numpy as np
 
-    by_model: dict[tuple[str, str], list[dict]] = {}  # one row per model and settings (e.g. each γ tried)
+    by_model: dict[tuple[str, str, int], list[dict]] = {}  # one row per model, settings (e.g. each γ) and budget
     for result in results:
-        by_model.setdefault((result["model"], settings_text(result)), []).append(result)
+        by_model.setdefault((result["model"], settings_text(result), planned_steps(result)), []).append(result)
     lines = [
         "| model | settings | MIG | FactorVAE score | test recon (nats) | dims with KL > 0.1 | steps | train min (1 thread) | seeds |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     means = {}
-    for (name, settings), runs in by_model.items():
+    for (name, settings, planned), runs in by_model.items():
         mig = np.mean([run["mig"] for run in runs])
         score = np.mean([run["factor_score"] for run in runs])
-        means[name, settings] = mig
+        means[name, settings, planned] = mig
         spread = f" ± {np.std([run['mig'] for run in runs]):.3f}" if len(runs) > 1 else ""
         lines.append(
             f"| {name} | {settings} | {mig:.3f}{spread} | {score:.3f} | {np.mean([run['test_recon_nats'] for run in runs]):.1f} | "
@@ -113,25 +113,35 @@ def table(results: list[dict], args) -> str:
             f"{np.mean([run['train_seconds'] for run in runs]) / 60:.1f} | {len(runs)} |"
         )
     notes = [
-        f"{run['model']} (seed {run['seed']}) stopped at the time cap after {run['steps']} of {args.steps} steps (the shared "
-        "machine's load average was 15-20)"
-        for run in results if run["steps"] < args.steps
+        f"{run['model']} (seed {run['seed']}) stopped at the time cap after {run['steps']} of {planned_steps(run)} steps"
+        for run in results if run["steps"] < planned_steps(run)
     ]
-    vae = [mig for (name, _), mig in means.items() if name == "vae"]
-    for (name, settings), mig in means.items():
-        if name in ("beta-tcvae", "factor-vae") and vae:
-            gap = mig - vae[0]
-            notes.append(f"MIG({name}, {settings}) − MIG(vae) = {gap:+.3f} (target ≥ +0.1: {'met' if gap >= 0.1 else 'not met'})")
+    vae = {planned: mig for (name, _, planned), mig in means.items() if name == "vae"}
+    for (name, settings, planned), mig in means.items():
+        if name in ("beta-tcvae", "factor-vae") and planned in vae:
+            gap = mig - vae[planned]
+            notes.append(
+                f"{planned} steps: MIG({name}, {settings}) − MIG(vae) = {gap:+.3f} (target ≥ +0.1: {'met' if gap >= 0.1 else 'not met'})"
+            )
     header = (
         f"Sprites 64x64 (50,000 training items), conv encoder/decoder {'-'.join(map(str, args.hidden))}, latent {LATENT_DIM}, Bernoulli decoder, "
-        f"batch {BATCH_SIZE}, Adam {args.lr:g}, {args.steps} steps per model (≈ {args.steps * BATCH_SIZE / 50000:.1f} epochs; "
-        f"papers train 300k+ steps), at most {args.minutes_per_model:g} min of training per model, 1 CPU thread on a shared "
+        f"batch {BATCH_SIZE}, Adam {args.lr:g}, the steps column's number of steps per model ({BATCH_SIZE} sprites each; "
+        f"50,000 per epoch; papers train 300k+ steps), each model compared with the VAE of the same steps, at most {args.minutes_per_model:g} min of training per model, 1 CPU thread on a shared "
         f"2-core machine. FactorVAE discriminator {'-'.join(map(str, args.discriminator))} (LeakyReLU), Adam (0.5, 0.9), "
         "learning rate in the settings column. "
         f"MIG on the 5000 test sprites (20 bins); FactorVAE score from {args.votes} + {args.votes} votes of 64 fresh "
         f"sprites (scale from {args.scale_items} sprites). Traversal pictures: benchmarks/results/{RESULT_NAME}_<model>_traversal.png."
     )
     return header + "\n\n" + "\n".join(lines) + ("\n\n" + "; ".join(notes) + "." if notes else "")
+
+
+def planned_steps(result: dict) -> int:
+    return result.get("planned_steps", result["steps"])  # runs from before this field were never cut short
+
+
+def identity(result: dict) -> tuple[str, int, str, int]:
+    """What makes two runs the same experiment: model, seed, settings and step budget."""
+    return result["model"], result["seed"], settings_text(result), planned_steps(result)
 
 
 def settings_text(result: dict) -> str:
@@ -172,9 +182,9 @@ def main() -> None:
         for name in args.models.split(","):
             result = run_one(name, seed, args)
             # a run replaces the earlier one of the same model, seed and settings; other settings stay as rows
-            results = [run for run in results if (run["model"], run["seed"], settings_text(run)) != (name, seed, settings_text(result))]
+            results = [run for run in results if identity(run) != identity(result)]
             print(json.dumps(result), flush=True)
-            results = sorted([*results, result], key=lambda run: (list(MODELS).index(run["model"]), run["seed"]))
+            results = sorted([*results, result], key=lambda run: (planned_steps(run), list(MODELS).index(run["model"]), run["seed"]))
             write_result(RESULT_NAME, {"runs": results, "arguments": vars(args)})
             write_table(SECTION, table(results, args))
 

@@ -181,7 +181,9 @@ def main() -> None:
     for seed in (int(seed) for seed in args.seeds.split(",")):
         for name in args.models.split(","):
             result = run_one(name, seed, args)
-            # a run replaces the earlier one of the same model, seed and settings; other settings stay as rows
+            # read again: another run of this script may have saved results meanwhile. A run replaces the
+            # earlier one of the same model, seed, settings and steps; the others stay as rows
+            results = json.loads(path.read_text())["runs"] if path.exists() else []
             results = [run for run in results if identity(run) != identity(result)]
             print(json.dumps(result), flush=True)
             results = sorted([*results, result], key=lambda run: (planned_steps(run), list(MODELS).index(run["model"]), run["seed"]))

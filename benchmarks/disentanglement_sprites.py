@@ -57,7 +57,7 @@ def run_one(name: str, seed: int, args) -> dict:
         settings.update(discriminator_hidden=tuple(args.discriminator), discriminator_lr=discriminator_lr)
         if args.factor_gamma is not None:
             settings["gamma"] = args.factor_gamma
-        folder += f"-gamma{settings['gamma']:g}-dlr{discriminator_lr:g}"  # each setting tried keeps its own run
+        folder += f"-gamma{settings['gamma']:g}-dlr{discriminator_lr:g}-d{'-'.join(map(str, args.discriminator))}"  # each setting tried keeps its own run
     out = ROOT / "runs" / folder
     minutes = args.minutes_per_model
     started = time.perf_counter()
@@ -126,9 +126,9 @@ def table(results: list[dict], args) -> str:
     header = (
         f"Sprites 64x64 (50,000 training items), conv encoder/decoder {'-'.join(map(str, args.hidden))}, latent {LATENT_DIM}, Bernoulli decoder, "
         f"batch {BATCH_SIZE}, Adam {args.lr:g}, the steps column's number of steps per model ({BATCH_SIZE} sprites each; "
-        f"50,000 per epoch; papers train 300k+ steps), each model compared with the VAE of the same steps, at most {args.minutes_per_model:g} min of training per model, 1 CPU thread on a shared "
-        f"2-core machine. FactorVAE discriminator {'-'.join(map(str, args.discriminator))} (LeakyReLU), Adam (0.5, 0.9), "
-        "learning rate in the settings column. "
+        f"50,000 per epoch; papers train 300k+ steps), each model compared with the VAE of the same steps, 1 CPU thread on a shared "
+        f"2-core machine. FactorVAE discriminator: LeakyReLU MLP, widths and learning rate in the settings column, "
+        "Adam (0.5, 0.9). "
         f"MIG on the 5000 test sprites (20 bins); FactorVAE score from {args.votes} + {args.votes} votes of 64 fresh "
         f"sprites (scale from {args.scale_items} sprites). Traversal pictures: benchmarks/results/{RESULT_NAME}_<model>_traversal.png."
     )
@@ -145,7 +145,10 @@ def identity(result: dict) -> tuple[str, int, str, int]:
 
 
 def settings_text(result: dict) -> str:
-    return ", ".join(f"{key}={value}" for key, value in result["settings"].items() if key != "discriminator_hidden") or "β=1"
+    def text(key, value):
+        return f"discriminator={'-'.join(map(str, value))}" if key == "discriminator_hidden" else f"{key}={value}"
+
+    return ", ".join(text(key, value) for key, value in result["settings"].items()) or "β=1"
 
 
 def widths(text: str) -> list[int]:

@@ -176,18 +176,19 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     path = ROOT / "results" / f"{RESULT_NAME}.json"
-    # a run of some models or seeds replaces those and keeps the others' earlier results
-    results: list[dict] = json.loads(path.read_text())["runs"] if path.exists() else []
+
+    def saved_runs() -> list[dict]:
+        return json.loads(path.read_text())["runs"] if path.exists() else []
+
     if args.table_only:
-        write_table(SECTION, table(results, args))
+        write_table(SECTION, table(saved_runs(), args))
         return
     for seed in (int(seed) for seed in args.seeds.split(",")):
         for name in args.models.split(","):
             result = run_one(name, seed, args)
             # read again: another run of this script may have saved results meanwhile. A run replaces the
             # earlier one of the same model, seed, settings and steps; the others stay as rows
-            results = json.loads(path.read_text())["runs"] if path.exists() else []
-            results = [run for run in results if identity(run) != identity(result)]
+            results = [run for run in saved_runs() if identity(run) != identity(result)]
             print(json.dumps(result), flush=True)
             results = sorted([*results, result], key=lambda run: (planned_steps(run), list(MODELS).index(run["model"]), run["seed"]))
             write_result(RESULT_NAME, {"runs": results, "arguments": vars(args)})

@@ -222,7 +222,7 @@ def table(result: dict) -> str:
         if "reused_minutes" in result else ""
     )
     return f"""
-MNIST test set (10,000 images), one seed, batch {settings['batch_size']}, Adam {settings['lr']}, {settings['ae_steps']}
+MNIST test set (10,000 images), one seed, batch {settings['batch_size']}, Adam {settings['lr']} ({settings.get('lr_schedule', 'constant')} learning rate), {settings['ae_steps']}
 autoencoder steps for every model, 1 CPU thread of a shared 2-core machine, each training run with a hard
 wall-clock cap (budget {settings['budget_minutes']:.0f} min; it took {total:.1f} min{split}).{result.get('note', '')} Bits per image: the VQ-VAE
 stores {vq['grid'][0]}·{vq['grid'][1]} codes of log2({vq['codebook_size']}) bits; the continuous models are counted at

@@ -157,7 +157,10 @@ def breast_cancer_split(features: np.ndarray, target: np.ndarray, seed: int) -> 
     return scaler.transform(features[fit_rows]), scaler.transform(features[test_rows]), target[test_rows] == 0
 
 
-TABLE_SCORES = ("recon", "latent", "latent mahalanobis", "rapp", "recon+latent", "recon+rapp")
+# (row name, score, latent distance)
+TABLE_SCORES = (("recon", "recon", "knn"), ("latent", "latent", "knn"), ("latent mahalanobis", "latent", "mahalanobis"),
+                ("rapp", "rapp", "knn"), ("recon+latent", "recon+latent", "knn"), ("recon+rapp", "recon+rapp", "knn"))
+NO_MODEL = "distance to the mean (no model)"
 
 
 def table_scores(args, train: np.ndarray, test: np.ndarray, seed: int) -> dict[str, tuple[np.ndarray | None, float]]:
@@ -180,15 +183,14 @@ def table_scores(args, train: np.ndarray, test: np.ndarray, seed: int) -> dict[s
         started = time.perf_counter()
         trained = AnomalyDetector(model, latent_dim=4, hidden=(64, 32), max_steps=steps, batch_size=32, seed=seed).fit(train).model_
         scores[f"{model} training"] = (None, round(time.perf_counter() - started, 1))
-        for score in TABLE_SCORES + (("elbo",) if model == "vae" else ()):
-            name, _, distance = score.partition(" ")  # "latent mahalanobis": the latent score with that distance
+        for row, score, distance in TABLE_SCORES + ((("elbo", "elbo", "knn"),) if model == "vae" else ()):
             timed(
-                f"autoencoders {model} {score}",
-                lambda: AnomalyDetector(trained, score=name, latent_distance=distance or "knn").fit(train).anomaly_score(test),
+                f"autoencoders {model} {row}",
+                lambda: AnomalyDetector(trained, score=score, latent_distance=distance).fit(train).anomaly_score(test),
             )
     timed("IsolationForest", lambda: -IsolationForest(random_state=seed).fit(train).score_samples(test))
     # the simplest reference: how far a row lies from the fit rows' mean, in standardized units
-    timed("distance to the mean (no model)", lambda: np.linalg.norm(test - train.mean(axis=0), axis=1))
+    timed(NO_MODEL, lambda: np.linalg.norm(test - train.mean(axis=0), axis=1))
     if importlib.util.find_spec("pyod") is not None:
         from pyod.models.auto_encoder import AutoEncoder
         from pyod.models.vae import VAE
@@ -249,7 +251,7 @@ def markdown(results: dict) -> str:
         ]
     table = results.get("table")
     if table:
-        splits = table.get("splits", 1)
+        splits = table["splits"]
         lines += [f"**Table**: {table['dataset']}; each split fits on {table['fit_items']} benign rows and scores "
                   f"{table['test_items']} ({table['test_anomalies']} malignant); {splits} random split(s) (seeds 0-{splits - 1}, "
                   f"which also seed every model); {table['epochs']} epochs per autoencoder.", "",
@@ -261,9 +263,9 @@ def markdown(results: dict) -> str:
             lines.append(f"| {method} | {f'**{cell}**' if means[method] == best else cell} | {table['seconds'][method]} |")
         ours = max((method for method in means if method.startswith("autoencoders")), key=means.get)
         lines += ["", f"Best of ours: {ours.removeprefix('autoencoders ')}, {means[ours]:.3f}."]
-        if "distance to the mean (no model)" in means:
-            lines[-1] += (f" A row's plain distance to the mean of the fit rows scores {means['distance to the mean (no model)']:.3f}"
-                          f"{', above every score of ours' if means['distance to the mean (no model)'] > means[ours] else ''}: "
+        if NO_MODEL in means:
+            lines[-1] += (f" A row's plain distance to the mean of the fit rows scores {means[NO_MODEL]:.3f}"
+                          f"{', above every score of ours' if means[NO_MODEL] > means[ours] else ''}: "
                           "on this set, how far a row lies from the centre carries most of the signal.")
         lines += ["", "Training seconds (mean): " + ", ".join(f"{key} {value}" for key, value in table["seconds"].items() if "training" in key)]
     return "\n".join(lines)

@@ -38,6 +38,7 @@ MODELS = {
 LATENT_DIM = 10
 BATCH_SIZE = 64
 RESULT_NAME = "disentanglement_sprites"
+TC_ITEMS = 2000  # test sprites whose codes estimate the total correlation
 SECTION = "Disentanglement on sprites (benchmarks/disentanglement_sprites.py)"
 
 
@@ -58,6 +59,9 @@ def run_one(name: str, seed: int, args) -> dict:
         if args.factor_gamma is not None:
             settings["gamma"] = args.factor_gamma
         folder += f"-gamma{settings['gamma']:g}-dlr{discriminator_lr:g}-d{'-'.join(map(str, args.discriminator))}"  # each setting tried keeps its own run
+        if args.discriminator_steps != 1:  # runs from before this option had one discriminator update per batch
+            settings["discriminator_steps"] = args.discriminator_steps
+            folder += f"-dsteps{args.discriminator_steps}"
     out = ROOT / "runs" / folder
     minutes = args.minutes_per_model
     started = time.perf_counter()
@@ -74,6 +78,7 @@ def run_one(name: str, seed: int, args) -> dict:
     dataset = load_dataset("sprites", seed=seed, limit=5000)  # the whole test split (the same for every seed)
     scores = {
         "mig": mig(model, dataset, "test", seed=seed),
+        "tc": total_correlation(model, dataset.test[:TC_ITEMS], seed),
         "factor_score": factor_vae_score(
             model, dataset, seed=seed, train_votes=args.votes, eval_votes=args.votes, scale_items=args.scale_items
         ),
@@ -91,6 +96,22 @@ def run_one(name: str, seed: int, args) -> dict:
     }
 
 
+def total_correlation(model, items, seed: int) -> float:
+    """TC of the codes in nats: β-TCVAE's stratified estimate (Chen et al. 2018) over ``items`` as one batch.
+
+    The same yardstick for every model (FactorVAE's own estimate, its discriminator's logit, is not comparable
+    across models and runs low); 2000 codes make the estimator's batch bias small."""
+    import torch
+
+    from autoencoders.models.beta_tcvae import kl_decomposition
+
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        output = model(items)
+        terms = kl_decomposition(output.latent, output.extras["mean"], output.extras["log_var"], 50000, "mss")
+    return round(float(terms["tc"]), 3)
+
+
 def table(results: list[dict], args) -> str:
     import numpy as np
 
@@ -98,8 +119,8 @@ def table(results: list[dict], args) -> str:
     for result in results:
         by_model.setdefault((result["model"], settings_text(result), planned_steps(result)), []).append(result)
     lines = [
-        "| model | settings | MIG | FactorVAE score | test recon (nats) | dims with KL > 0.1 | steps | train min (1 thread) | seeds |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | settings | MIG | FactorVAE score | TC (nats) | test recon (nats) | dims with KL > 0.1 | steps | train min (1 thread) | seeds |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     means = {}
     for (name, settings, planned), runs in by_model.items():
@@ -108,7 +129,8 @@ def table(results: list[dict], args) -> str:
         means[name, settings, planned] = mig
         spread = f" ± {np.std([run['mig'] for run in runs]):.3f}" if len(runs) > 1 else ""
         lines.append(
-            f"| {name} | {settings} | {mig:.3f}{spread} | {score:.3f} | {np.mean([run['test_recon_nats'] for run in runs]):.1f} | "
+            f"| {name} | {settings} | {mig:.3f}{spread} | {score:.3f} | {mean_tc(runs)} | "
+            f"{np.mean([run['test_recon_nats'] for run in runs]):.1f} | "
             f"{np.mean([run['active_dims_kl_over_0.1'] for run in runs]):.1f} | {runs[0]['steps']} | "
             f"{np.mean([run['train_seconds'] for run in runs]) / 60:.1f} | {len(runs)} |"
         )
@@ -129,10 +151,20 @@ def table(results: list[dict], args) -> str:
         f"50,000 per epoch; papers train 300k+ steps), each model compared with the VAE of the same steps, 1 CPU thread on a shared "
         f"2-core machine. FactorVAE discriminator: LeakyReLU MLP, widths and learning rate in the settings column, "
         "Adam (0.5, 0.9). "
+        f"TC: total correlation of the codes, β-TCVAE's stratified estimate over {TC_ITEMS} test sprites as one batch "
+        "(the same yardstick for every model). "
         f"MIG on the 5000 test sprites (20 bins); FactorVAE score from {args.votes} + {args.votes} votes of 64 fresh "
         f"sprites (scale from {args.scale_items} sprites). Traversal pictures: benchmarks/results/{RESULT_NAME}_<model>_traversal.png."
     )
     return header + "\n\n" + "\n".join(lines) + ("\n\n" + "; ".join(notes) + "." if notes else "")
+
+
+def mean_tc(runs: list[dict]) -> str:
+    """The runs' mean TC, "–" when a run has none (its model was overwritten before the column existed)."""
+    import numpy as np
+
+    values = [run.get("tc") for run in runs]
+    return "–" if None in values else f"{np.mean(values):.2f}"
 
 
 def planned_steps(result: dict) -> int:
@@ -166,6 +198,7 @@ def main() -> None:
     parser.add_argument("--discriminator", type=widths, default=[256, 256, 256], help="FactorVAE's, e.g. 1000-1000-1000")
     parser.add_argument("--factor-gamma", type=float, default=None, help="FactorVAE's TC weight γ (default 35)")
     parser.add_argument("--discriminator-lr", type=float, default=None, help="FactorVAE's discriminator (default: --lr)")
+    parser.add_argument("--discriminator-steps", type=int, default=1, help="FactorVAE's discriminator updates per batch")
     parser.add_argument("--votes", type=int, default=100)
     parser.add_argument("--scale-items", type=int, default=2000, help="sprites that set each code dimension's scale")
     parser.add_argument("--threads", type=int, default=1)

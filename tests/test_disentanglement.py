@@ -141,6 +141,21 @@ def test_each_factor_vae_player_changes_only_its_own_parameters(digits, step_eac
     assert all(name.startswith("discriminator.") for name in changes["discriminator"])
 
 
+def test_factor_vae_discriminator_steps_several_times_per_batch(tmp_path):
+    import autoencoders
+
+    out = autoencoders.train(
+        "factor-vae", "digits", tmp_path / "run", hidden=(16,), latent_dim=3, max_steps=4, progress=False,
+        settings={"discriminator_steps": 3, "discriminator_hidden": (16,)},
+    )
+    assert json.loads((out / "config.json").read_text())["training"]["steps_done"] == 4  # batches, not updates
+    optimizers = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["optimizer_states"]
+    autoencoder_state, discriminator_state = (next(iter(state["state"].values())) for state in optimizers)
+    assert int(autoencoder_state["step"]) == 4 and int(discriminator_state["step"]) == 12
+    with pytest.raises(ValueError, match="discriminator_steps"):
+        make("factor-vae", discriminator_steps=0)
+
+
 @pytest.mark.parametrize("name", ["factor-vae", "beta-tcvae"])
 def test_a_tiny_training_run_decreases_the_loss(name, digits):
     model = make(name)

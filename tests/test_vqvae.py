@@ -128,7 +128,7 @@ def test_pixelcnn_is_causal_in_raster_order():
             assert torch.equal(seen, before)  # exactly the earlier positions: no leak, no blind spot
 
 
-def test_optimizer_steps_count_start_stop_and_every():
+def test_optimizer_steps_count_start_stop_every_and_repeats():
     class Players(torch.nn.Module):
         def __init__(self, players):
             super().__init__()
@@ -137,11 +137,12 @@ def test_optimizer_steps_count_start_stop_and_every():
         def players(self):
             return self._players
 
-    for every, start, stop in [(1, 0, None), (1, 5, None), (2, 3, None), (3, 0, 7), (2, 4, 9), (1, 20, None)]:
-        player = Player(lambda: iter(()), lambda x, y, step: {}, every=every, start=start, stop=stop)
+    cases = [(1, 0, None, 1), (1, 5, None, 1), (2, 3, None, 1), (3, 0, 7, 1), (2, 4, 9, 1), (1, 20, None, 1), (1, 0, None, 5), (2, 3, 9, 3)]
+    for every, start, stop, repeats in cases:
+        player = Player(lambda: iter(()), lambda x, y, step: {}, every=every, start=start, stop=stop, repeats=repeats)
         module = AutoencoderModule(Players({"p": player}))
         for batches in (0, 1, 6, 10, 15):
-            brute = sum(1 for b in range(batches) if b % every == 0 and start <= b < (stop if stop is not None else 10**9))
+            brute = repeats * sum(1 for b in range(batches) if b % every == 0 and start <= b < (stop if stop is not None else 10**9))
             assert module.optimizer_steps(batches) == brute
 
 

@@ -55,6 +55,7 @@ class Player:
     lr: float | None = None  # None: the training learning rate
     betas: tuple[float, float] = (0.9, 0.999)
     every: int = 1  # step this player on every n-th batch
+    repeats: int = 1  # optimizer steps on each batch it steps on (a discriminator trained k times per batch)
     start: int = 0  # the first batch (step) it steps on: a player trained after another (a VQ-VAE's prior) ...
     stop: int | None = None  # ... and the batch it stops before (a VQ-VAE's autoencoder); None: to the end
 

@@ -62,12 +62,13 @@ class AutoencoderModule(pl.LightningModule):
     def optimizer_steps(self, batches: int) -> int:
         """Optimizer steps in the first ``batches`` batches: Lightning's ``max_steps`` counts these.
 
-        A player steps on the batches b in [start, min(stop, batches)) with b % every == 0.
+        A player steps ``repeats`` times on each batch b in [start, min(stop, batches)) with b % every == 0.
         """
         total = 0
         for player in self.players.values():
             end = batches if player.stop is None else min(player.stop, batches)
-            total += max(0, math.ceil(end / player.every) - math.ceil(player.start / player.every))
+            batches_stepped = max(0, math.ceil(end / player.every) - math.ceil(player.start / player.every))
+            total += player.repeats * batches_stepped
         return total
 
     # -- training ----------------------------------------------------------------------------------------
@@ -83,20 +84,21 @@ class AutoencoderModule(pl.LightningModule):
         for (name, player), optimizer in zip(self.players.items(), optimizers):
             if not player.steps_at(self.step):
                 continue
-            terms = player.loss(x, y, step=self.step)
-            if check_now:
-                self._check_finite(name, terms)
-            optimizer.zero_grad(set_to_none=True)
-            if self.direct_steps:
-                # Lightning's backward/step wrappers add nothing here but ~0.4 ms a step; its step
-                # counter (global_step, max_steps) is kept by the same hooks its wrapper calls
-                terms["loss"].backward()
-                optimizer._on_before_step()
-                optimizer.optimizer.step()
-                optimizer._on_after_step()
-            else:
-                self.manual_backward(terms["loss"])
-                optimizer.step()
+            for _ in range(player.repeats):
+                terms = player.loss(x, y, step=self.step)
+                if check_now:
+                    self._check_finite(name, terms)
+                optimizer.zero_grad(set_to_none=True)
+                if self.direct_steps:
+                    # Lightning's backward/step wrappers add nothing here but ~0.4 ms a step; its step
+                    # counter (global_step, max_steps) is kept by the same hooks its wrapper calls
+                    terms["loss"].backward()
+                    optimizer._on_before_step()
+                    optimizer.optimizer.step()
+                    optimizer._on_after_step()
+                else:
+                    self.manual_backward(terms["loss"])
+                    optimizer.step()
             if log_now:
                 prefix = "train/" if len(optimizers) == 1 else f"train/{name}/"
                 self.log_dict({prefix + key: value.detach() for key, value in terms.items()}, batch_size=x.shape[0])

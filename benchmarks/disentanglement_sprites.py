@@ -39,6 +39,7 @@ LATENT_DIM = 10
 BATCH_SIZE = 64
 RESULT_NAME = "disentanglement_sprites"
 TC_ITEMS = 2000  # test sprites whose codes estimate the total correlation
+TRAIN_ITEMS = 50000  # the sprites training split: the N of the stratified estimator
 SECTION = "Disentanglement on sprites (benchmarks/disentanglement_sprites.py)"
 
 
@@ -108,7 +109,7 @@ def total_correlation(model, items, seed: int) -> float:
     torch.manual_seed(seed)
     with torch.no_grad():
         output = model(items)
-        terms = kl_decomposition(output.latent, output.extras["mean"], output.extras["log_var"], 50000, "mss")
+        terms = kl_decomposition(output.latent, output.extras["mean"], output.extras["log_var"], TRAIN_ITEMS, "mss")
     return round(float(terms["tc"]), 3)
 
 

@@ -15,7 +15,7 @@ from autoencoders.data.synthetic import render_lines
 from autoencoders.metrics.lines import score_interpolations, smoothness
 from autoencoders.metrics.representation import matched_accuracy
 from autoencoders.models import MODELS
-from autoencoders.models.aae import sample_prior
+from autoencoders.models.aae import random_shift, sample_prior
 from autoencoders.training.module import make_optimizer
 from torch import Tensor
 
@@ -114,6 +114,34 @@ def test_semi_supervised_classifier_sees_only_labelled_items(digits):
     logits, _ = model.heads(x[:10])
     assert torch.allclose(terms["loss"], torch.nn.functional.cross_entropy(logits, y[:10]))
     assert float(model.classifier_loss(x, hidden)["loss"]) == 0.0
+
+
+def test_random_shift_moves_each_image_by_at_most_the_given_pixels():
+    images = torch.zeros(400, 2, 9, 9)
+    images[:, :, 4, 4] = 1.0  # one bright pixel in the middle of both channels
+    torch.manual_seed(0)
+    shifted = random_shift(images, 2, fill=0.0)
+    assert shifted.shape == images.shape and torch.equal(shifted.sum(dim=(2, 3)), images.sum(dim=(2, 3)))
+    where = shifted[:, 0].flatten(1).argmax(dim=1)
+    rows, cols = where // 9, where % 9
+    assert torch.equal(shifted[:, 0], shifted[:, 1])  # the channels of an item move together
+    assert set(zip(rows.tolist(), cols.tolist())) == {(r, c) for r in range(2, 7) for c in range(2, 7)}  # all 25 offsets
+    border = random_shift(torch.ones(50, 1, 5, 5), 1, fill=-1.0)
+    assert ((border == 1) | (border == -1)).all() and (border == -1).any()  # uncovered pixels are the fill
+    assert torch.equal(random_shift(images, 0, fill=0.0), images)
+
+
+def test_semi_supervised_label_shift_augments_only_in_training(digits):
+    x, y = digits
+    plain, shifting = make("aae-semi", labels=20), make("aae-semi", labels=20, label_shift=2)
+    shifting.load_state_dict(plain.state_dict())
+    torch.manual_seed(1)
+    assert not torch.allclose(shifting.classifier_loss(x, y)["loss"], plain.classifier_loss(x, y)["loss"])
+    shifting.eval()
+    plain.eval()
+    assert torch.allclose(shifting.classifier_loss(x, y)["loss"], plain.classifier_loss(x, y)["loss"])
+    with pytest.raises(ValueError, match="label_shift moves images"):
+        make("aae-semi", labels=20, label_shift=2, input_shape=(64,))
 
 
 def test_labelled_subset_is_balanced_and_seeded():

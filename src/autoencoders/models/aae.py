@@ -7,7 +7,8 @@ decoder then turns prior samples into data. Each batch runs the paper's phases a
 1. ``autoencoder`` (encoder + decoder): the reconstruction loss;
 2. ``discriminator``: prior samples are "real", codes of the batch are "fake";
 3. ``generator`` (the encoder): make codes the discriminator calls real;
-4. ``classifier`` (the encoder's label head, semi-supervised only): cross-entropy on the labelled items.
+4. ``classifier`` (the encoder's label head, semi-supervised only): cross-entropy on the labelled items,
+   optionally each moved a pixel or two (``label_shift``) so that a few labels go further.
 
 Three families:
 - ``aae``: one continuous code with a Gaussian, mixture-of-Gaussians or swiss-roll prior. With
@@ -62,6 +63,22 @@ def sample_prior(kind: str, n: int, dim: int, components: int = 10, device=None)
         points = torch.stack([turn * turn.cos(), turn * turn.sin()], dim=1) / 3
         return points + 0.05 * torch.randn(n, 2, device=device)
     raise ValueError(f"unknown prior {kind!r}; choose one of {', '.join(PRIORS)}")
+
+
+def random_shift(x: Tensor, pixels: int, fill: float) -> Tensor:
+    """Each image of ``x`` (N, C, H, W) moved by its own random offset of up to ``pixels`` in each direction.
+
+    Uncovered pixels take ``fill`` (the background). The usual augmentation for a classifier that sees few
+    labelled digits: the same digit a pixel or two aside is still the same digit.
+    """
+    n, _, height, width = x.shape
+    padded = F.pad(x, (pixels, pixels, pixels, pixels), value=fill)
+    offsets = torch.randint(2 * pixels + 1, (2, n, 1), device=x.device)
+    rows = (offsets[0] + torch.arange(height, device=x.device))[:, None, :, None]  # (N, 1, H, 1)
+    cols = (offsets[1] + torch.arange(width, device=x.device))[:, None, None, :]  # (N, 1, 1, W)
+    items = torch.arange(n, device=x.device)[:, None, None, None]
+    channels = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[items, channels, rows, cols]
 
 
 def discriminator(in_features: int, hidden: tuple[int, ...]) -> nn.Module:
@@ -310,6 +327,7 @@ class AAESemiConfig(CategoricalAAEConfig):
     num_classes: int = 10
     labels: int = 1000  # labelled training items, balanced over the classes and picked by the seed
     classifier_lr: float | None = None
+    label_shift: int = 0  # images: the classifier phase moves each labelled item by up to this many pixels
 
 
 class AAESemi(CategoricalAAE):
@@ -317,6 +335,10 @@ class AAESemi(CategoricalAAE):
     config_class = AAESemiConfig
 
     def __init__(self, config: AAESemiConfig):
+        if config.label_shift < 0:
+            raise ValueError(f"label_shift is a number of pixels >= 0; got {config.label_shift}")
+        if config.label_shift and len(config.input_shape) != 3:
+            raise ValueError(f"label_shift moves images (channels, height, width); this data's items have shape {config.input_shape}")
         super().__init__(config, config.num_classes)
         self.labelled_items = config.labels
 
@@ -329,7 +351,10 @@ class AAESemi(CategoricalAAE):
         if y is None:
             raise ValueError("aae-semi trains on batches with labels (-1 for unlabelled items)")
         labelled = y >= 0
-        logits, _ = self.heads(x[labelled])
+        x = x[labelled]
+        if self.config.label_shift and self.training:
+            x = random_shift(x, self.config.label_shift, fill=self.config.value_range[0])
+        logits, _ = self.heads(x)
         cross_entropy = F.cross_entropy(logits, y[labelled]) if labelled.any() else logits.sum() * 0
         accuracy = (logits.argmax(dim=1) == y[labelled]).float().mean() if labelled.any() else cross_entropy.detach()
         return {"loss": cross_entropy, "accuracy": accuracy}

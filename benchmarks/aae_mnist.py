@@ -47,9 +47,9 @@ def run_one(name: str, budget_minutes: float, seed: int, arch: str, hidden: tupl
     from autoencoders.metrics import evaluate
 
     model, settings, metric, _, _ = RUNS[name]
-    if label_shift and model == "aae-semi":
+    if label_shift:
         settings = {**settings, "label_shift": label_shift}
-    out = ROOT / "runs" / f"aae-mnist-{row_key(name, arch, hidden, settings.get('label_shift', 0))}-seed{seed}"
+    out = ROOT / "runs" / f"aae-mnist-{row_key(name, arch, hidden, label_shift)}-seed{seed}"
     minutes = int(budget_minutes)
     started = time.perf_counter()
     autoencoders.train(
@@ -104,11 +104,12 @@ def main() -> None:
     path = ROOT / "results" / f"{RESULT_NAME}.json"
     hidden = tuple(int(width) for width in (args.hidden or ("1000,1000" if args.arch == "mlp" else "32,64")).split(","))
     for name in args.runs.split(","):
-        result = run_one(name, args.budget_minutes, args.seed, args.arch, hidden, args.label_shift)
+        label_shift = args.label_shift if RUNS[name][0] == "aae-semi" else 0  # only aae-semi has a classifier phase
+        result = run_one(name, args.budget_minutes, args.seed, args.arch, hidden, label_shift)
         print(name, json.dumps(result), flush=True)
         # re-read before adding: runs of other tasks or networks may have finished meanwhile
         results = json.loads(path.read_text())["runs"] if path.exists() else {}
-        results[row_key(name, args.arch, hidden, result["settings"].get("label_shift", 0))] = result
+        results[row_key(name, args.arch, hidden, label_shift)] = result
         write_result(RESULT_NAME, {"runs": results})
         write_table(
             "Adversarial autoencoders on MNIST (benchmarks/aae_mnist.py)",

@@ -46,7 +46,7 @@ def row_key(name: str, arch: str, hidden: tuple[int, ...], label_shift: int = 0,
 
 
 def run_one(
-    name: str, budget_minutes: float, seed: int, arch: str, hidden: tuple[int, ...], label_shift: int,
+    key: str, name: str, budget_minutes: float, seed: int, arch: str, hidden: tuple[int, ...], label_shift: int,
     max_steps: int | None, lr_schedule: str,
 ) -> dict:
     import autoencoders
@@ -55,13 +55,12 @@ def run_one(
     model, settings, metric, _, _ = RUNS[name]
     if label_shift:
         settings = {**settings, "label_shift": label_shift}
-    out = ROOT / "runs" / f"aae-mnist-{row_key(name, arch, hidden, label_shift, lr_schedule)}-seed{seed}"
+    out = ROOT / "runs" / f"aae-mnist-{key}-seed{seed}"
     minutes = int(budget_minutes)
     started = time.perf_counter()
     autoencoders.train(
         model, "mnist", out, arch=arch, hidden=hidden, batch_size=100, epochs=1000, max_steps=max_steps, lr=1e-3, seed=seed,
-        data_dir=data_dir(),
-        progress=False,
+        data_dir=data_dir(), progress=False,
         settings={
             **settings, "discriminator_lr": 2e-4, "generator_lr": 2e-4, "recon_loss": "bce",
             "training.max_time": f"00:{minutes // 60:02d}:{minutes % 60:02d}:00", "training.log_every": 200,
@@ -71,7 +70,8 @@ def run_one(
     results = evaluate(out, metrics=[metric, "mse", "probe"], data_dir=data_dir())
     config = json.loads((out / "config.json").read_text())
     return {
-        "task": name, "arch": arch, "hidden": list(hidden), "model": model, "settings": settings, "lr_schedule": lr_schedule, "max_steps": max_steps, "seed": seed, metric: results[metric], "mse": results["mse"],
+        "task": name, "arch": arch, "hidden": list(hidden), "model": model, "settings": settings, "lr_schedule": lr_schedule,
+        "max_steps": max_steps, "seed": seed, metric: results[metric], "mse": results["mse"],
         "probe": results["probe"], "steps": config["training"]["steps_done"], "epochs": config["training"]["epochs_done"],
         "train_seconds": config["training"]["seconds"], "wall_seconds": round(time.perf_counter() - started, 1),
         "run_folder": str(out.relative_to(ROOT)),
@@ -88,7 +88,7 @@ def table(results: dict) -> str:
         network = f"{result['arch']} {'-'.join(map(str, result['hidden']))}"
         if result["settings"].get("label_shift"):
             network += f", labelled items shifted ≤ {result['settings']['label_shift']} px"
-        if result.get("lr_schedule", "constant") != "constant":
+        if result["lr_schedule"] != "constant":
             network += f", {result['lr_schedule']} learning rate planned over {result['max_steps']} steps"
         lines.append(
             f"| {result['task']} | {model} | {network} | {100 * result[metric]:.2f} % | ≤ {target} % | {paper} % | "
@@ -130,11 +130,12 @@ def main() -> None:
     hidden = tuple(int(width) for width in (args.hidden or ("1000,1000" if args.arch == "mlp" else "32,64")).split(","))
     for name in args.runs.split(","):
         label_shift = args.label_shift if RUNS[name][0] == "aae-semi" else 0  # only aae-semi has a classifier phase
-        result = run_one(name, args.budget_minutes, args.seed, args.arch, hidden, label_shift, args.max_steps, args.lr_schedule)
+        key = row_key(name, args.arch, hidden, label_shift, args.lr_schedule)
+        result = run_one(key, name, args.budget_minutes, args.seed, args.arch, hidden, label_shift, args.max_steps, args.lr_schedule)
         print(name, json.dumps(result), flush=True)
         # re-read before adding: runs of other tasks or networks may have finished meanwhile
         results = json.loads(path.read_text())["runs"] if path.exists() else {}
-        results[row_key(name, args.arch, hidden, label_shift, args.lr_schedule)] = result
+        results[key] = result
         publish(results)
 
 

@@ -12,9 +12,10 @@ autoencoder and the classifier, 2e-4 with β1 = 0.5 for the discriminators and t
 for a fixed wall-clock budget on one CPU thread (``--budget-minutes``), then is evaluated.
 
     python benchmarks/aae_mnist.py [--runs semi-1000,semi-100,cluster-16] [--budget-minutes 20] [--seed 0] [--arch mlp]
-        [--label-shift 2] [--max-steps 7600 --lr-schedule cosine]
+        [--label-shift 2 --label-rotation 15 --label-scale 0.1] [--max-steps 7600 --lr-schedule cosine]
 
-``--label-shift K`` moves each labelled item of aae-semi's classifier phase by up to K pixels (augmentation).
+``--label-shift K`` moves each labelled item of aae-semi's classifier phase by up to K pixels (augmentation);
+``--label-rotation D`` turns it by up to D degrees and ``--label-scale S`` resizes it by a factor within 1 ± S.
 ``--max-steps N --lr-schedule cosine`` decays every player's learning rate to zero over N batches (the
 wall-clock budget still stops the run if it comes first).
 
@@ -40,21 +41,24 @@ RUNS = {
 RESULT_NAME = "aae_mnist"
 
 
-def row_key(name: str, arch: str, hidden: tuple[int, ...], label_shift: int = 0, lr_schedule: str = "constant") -> str:
-    key = f"{name}-{arch}-{'-'.join(map(str, hidden))}" + (f"-shift{label_shift}" if label_shift else "")
+AUGMENT_KEYS = {"label_shift": "shift", "label_rotation": "rot", "label_scale": "scale"}  # setting -> row-key part
+
+
+def row_key(name: str, arch: str, hidden: tuple[int, ...], augment: dict | None = None, lr_schedule: str = "constant") -> str:
+    key = f"{name}-{arch}-{'-'.join(map(str, hidden))}"
+    key += "".join(f"-{AUGMENT_KEYS[setting]}{value:g}" for setting, value in (augment or {}).items())
     return key + ("" if lr_schedule == "constant" else f"-{lr_schedule}")
 
 
 def run_one(
-    key: str, name: str, budget_minutes: float, seed: int, arch: str, hidden: tuple[int, ...], label_shift: int,
+    key: str, name: str, budget_minutes: float, seed: int, arch: str, hidden: tuple[int, ...], augment: dict,
     max_steps: int | None, lr_schedule: str,
 ) -> dict:
     import autoencoders
     from autoencoders.metrics import evaluate
 
     model, settings, metric, _, _ = RUNS[name]
-    if label_shift:
-        settings = {**settings, "label_shift": label_shift}
+    settings = {**settings, **augment}
     out = ROOT / "runs" / f"aae-mnist-{key}-seed{seed}"
     minutes = int(budget_minutes)
     started = time.perf_counter()
@@ -86,8 +90,13 @@ def table(results: dict) -> str:
     for result in results.values():
         model, _, metric, target, paper = RUNS[result["task"]]
         network = f"{result['arch']} {'-'.join(map(str, result['hidden']))}"
-        if result["settings"].get("label_shift"):
-            network += f", labelled items shifted ≤ {result['settings']['label_shift']} px"
+        augments = [
+            text.format(result["settings"][setting])
+            for setting, text in (("label_shift", "shifted ≤ {} px"), ("label_rotation", "turned ≤ {:g}°"), ("label_scale", "resized ± {:.0%}"))
+            if result["settings"].get(setting)
+        ]
+        if augments:
+            network += ", labelled items " + ", ".join(augments)
         if result["lr_schedule"] != "constant":
             network += f", {result['lr_schedule']} learning rate planned over {result['max_steps']} steps"
         lines.append(
@@ -116,6 +125,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--arch", default="mlp", help="encoder/decoder network: mlp | conv")
     parser.add_argument("--label-shift", type=int, default=0, help="aae-semi: move each labelled item by up to this many pixels")
+    parser.add_argument("--label-rotation", type=float, default=0.0, help="aae-semi: turn each labelled item by up to this many degrees")
+    parser.add_argument("--label-scale", type=float, default=0.0, help="aae-semi: resize each labelled item by a factor within 1 ± this")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many batches (the budget may stop it first)")
     parser.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"], help="cosine needs --max-steps: it decays over them")
     parser.add_argument("--hidden", default=None, help="widths (mlp) or channels (conv), comma-separated (default: mlp 1000,1000; conv 32,64)")
@@ -129,9 +140,13 @@ def main() -> None:
     path = ROOT / "results" / f"{RESULT_NAME}.json"
     hidden = tuple(int(width) for width in (args.hidden or ("1000,1000" if args.arch == "mlp" else "32,64")).split(","))
     for name in args.runs.split(","):
-        label_shift = args.label_shift if RUNS[name][0] == "aae-semi" else 0  # only aae-semi has a classifier phase
-        key = row_key(name, args.arch, hidden, label_shift, args.lr_schedule)
-        result = run_one(key, name, args.budget_minutes, args.seed, args.arch, hidden, label_shift, args.max_steps, args.lr_schedule)
+        augment = {  # only aae-semi has a classifier phase to augment
+            setting: value
+            for setting, value in (("label_shift", args.label_shift), ("label_rotation", args.label_rotation), ("label_scale", args.label_scale))
+            if value and RUNS[name][0] == "aae-semi"
+        }
+        key = row_key(name, args.arch, hidden, augment, args.lr_schedule)
+        result = run_one(key, name, args.budget_minutes, args.seed, args.arch, hidden, augment, args.max_steps, args.lr_schedule)
         print(name, json.dumps(result), flush=True)
         # re-read before adding: runs of other tasks or networks may have finished meanwhile
         results = json.loads(path.read_text())["runs"] if path.exists() else {}

@@ -15,7 +15,7 @@ from autoencoders.data.synthetic import render_lines
 from autoencoders.metrics.lines import score_interpolations, smoothness
 from autoencoders.metrics.representation import matched_accuracy
 from autoencoders.models import MODELS
-from autoencoders.models.aae import random_shift, sample_prior
+from autoencoders.models.aae import random_rotate_scale, random_shift, sample_prior
 from autoencoders.training.module import make_optimizer
 from torch import Tensor
 
@@ -131,6 +131,31 @@ def test_random_shift_moves_each_image_by_at_most_the_given_pixels():
     assert torch.equal(random_shift(images, 0, fill=0.0), images)
 
 
+def orientation_degrees(images: torch.Tensor) -> torch.Tensor:
+    """The angle of each image's principal axis (from its second moments of intensity), in degrees."""
+    size = images.shape[-1]
+    coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    rows, cols = coords[:, None], coords[None, :]
+    weight = images[:, 0] / images[:, 0].sum(dim=(1, 2), keepdim=True)
+    mu20, mu02, mu11 = (weight * cols**2).sum((1, 2)), (weight * rows**2).sum((1, 2)), (weight * rows * cols).sum((1, 2))
+    return torch.rad2deg(0.5 * torch.atan2(2 * mu11, mu20 - mu02))
+
+
+def test_random_rotate_scale_turns_and_resizes_within_the_given_ranges():
+    bar = torch.zeros(300, 1, 21, 21)
+    bar[:, :, 10, 3:18] = 1.0  # a horizontal bar through the centre
+    assert torch.allclose(random_rotate_scale(bar, 0.0, 0.0, fill=0.0), bar, atol=1e-6)
+    torch.manual_seed(0)
+    angles = orientation_degrees(random_rotate_scale(bar, 30.0, 0.0, fill=0.0))
+    assert angles.abs().max() <= 31 and angles.max() > 25 and angles.min() < -25  # the whole range, both ways
+    blob = torch.zeros(300, 1, 21, 21)
+    blob[:, :, 8:13, 8:13] = 1.0
+    mass = random_rotate_scale(blob, 0.0, 0.3, fill=0.0).sum(dim=(1, 2, 3)) / 25  # area ratio = zoom²
+    assert mass.min() > 0.65**2 and mass.max() < 1.35**2 and mass.min() < 0.8 and mass.max() > 1.4
+    turned = random_rotate_scale(torch.ones(50, 1, 9, 9), 45.0, 0.0, fill=-1.0)
+    assert (turned[:, :, 0, 0] < 0).any() and torch.allclose(turned[:, :, 4, 4], torch.ones(50, 1))  # corners uncovered
+
+
 def test_semi_supervised_label_shift_augments_only_in_training(digits):
     x, y = digits
     plain, shifting = make("aae-semi", labels=20), make("aae-semi", labels=20, label_shift=2)
@@ -140,8 +165,12 @@ def test_semi_supervised_label_shift_augments_only_in_training(digits):
     shifting.eval()
     plain.eval()
     assert torch.allclose(shifting.classifier_loss(x, y)["loss"], plain.classifier_loss(x, y)["loss"])
-    with pytest.raises(ValueError, match="label_shift moves images"):
+    with pytest.raises(ValueError, match="label_shift transform images"):
         make("aae-semi", labels=20, label_shift=2, input_shape=(64,))
+    with pytest.raises(ValueError, match="label_rotation, label_scale transform images"):
+        make("aae-semi", labels=20, label_rotation=10, label_scale=0.1, input_shape=(64,))
+    with pytest.raises(ValueError, match="label_scale is a largest relative change"):
+        make("aae-semi", labels=20, label_scale=1.5)
 
 
 def test_labelled_subset_is_balanced_and_seeded():

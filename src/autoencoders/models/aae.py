@@ -8,7 +8,8 @@ decoder then turns prior samples into data. Each batch runs the paper's phases a
 2. ``discriminator``: prior samples are "real", codes of the batch are "fake";
 3. ``generator`` (the encoder): make codes the discriminator calls real;
 4. ``classifier`` (the encoder's label head, semi-supervised only): cross-entropy on the labelled items,
-   optionally each moved a pixel or two (``label_shift``) so that a few labels go further.
+   optionally each moved a pixel or two (``label_shift``), turned and resized a little (``label_rotation``,
+   ``label_scale``) so that a few labels go further.
 
 Three families:
 - ``aae``: one continuous code with a Gaussian, mixture-of-Gaussians or swiss-roll prior. With
@@ -79,6 +80,21 @@ def random_shift(x: Tensor, pixels: int, fill: float) -> Tensor:
     items = torch.arange(n, device=x.device)[:, None, None, None]
     channels = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
     return padded[items, channels, rows, cols]
+
+
+def random_rotate_scale(x: Tensor, degrees: float, scale: float, fill: float) -> Tensor:
+    """Each image of ``x`` (N, C, H, W) turned by its own random angle in [-degrees, degrees] and resized by a
+    random factor in [1 - scale, 1 + scale] about its centre (bilinear; uncovered pixels take ``fill``)."""
+    n = x.shape[0]
+    angle = (torch.rand(n, device=x.device) * 2 - 1) * math.radians(degrees)
+    # affine_grid maps output coordinates to input ones, so a zoom by s samples the input at 1/s
+    inverse_zoom = 1 / (1 + (torch.rand(n, device=x.device) * 2 - 1) * scale)
+    cos, sin = angle.cos() * inverse_zoom, angle.sin() * inverse_zoom
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)  # (N, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # grid_sample pads with zeros: sample the offset from the background so that padding is the background
+    return F.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
 
 
 def discriminator(in_features: int, hidden: tuple[int, ...]) -> nn.Module:
@@ -328,6 +344,8 @@ class AAESemiConfig(CategoricalAAEConfig):
     labels: int = 1000  # labelled training items, balanced over the classes and picked by the seed
     classifier_lr: float | None = None
     label_shift: int = 0  # images: the classifier phase moves each labelled item by up to this many pixels
+    label_rotation: float = 0.0  # images: ... and turns it by up to this many degrees
+    label_scale: float = 0.0  # images: ... and resizes it by a factor within 1 ± this
 
 
 class AAESemi(CategoricalAAE):
@@ -337,8 +355,15 @@ class AAESemi(CategoricalAAE):
     def __init__(self, config: AAESemiConfig):
         if config.label_shift < 0:
             raise ValueError(f"label_shift is a number of pixels >= 0; got {config.label_shift}")
-        if config.label_shift and len(config.input_shape) != 3:
-            raise ValueError(f"label_shift moves images (channels, height, width); this data's items have shape {config.input_shape}")
+        if config.label_rotation < 0:
+            raise ValueError(f"label_rotation is a largest angle in degrees, >= 0; got {config.label_rotation}")
+        if not 0 <= config.label_scale < 1:
+            raise ValueError(f"label_scale is a largest relative change of size in [0, 1), e.g. 0.1; got {config.label_scale}")
+        augments = [name for name in ("label_shift", "label_rotation", "label_scale") if getattr(config, name)]
+        if augments and len(config.input_shape) != 3:
+            raise ValueError(
+                f"{', '.join(augments)} transform images (channels, height, width); this data's items have shape {config.input_shape}"
+            )
         super().__init__(config, config.num_classes)
         self.labelled_items = config.labels
 
@@ -352,8 +377,12 @@ class AAESemi(CategoricalAAE):
             raise ValueError("aae-semi trains on batches with labels (-1 for unlabelled items)")
         labelled = y >= 0
         x = x[labelled]
-        if self.config.label_shift and self.training:
-            x = random_shift(x, self.config.label_shift, fill=self.config.value_range[0])
+        if self.training:
+            background = self.config.value_range[0]
+            if self.config.label_shift:
+                x = random_shift(x, self.config.label_shift, fill=background)
+            if self.config.label_rotation or self.config.label_scale:
+                x = random_rotate_scale(x, self.config.label_rotation, self.config.label_scale, fill=background)
         logits, _ = self.heads(x)
         cross_entropy = F.cross_entropy(logits, y[labelled]) if labelled.any() else logits.sum() * 0
         accuracy = (logits.argmax(dim=1) == y[labelled]).float().mean() if labelled.any() else cross_entropy.detach()

@@ -111,3 +111,25 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     training = json.loads((tmp_path / "run" / "config.json").read_text())["training"]
     assert training["steps_done"] == 12 and training["devices"] == 2
     assert torch.isfinite(torch.cat([w.flatten() for w in weights(tmp_path / "run").values()])).all()
+
+
+def test_cosine_schedule_ends_with_the_run_whether_steps_or_the_wall_clock_end_it(tmp_path):
+    import pandas as pd
+
+    def logged_factors(run) -> np.ndarray:
+        return pd.read_csv(run / "metrics.csv")["train/lr_factor"].dropna().to_numpy()
+
+    settings = dict(hidden=(32,), latent_dim=4, progress=False)
+    by_steps = autoencoders.train(
+        "ae", "digits", tmp_path / "steps", max_steps=40, **settings,
+        settings={"training.lr_schedule": "cosine", "training.log_every": 10},
+    )
+    logged_steps = np.array([9, 19, 29, 39])  # logs are written after every 10th batch
+    assert np.allclose(logged_factors(by_steps), 0.5 * (1 + np.cos(np.pi * logged_steps / 40)), atol=1e-6)
+    # planned for far more steps than 3 s allow: the budget ends the run, and the rate has reached zero by then
+    by_time = autoencoders.train(
+        "ae", "digits", tmp_path / "time", epochs=10_000, **settings,
+        settings={"training.lr_schedule": "cosine", "training.log_every": 1, "training.max_time": "00:00:00:03"},
+    )
+    factors = logged_factors(by_time)
+    assert len(factors) > 20 and factors[0] > 0.95 and factors[-1] < 0.05 and (np.diff(factors) <= 1e-9).all()

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.strategies import SingleDeviceStrategy
 import torch
 from torch import Tensor
@@ -51,6 +52,8 @@ class AutoencoderModule(pl.LightningModule):
         self.player_names = list(self.players)
         self.direct_steps = False
         self.step = 0  # batches trained on; models read it for schedules (e.g. KL warm-up)
+        self.lr_factor = 1.0  # the schedule's share of each player's learning rate
+        self.timer: Timer | None = None  # Lightning's wall-clock budget (max_time), when the run has one
 
     # -- optimizers ------------------------------------------------------------------------------------
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
@@ -81,6 +84,8 @@ class AutoencoderModule(pl.LightningModule):
         log_now = (self.step + 1) % self.log_every == 0  # the batches on which Lightning writes logs
         if self.lr_schedule == "cosine":
             self._set_cosine_lr(optimizers)
+        if log_now and self.lr_schedule != "constant":
+            self.log("train/lr_factor", self.lr_factor, batch_size=x.shape[0])
         for (name, player), optimizer in zip(self.players.items(), optimizers):
             if not player.steps_at(self.step):
                 continue
@@ -104,13 +109,22 @@ class AutoencoderModule(pl.LightningModule):
                 self.log_dict({prefix + key: value.detach() for key, value in terms.items()}, batch_size=x.shape[0])
         self.step += 1
 
+    def run_progress(self) -> float:
+        """How far the run is, from 0 to 1: its share of the planned steps or of its wall-clock budget
+        (``max_time``), whichever is further, so that a schedule ends when the run does."""
+        progress = self.step / max(self.total_steps, 1)
+        if self.timer is not None:
+            elapsed = self.timer.time_elapsed()
+            # the Timer's own stop test compares each rank's clock; one shared value keeps the replicas' rates equal
+            progress = max(progress, self.trainer.strategy.broadcast(elapsed / (elapsed + self.timer.time_remaining())))
+        return min(progress, 1.0)
+
     def _set_cosine_lr(self, optimizers: list) -> None:
         """Cosine decay from each player's learning rate to zero over the run (Loshchilov & Hutter 2017)."""
-        total = self.total_steps
-        factor = 0.5 * (1 + math.cos(math.pi * min(self.step / max(total, 1), 1.0)))
+        self.lr_factor = 0.5 * (1 + math.cos(math.pi * self.run_progress()))
         for player, optimizer in zip(self.players.values(), optimizers):
             for group in optimizer.param_groups:
-                group["lr"] = (player.lr or self.lr) * factor
+                group["lr"] = (player.lr or self.lr) * self.lr_factor
 
     def _check_finite(self, player: str, terms: dict[str, Tensor]) -> None:
         if torch.isfinite(terms["loss"]).item():
@@ -168,6 +182,7 @@ class AutoencoderModule(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self.total_steps = self.max_steps or int(self.trainer.estimated_stepping_batches)
+        self.timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer) and c.time_remaining() is not None), None)
         # full precision on one device: nothing for Lightning's precision plugin or strategy to do in a step
         self.direct_steps = isinstance(self.trainer.strategy, SingleDeviceStrategy) and self.trainer.precision == "32-true"
         # restored here, after Lightning's own start-up, so nothing draws from the streams in between

@@ -28,7 +28,7 @@ class TrainingConfig:
     max_steps: int | None = None
     max_time: str | None = None  # wall-clock budget "DD:HH:MM:SS"; training stops when it is spent
     lr: float = 1e-3
-    lr_schedule: str = "constant"  # constant | cosine (decay to zero over the run)
+    lr_schedule: str = "constant"  # constant | cosine (to zero over max_steps or max_time, whichever ends the run)
     weight_decay: float = 0.0
     seed: int = 0
     patience: int | None = None  # early stopping: epochs without a better val/loss

@@ -12,7 +12,7 @@ autoencoder and the classifier, 2e-4 with β1 = 0.5 for the discriminators and t
 for a fixed wall-clock budget on one CPU thread (``--budget-minutes``), then is evaluated.
 
     python benchmarks/aae_mnist.py [--runs semi-1000,semi-100,cluster-16] [--budget-minutes 20] [--seed 0] [--arch mlp]
-        [--label-shift 2 --label-rotation 15 --label-scale 0.1] [--max-steps 7600 --lr-schedule cosine] [--generator-lr 4e-4]
+        [--label-shift 2 --label-rotation 15 --label-scale 0.1] [--max-steps 7600 --lr-schedule cosine] [--generator-lr 4e-4] [--discriminator-r1 1]
 
 ``--label-shift K`` moves each labelled item of aae-semi's classifier phase by up to K pixels (augmentation);
 ``--label-rotation D`` turns it by up to D degrees and ``--label-scale S`` resizes it by a factor within 1 ± S.
@@ -22,6 +22,8 @@ were trained when the schedule followed the steps only; their budget stopped the
 ``--generator-lr`` sets the encoder's learning rate in the regularization phase (default 2e-4, the discriminators'):
 with the reconstruction phase at 1e-3, 2e-4 lets the style discriminator win outright, so the style code does not
 follow its Gaussian prior and keeps the class information that the label head should carry.
+``--discriminator-r1 W`` adds the R1 gradient penalty (weight W) to both discriminators' loss, another way to keep
+them from winning outright.
 
 Each row of the table is one task with one network; a run replaces only its own row.
 """
@@ -52,17 +54,18 @@ AUGMENTS = {"label_shift": ("shift", "shifted ≤ {} px"), "label_rotation": ("r
 
 def row_key(
     name: str, arch: str, hidden: tuple[int, ...], augment: dict | None = None, lr_schedule: str = "constant", max_steps: int | None = None,
-    generator_lr: float = ADVERSARIAL_LR,
+    generator_lr: float = ADVERSARIAL_LR, discriminator_r1: float = 0.0,
 ) -> str:
     key = f"{name}-{arch}-{'-'.join(map(str, hidden))}"
     key += "".join(f"-{AUGMENTS[setting][0]}{value:g}" for setting, value in (augment or {}).items())
     key += "" if generator_lr == ADVERSARIAL_LR else f"-glr{generator_lr:g}"
+    key += f"-r1{discriminator_r1:g}" if discriminator_r1 else ""
     return key + ("" if lr_schedule == "constant" else f"-{lr_schedule}" + ("" if max_steps else "-time"))
 
 
 def run_one(
     key: str, name: str, budget_minutes: float, seed: int, arch: str, hidden: tuple[int, ...], augment: dict,
-    max_steps: int | None, lr_schedule: str, generator_lr: float,
+    max_steps: int | None, lr_schedule: str, generator_lr: float, discriminator_r1: float,
 ) -> dict:
     import autoencoders
     from autoencoders.metrics import evaluate
@@ -76,7 +79,8 @@ def run_one(
         model, "mnist", out, arch=arch, hidden=hidden, batch_size=100, epochs=1000, max_steps=max_steps, lr=1e-3, seed=seed,
         data_dir=data_dir(), progress=False,
         settings={
-            **settings, "discriminator_lr": ADVERSARIAL_LR, "generator_lr": generator_lr, "recon_loss": "bce",
+            **settings, "discriminator_lr": ADVERSARIAL_LR, "generator_lr": generator_lr, "discriminator_r1": discriminator_r1,
+            "recon_loss": "bce",
             "training.max_time": f"00:{minutes // 60:02d}:{minutes % 60:02d}:00", "training.log_every": 200,
             "training.lr_schedule": lr_schedule,
         },
@@ -85,8 +89,8 @@ def run_one(
     config = json.loads((out / "config.json").read_text())
     return {
         "task": name, "arch": arch, "hidden": list(hidden), "model": model, "settings": settings, "lr_schedule": lr_schedule,
-        "max_steps": max_steps, "generator_lr": generator_lr, "seed": seed, metric: results[metric], "mse": results["mse"],
-        "probe": results["probe"], "steps": config["training"]["steps_done"], "epochs": config["training"]["epochs_done"],
+        "max_steps": max_steps, "generator_lr": generator_lr, "discriminator_r1": discriminator_r1, "seed": seed,
+        metric: results[metric], "mse": results["mse"], "probe": results["probe"], "steps": config["training"]["steps_done"], "epochs": config["training"]["epochs_done"],
         "train_seconds": config["training"]["seconds"], "wall_seconds": round(time.perf_counter() - started, 1),
         "run_folder": str(out.relative_to(ROOT)),
     }
@@ -105,6 +109,8 @@ def table(results: dict) -> str:
             network += ", labelled items " + ", ".join(augments)
         if result.get("generator_lr", ADVERSARIAL_LR) != ADVERSARIAL_LR:
             network += f", generator learning rate {result['generator_lr']:g}"
+        if result.get("discriminator_r1"):
+            network += f", R1 penalty {result['discriminator_r1']:g}"
         if result["lr_schedule"] != "constant":
             planned = f"planned over {result['max_steps']} steps" if result["max_steps"] else "over the time budget"
             network += f", {result['lr_schedule']} learning rate {planned}"
@@ -141,6 +147,7 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many batches (the budget may stop it first)")
     parser.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"], help="cosine: to zero by the end of the run")
     parser.add_argument("--generator-lr", type=float, default=ADVERSARIAL_LR, help="the encoder's learning rate in the regularization phase")
+    parser.add_argument("--discriminator-r1", type=float, default=0.0, help="weight of the R1 gradient penalty on the discriminators")
     parser.add_argument("--hidden", default=None, help="widths (mlp) or channels (conv), comma-separated (default: mlp 1000,1000; conv 32,64)")
     args = parser.parse_args()
 
@@ -153,9 +160,10 @@ def main() -> None:
         augment = {  # only aae-semi has a classifier phase to augment
             setting: getattr(args, setting) for setting in AUGMENTS if getattr(args, setting) and RUNS[name][0] == "aae-semi"
         }
-        key = row_key(name, args.arch, hidden, augment, args.lr_schedule, args.max_steps, args.generator_lr)
+        key = row_key(name, args.arch, hidden, augment, args.lr_schedule, args.max_steps, args.generator_lr, args.discriminator_r1)
         result = run_one(
             key, name, args.budget_minutes, args.seed, args.arch, hidden, augment, args.max_steps, args.lr_schedule, args.generator_lr,
+            args.discriminator_r1,
         )
         print(name, json.dumps(result), flush=True)
         # re-read before adding: runs of other tasks or networks may have finished meanwhile

@@ -15,7 +15,7 @@ from autoencoders.data.synthetic import render_lines
 from autoencoders.metrics.lines import score_interpolations, smoothness
 from autoencoders.metrics.representation import matched_accuracy
 from autoencoders.models import MODELS
-from autoencoders.models.aae import random_rotate_scale, random_shift, sample_prior
+from autoencoders.models.aae import r1_penalty, random_rotate_scale, random_shift, sample_prior
 from autoencoders.training.module import make_optimizer
 from torch import Tensor
 
@@ -36,7 +36,8 @@ def make(name: str, **overrides):
 
 @pytest.mark.parametrize(
     "name, overrides",
-    [("acai", {}), ("aae", {"prior": "mog"}), ("aae", {"supervised": True, "num_classes": 10}), ("aae-semi", {"labels": 20}), ("aae-cluster", {})],
+    [("acai", {}), ("aae", {"prior": "mog"}), ("aae", {"supervised": True, "num_classes": 10}), ("aae-semi", {"labels": 20}), ("aae-cluster", {}),
+     ("aae", {"discriminator_r1": 1.0}), ("aae-cluster", {"discriminator_r1": 1.0})],
 )
 def test_each_player_changes_only_its_own_parameters(name, overrides, digits, step_each_player):
     x, y = digits
@@ -75,6 +76,29 @@ def test_critic_learns_to_predict_alpha():
     after, score, alpha = alpha_error()
     assert after < 0.5 * before, (before, after)
     assert abs(float(score.mean()) - float(alpha.mean())) < 0.5 * float(alpha.mean())
+
+
+def test_r1_penalty_is_half_the_squared_gradient_norm_and_tames_the_discriminator(digits):
+    linear = torch.nn.Linear(3, 1)
+    assert torch.allclose(r1_penalty(linear, torch.randn(50, 3)), linear.weight.pow(2).sum() / 2)
+    with pytest.raises(ValueError, match="discriminator_r1"):
+        make("aae", discriminator_r1=-1.0)
+
+    # the untrained encoder's codes are far narrower than the prior: unpenalized, the discriminator grows steep
+    def gradient_at_prior(weight: float) -> float:
+        model = make("aae", discriminator_r1=weight)
+        player = model.players()["discriminator"]
+        optimizer = make_optimizer(player.parameters(), 1e-2, player.betas, 0.0)
+        torch.manual_seed(1)
+        for step in range(100):
+            terms = player.loss(digits[0], None, step=step)
+            optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            optimizer.step()
+        assert ("r1" in terms) == bool(weight)
+        return float(r1_penalty(model.discriminate, torch.randn(500, 4)).detach())
+
+    assert gradient_at_prior(10.0) < 0.2 * gradient_at_prior(0.0)
 
 
 def test_aae_priors():

@@ -110,6 +110,15 @@ def adversarial_losses(discriminate, real: Tensor, fake: Tensor) -> Tensor:
     )
 
 
+def r1_penalty(discriminate, real: Tensor) -> Tensor:
+    """Mescheder et al. 2018's R1: the mean squared norm of the discriminator's gradient at the prior samples,
+    halved. It keeps the discriminator from growing a steep edge around the prior, which in latent space lets it
+    win outright (its loss near 0) and leaves the encoder without a useful signal."""
+    real = real.detach().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(discriminate(real).sum(), real, create_graph=True)
+    return gradient.pow(2).sum(dim=1).mean() / 2
+
+
 def fooling_loss(discriminate, fake: Tensor) -> Tensor:
     """The generator's loss: make ``fake`` score 1 (the non-saturating GAN loss)."""
     logits = discriminate(fake)
@@ -124,6 +133,12 @@ class AAEConfig(ModelConfig):
     discriminator_hidden: tuple[int, ...] = (512, 512)
     discriminator_lr: float | None = None  # None: the training learning rate
     generator_lr: float | None = None  # the encoder's regularization phase; None: the training learning rate
+    discriminator_r1: float = 0.0  # weight of the R1 gradient penalty on the discriminator (0: none)
+
+
+def check_r1(weight: float) -> None:
+    if weight < 0:
+        raise ValueError(f"discriminator_r1 is the weight of a gradient penalty, >= 0 (e.g. 1); got {weight}")
 
 
 class AAE(Autoencoder):
@@ -141,6 +156,7 @@ class AAE(Autoencoder):
             raise ValueError(f"the swiss-roll prior is 2-D; set --latent-dim 2 (got {config.latent_dim})")
         if config.supervised and config.num_classes < 2:
             raise ValueError("a supervised AAE needs labelled data with at least 2 classes (num_classes)")
+        check_r1(config.discriminator_r1)
         self.conditional = config.supervised  # the decoder takes the label
         label_features = config.num_classes if config.supervised else 0
         self.encoder = build_encoder(config, config.input_shape, config.latent_dim)
@@ -194,8 +210,12 @@ class AAE(Autoencoder):
     def discriminator_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
         codes = self._batch_codes(x)
         self._codes = None
-        loss = adversarial_losses(self.discriminate, self.sample_prior(x.shape[0]), codes)
-        return {"loss": loss}
+        prior = self.sample_prior(x.shape[0])
+        loss = adversarial_losses(self.discriminate, prior, codes)
+        if not self.config.discriminator_r1:
+            return {"loss": loss}
+        penalty = r1_penalty(self.discriminate, prior)
+        return {"loss": loss + self.config.discriminator_r1 * penalty, "adversarial": loss, "r1": penalty}
 
     def generator_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
         loss = fooling_loss(self.discriminate, self.encode(x))
@@ -231,6 +251,7 @@ class CategoricalAAEConfig(ModelConfig):
     discriminator_hidden: tuple[int, ...] = (512, 512)
     discriminator_lr: float | None = None
     generator_lr: float | None = None
+    discriminator_r1: float = 0.0  # R1 gradient penalty on both discriminators, as in AAEConfig
 
 
 class CategoricalAAE(Autoencoder):
@@ -244,6 +265,7 @@ class CategoricalAAE(Autoencoder):
             raise ValueError(f"unknown recon_loss {config.recon_loss!r}; choose one of {', '.join(RECON_LOSSES)}")
         if categories < 2:
             raise ValueError(f"the categorical head needs at least 2 classes or clusters; got {categories}")
+        check_r1(config.discriminator_r1)
         self.categories = categories
         features = categories + config.latent_dim
         if config.arch == "acai":  # its code is a whole feature map: a linear layer adds the category logits
@@ -315,7 +337,11 @@ class CategoricalAAE(Autoencoder):
         k = self.categories
         category = adversarial_losses(self.category_discriminator, prior[:, :k], codes[:, :k])
         style = adversarial_losses(self.style_discriminator, prior[:, k:], codes[:, k:])
-        return {"loss": category + style, "category": category, "style": style}
+        losses = {"loss": category + style, "category": category, "style": style}
+        if self.config.discriminator_r1:
+            penalty = r1_penalty(self.category_discriminator, prior[:, :k]) + r1_penalty(self.style_discriminator, prior[:, k:])
+            losses.update(loss=losses["loss"] + self.config.discriminator_r1 * penalty, r1=penalty)
+        return losses
 
     def generator_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
         codes = self.encode(x)

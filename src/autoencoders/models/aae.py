@@ -212,7 +212,7 @@ class AAE(Autoencoder):
         self._codes = None
         prior = self.sample_prior(x.shape[0])
         loss = adversarial_losses(self.discriminate, prior, codes)
-        if not self.config.discriminator_r1:
+        if not (self.training and self.config.discriminator_r1):  # a training regularizer: validation runs without grad
             return {"loss": loss}
         penalty = r1_penalty(self.discriminate, prior)
         return {"loss": loss + self.config.discriminator_r1 * penalty, "adversarial": loss, "r1": penalty}
@@ -338,7 +338,7 @@ class CategoricalAAE(Autoencoder):
         category = adversarial_losses(self.category_discriminator, prior[:, :k], codes[:, :k])
         style = adversarial_losses(self.style_discriminator, prior[:, k:], codes[:, k:])
         losses = {"loss": category + style, "category": category, "style": style}
-        if self.config.discriminator_r1:
+        if self.training and self.config.discriminator_r1:  # a training regularizer: validation runs without grad
             penalty = r1_penalty(self.category_discriminator, prior[:, :k]) + r1_penalty(self.style_discriminator, prior[:, k:])
             losses.update(loss=losses["loss"] + self.config.discriminator_r1 * penalty, r1=penalty)
         return losses

@@ -83,6 +83,9 @@ def test_r1_penalty_is_half_the_squared_gradient_norm_and_tames_the_discriminato
     assert torch.allclose(r1_penalty(linear, torch.randn(50, 3)), linear.weight.pow(2).sum() / 2)
     with pytest.raises(ValueError, match="discriminator_r1"):
         make("aae", discriminator_r1=-1.0)
+    for name in ("aae", "aae-cluster"):  # validation runs without gradients: the penalty is for training only
+        with torch.no_grad():
+            assert "r1" not in make(name, discriminator_r1=1.0).eval().discriminator_loss(digits[0])
 
     # the untrained encoder's codes are far narrower than the prior: unpenalized, the discriminator grows steep
     def gradient_at_prior(weight: float) -> float:

@@ -95,7 +95,8 @@ def test_early_stopping_ends_a_run_that_stops_improving(tmp_path):
     assert training["epochs_done"] == 3 and training["stopped_early"]
 
 
-def test_ddp_on_two_cpu_processes(tmp_path):
+@pytest.mark.parametrize("model", ["vae", "aae-cluster"])  # one player; several, each reaching only its own parameters
+def test_ddp_on_two_cpu_processes(model, tmp_path):
     # Lightning's DDP launcher starts the script again per rank, so the run goes through a script file
     import subprocess
     import sys
@@ -104,7 +105,7 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     script.write_text(
         "import autoencoders\n"
         "if __name__ == '__main__':\n"
-        f"    autoencoders.train('vae', 'digits', {str(tmp_path / 'run')!r}, hidden=(32,), latent_dim=4, max_steps=12,\n"
+        f"    autoencoders.train({model!r}, 'digits', {str(tmp_path / 'run')!r}, hidden=(32,), latent_dim=4, max_steps=12,\n"
         "        progress=False, settings={'training.strategy': 'ddp', 'training.devices': 2, 'training.accelerator': 'cpu'})\n"
     )
     subprocess.run([sys.executable, str(script)], check=True, capture_output=True, timeout=300)

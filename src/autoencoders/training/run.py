@@ -222,7 +222,8 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
         max_steps=module.optimizer_steps(training.max_steps) if training.max_steps is not None else -1,
         accelerator=training.accelerator,
         devices=training.devices,
-        strategy=training.strategy,
+        # each player's backward reaches only its own parameters: DDP must not expect every parameter in every one
+        strategy="ddp_find_unused_parameters_true" if training.strategy == "ddp" and len(model.players()) > 1 else training.strategy,
         num_nodes=training.num_nodes,
         precision=training.precision,
         logger=build_loggers(out, training.logger),

@@ -49,7 +49,9 @@ ADVERSARIAL_LR = 2e-4  # the discriminators', and the generator's unless --gener
 
 
 # aae-semi's augmentation settings: (row-key part, table text)
-AUGMENTS = {"label_shift": ("shift", "shifted ≤ {} px"), "label_rotation": ("rot", "turned ≤ {:g}°"), "label_scale": ("scale", "resized ± {:.0%}")}
+AUGMENTS = {
+    "label_shift": ("shift", "shifted ≤ {} px"), "label_rotation": ("rot", "turned ≤ {:g}°"), "label_scale": ("scale", "resized ± {:.0%}"),
+}
 
 
 def row_key(
@@ -90,7 +92,8 @@ def run_one(
     return {
         "task": name, "arch": arch, "hidden": list(hidden), "model": model, "settings": settings, "lr_schedule": lr_schedule,
         "max_steps": max_steps, "generator_lr": generator_lr, "discriminator_r1": discriminator_r1, "seed": seed,
-        metric: results[metric], "mse": results["mse"], "probe": results["probe"], "steps": config["training"]["steps_done"], "epochs": config["training"]["epochs_done"],
+        metric: results[metric], "mse": results["mse"], "probe": results["probe"],
+        "steps": config["training"]["steps_done"], "epochs": config["training"]["epochs_done"],
         "train_seconds": config["training"]["seconds"], "wall_seconds": round(time.perf_counter() - started, 1),
         "run_folder": str(out.relative_to(ROOT)),
     }

@@ -223,7 +223,7 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
         accelerator=training.accelerator,
         devices=training.devices,
         # each player's backward reaches only its own parameters: DDP must not expect every parameter in every one
-        strategy="ddp_find_unused_parameters_true" if training.strategy == "ddp" and len(model.players()) > 1 else training.strategy,
+        strategy="ddp_find_unused_parameters_true" if training.strategy == "ddp" and len(module.players) > 1 else training.strategy,
         num_nodes=training.num_nodes,
         precision=training.precision,
         logger=build_loggers(out, training.logger),

@@ -12,7 +12,8 @@ autoencoder and the classifier, 2e-4 with β1 = 0.5 for the discriminators and t
 for a fixed wall-clock budget on one CPU thread (``--budget-minutes``), then is evaluated.
 
     python benchmarks/aae_mnist.py [--runs semi-1000,semi-100,cluster-16] [--budget-minutes 20] [--seed 0] [--arch mlp]
-        [--label-shift 2 --label-rotation 15 --label-scale 0.1] [--max-steps 7600 --lr-schedule cosine] [--generator-lr 4e-4] [--discriminator-r1 1]
+        [--label-shift 2 --label-rotation 15 --label-scale 0.1] [--max-steps 7600 --lr-schedule cosine] [--generator-lr 4e-4] [--discriminator-lr 1e-4]
+        [--discriminator-r1 1]
 
 ``--label-shift K`` moves each labelled item of aae-semi's classifier phase by up to K pixels (augmentation);
 ``--label-rotation D`` turns it by up to D degrees and ``--label-scale S`` resizes it by a factor within 1 ± S.
@@ -22,6 +23,8 @@ were trained when the schedule followed the steps only; their budget stopped the
 ``--generator-lr`` sets the encoder's learning rate in the regularization phase (default 2e-4, the discriminators'):
 with the reconstruction phase at 1e-3, 2e-4 lets the style discriminator win outright, so the style code does not
 follow its Gaussian prior and keeps the class information that the label head should carry.
+``--discriminator-lr`` sets both discriminators' learning rate (default 2e-4): a slower discriminator is the other
+way to keep the game balanced.
 ``--discriminator-r1 W`` adds the R1 gradient penalty (weight W) to both discriminators' loss, another way to keep
 them from winning outright.
 
@@ -45,7 +48,7 @@ RUNS = {
     "cluster-16": ("aae-cluster", {"clusters": 16, "latent_dim": 5}, "cluster_error", 12.0, 9.55),
 }
 RESULT_NAME = "aae_mnist"
-ADVERSARIAL_LR = 2e-4  # the discriminators', and the generator's unless --generator-lr says otherwise
+ADVERSARIAL_LR = 2e-4  # the discriminators' and the generator's unless --discriminator-lr / --generator-lr say otherwise
 
 
 # aae-semi's augmentation settings: (row-key part, table text)
@@ -56,18 +59,19 @@ AUGMENTS = {
 
 def row_key(
     name: str, arch: str, hidden: tuple[int, ...], augment: dict | None = None, lr_schedule: str = "constant", max_steps: int | None = None,
-    generator_lr: float = ADVERSARIAL_LR, discriminator_r1: float = 0.0,
+    generator_lr: float = ADVERSARIAL_LR, discriminator_r1: float = 0.0, discriminator_lr: float = ADVERSARIAL_LR,
 ) -> str:
     key = f"{name}-{arch}-{'-'.join(map(str, hidden))}"
     key += "".join(f"-{AUGMENTS[setting][0]}{value:g}" for setting, value in (augment or {}).items())
     key += "" if generator_lr == ADVERSARIAL_LR else f"-glr{generator_lr:g}"
+    key += "" if discriminator_lr == ADVERSARIAL_LR else f"-dlr{discriminator_lr:g}"
     key += f"-r1{discriminator_r1:g}" if discriminator_r1 else ""
     return key + ("" if lr_schedule == "constant" else f"-{lr_schedule}" + ("" if max_steps else "-time"))
 
 
 def run_one(
     key: str, name: str, budget_minutes: float, seed: int, arch: str, hidden: tuple[int, ...], augment: dict,
-    max_steps: int | None, lr_schedule: str, generator_lr: float, discriminator_r1: float,
+    max_steps: int | None, lr_schedule: str, generator_lr: float, discriminator_r1: float, discriminator_lr: float,
 ) -> dict:
     import autoencoders
     from autoencoders.metrics import evaluate
@@ -81,7 +85,7 @@ def run_one(
         model, "mnist", out, arch=arch, hidden=hidden, batch_size=100, epochs=1000, max_steps=max_steps, lr=1e-3, seed=seed,
         data_dir=data_dir(), progress=False,
         settings={
-            **settings, "discriminator_lr": ADVERSARIAL_LR, "generator_lr": generator_lr, "discriminator_r1": discriminator_r1,
+            **settings, "discriminator_lr": discriminator_lr, "generator_lr": generator_lr, "discriminator_r1": discriminator_r1,
             "recon_loss": "bce",
             "training.max_time": f"00:{minutes // 60:02d}:{minutes % 60:02d}:00", "training.log_every": 200,
             "training.lr_schedule": lr_schedule,
@@ -91,7 +95,8 @@ def run_one(
     config = json.loads((out / "config.json").read_text())
     return {
         "task": name, "arch": arch, "hidden": list(hidden), "model": model, "settings": settings, "lr_schedule": lr_schedule,
-        "max_steps": max_steps, "generator_lr": generator_lr, "discriminator_r1": discriminator_r1, "seed": seed,
+        "max_steps": max_steps, "generator_lr": generator_lr, "discriminator_lr": discriminator_lr, "discriminator_r1": discriminator_r1,
+        "seed": seed,
         metric: results[metric], "mse": results["mse"], "probe": results["probe"],
         "steps": config["training"]["steps_done"], "epochs": config["training"]["epochs_done"],
         "train_seconds": config["training"]["seconds"], "wall_seconds": round(time.perf_counter() - started, 1),
@@ -112,6 +117,8 @@ def table(results: dict) -> str:
             network += ", labelled items " + ", ".join(augments)
         if result.get("generator_lr", ADVERSARIAL_LR) != ADVERSARIAL_LR:
             network += f", generator learning rate {result['generator_lr']:g}"
+        if result.get("discriminator_lr", ADVERSARIAL_LR) != ADVERSARIAL_LR:
+            network += f", discriminator learning rate {result['discriminator_lr']:g}"
         if result.get("discriminator_r1"):
             network += f", R1 penalty {result['discriminator_r1']:g}"
         if result["lr_schedule"] != "constant":
@@ -150,6 +157,7 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many batches (the budget may stop it first)")
     parser.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"], help="cosine: to zero by the end of the run")
     parser.add_argument("--generator-lr", type=float, default=ADVERSARIAL_LR, help="the encoder's learning rate in the regularization phase")
+    parser.add_argument("--discriminator-lr", type=float, default=ADVERSARIAL_LR, help="both discriminators' learning rate")
     parser.add_argument("--discriminator-r1", type=float, default=0.0, help="weight of the R1 gradient penalty on the discriminators")
     parser.add_argument("--hidden", default=None, help="widths (mlp) or channels (conv), comma-separated (default: mlp 1000,1000; conv 32,64)")
     args = parser.parse_args()
@@ -163,10 +171,11 @@ def main() -> None:
         augment = {  # only aae-semi has a classifier phase to augment
             setting: getattr(args, setting) for setting in AUGMENTS if getattr(args, setting) and RUNS[name][0] == "aae-semi"
         }
-        key = row_key(name, args.arch, hidden, augment, args.lr_schedule, args.max_steps, args.generator_lr, args.discriminator_r1)
+        key = row_key(name, args.arch, hidden, augment, args.lr_schedule, args.max_steps, args.generator_lr, args.discriminator_r1,
+                      args.discriminator_lr)
         result = run_one(
             key, name, args.budget_minutes, args.seed, args.arch, hidden, augment, args.max_steps, args.lr_schedule, args.generator_lr,
-            args.discriminator_r1,
+            args.discriminator_r1, args.discriminator_lr,
         )
         print(name, json.dumps(result), flush=True)
         # re-read before adding: runs of other tasks or networks may have finished meanwhile

@@ -137,7 +137,9 @@ def publish(results: dict) -> None:
     write_table(
         "Adversarial autoencoders on MNIST (benchmarks/aae_mnist.py)",
         "Test error on the 10,000 MNIST test images, one seed; each row's network and training time are its own. "
-        "A run stops at its planned number of steps or at its wall-clock budget, whichever comes first. "
+        "A run stops at its planned number of steps or at its wall-clock budget, whichever comes first; the machines "
+        "differed in speed between sessions (by up to about 2.5× in steps per minute), so the steps column says how far "
+        "a run got. "
         "A cosine learning rate reaches zero when the run stops; the two rows \"planned over 7600 steps\" were trained "
         "when it followed the steps only, and their budget stopped them at 82 % of the plan.\n\n"
         + table(results),

@@ -12,8 +12,8 @@ autoencoder and the classifier, 2e-4 with β1 = 0.5 for the discriminators and t
 for a fixed wall-clock budget on one CPU thread (``--budget-minutes``), then is evaluated.
 
     python benchmarks/aae_mnist.py [--runs semi-1000,semi-100,cluster-16] [--budget-minutes 20] [--seed 0] [--arch mlp]
-        [--label-shift 2 --label-rotation 15 --label-scale 0.1] [--max-steps 7600 --lr-schedule cosine] [--generator-lr 4e-4] [--discriminator-lr 1e-4]
-        [--discriminator-r1 1]
+        [--label-shift 2 --label-rotation 15 --label-scale 0.1] [--max-steps 7600 --lr-schedule cosine]
+        [--generator-lr 4e-4] [--discriminator-lr 1e-4] [--discriminator-r1 1]
 
 ``--label-shift K`` moves each labelled item of aae-semi's classifier phase by up to K pixels (augmentation);
 ``--label-rotation D`` turns it by up to D degrees and ``--label-scale S`` resizes it by a factor within 1 ± S.

@@ -15,7 +15,7 @@ from autoencoders.data.synthetic import render_lines
 from autoencoders.metrics.lines import score_interpolations, smoothness
 from autoencoders.metrics.representation import matched_accuracy
 from autoencoders.models import MODELS
-from autoencoders.models.aae import r1_penalty, random_rotate_scale, random_shift, sample_prior
+from autoencoders.models.aae import category_imbalance, r1_penalty, random_rotate_scale, random_shift, sample_prior
 from autoencoders.training.module import make_optimizer
 from torch import Tensor
 
@@ -37,7 +37,7 @@ def make(name: str, **overrides):
 @pytest.mark.parametrize(
     "name, overrides",
     [("acai", {}), ("aae", {"prior": "mog"}), ("aae", {"supervised": True, "num_classes": 10}), ("aae-semi", {"labels": 20}), ("aae-cluster", {}),
-     ("aae", {"discriminator_r1": 1.0}), ("aae-cluster", {"discriminator_r1": 1.0})],
+     ("aae", {"discriminator_r1": 1.0}), ("aae-cluster", {"discriminator_r1": 1.0}), ("aae-cluster", {"category_balance": 1.0})],
 )
 def test_each_player_changes_only_its_own_parameters(name, overrides, digits, step_each_player):
     x, y = digits
@@ -102,6 +102,34 @@ def test_r1_penalty_is_half_the_squared_gradient_norm_and_tames_the_discriminato
         return float(r1_penalty(model.discriminate, torch.randn(500, 4)).detach())
 
     assert gradient_at_prior(10.0) < 0.2 * gradient_at_prior(0.0)
+
+
+def test_category_balance_spreads_a_collapsed_batch_over_the_clusters(digits):
+    assert float(category_imbalance(torch.full((6, 4), 0.25))) == pytest.approx(0.0, abs=1e-6)
+    assert float(category_imbalance(torch.eye(4)[[2, 2, 2]])) == pytest.approx(math.log(4), abs=1e-5)
+    assert float(category_imbalance(torch.eye(4)[[0, 1, 0, 1]])) == pytest.approx(math.log(2), abs=1e-5)
+    with pytest.raises(ValueError, match="category_balance"):
+        make("aae-cluster", category_balance=-1.0)
+
+    def imbalance_after_generator_steps(weight: float) -> float:
+        model = make("aae-cluster", clusters=8, category_balance=weight)
+        last = [layer for layer in model.encoder.modules() if isinstance(layer, torch.nn.Linear)][-1]
+        with torch.no_grad():
+            last.bias[0] += 5.0  # a collapsed start: nearly every item in cluster 0
+            assert float(category_imbalance(model.encode(digits[0])[:, :8])) > 1.5
+        player = model.players()["generator"]
+        optimizer = make_optimizer(player.parameters(), 1e-2, player.betas, 0.0)
+        for step in range(50):
+            terms = player.loss(digits[0], None, step=step)
+            optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            optimizer.step()
+        assert ("imbalance" in terms) == bool(weight)
+        with torch.no_grad():
+            return float(category_imbalance(model.encode(digits[0])[:, :8]))
+
+    balanced, unbalanced = imbalance_after_generator_steps(5.0), imbalance_after_generator_steps(0.0)
+    assert balanced < 0.1 and balanced < 0.25 * unbalanced, (balanced, unbalanced)
 
 
 def test_aae_priors():

@@ -19,6 +19,9 @@ Three families:
   to a uniform categorical prior, the style to a Gaussian, and the label head also learns from the few
   labelled items.
 - ``aae-cluster``: the same without any labels: the categorical head's classes become clusters.
+For the last two the discriminator judges one code at a time, so it barely sees a whole class or cluster go
+unused; optionally (``category_balance``) the generator phase also pulls the batch's mean class probabilities
+towards uniform, as CatGAN and IMSAT do (Springenberg 2016; Hu et al. 2017).
 For the last two the code (``encode``) is the class probabilities followed by the style.
 """
 
@@ -252,6 +255,14 @@ class CategoricalAAEConfig(ModelConfig):
     discriminator_lr: float | None = None
     generator_lr: float | None = None
     discriminator_r1: float = 0.0  # R1 gradient penalty on both discriminators, as in AAEConfig
+    category_balance: float = 0.0  # weight of the batch's category imbalance (see category_imbalance) for the generator
+
+
+def category_imbalance(probabilities: Tensor) -> Tensor:
+    """KL(the batch's mean category probabilities || uniform) = log K − H(mean p): 0 when every category is used
+    equally, log K when the whole batch falls into one."""
+    mean = probabilities.mean(dim=0)
+    return math.log(probabilities.shape[1]) + (mean * mean.clamp_min(1e-12).log()).sum()
 
 
 class CategoricalAAE(Autoencoder):
@@ -266,6 +277,8 @@ class CategoricalAAE(Autoencoder):
         if categories < 2:
             raise ValueError(f"the categorical head needs at least 2 classes or clusters; got {categories}")
         check_r1(config.discriminator_r1)
+        if config.category_balance < 0:
+            raise ValueError(f"category_balance is a weight >= 0 (0 turns it off); got {config.category_balance}")
         self.categories = categories
         features = categories + config.latent_dim
         if config.arch == "acai":  # its code is a whole feature map: a linear layer adds the category logits
@@ -348,7 +361,11 @@ class CategoricalAAE(Autoencoder):
         k = self.categories
         category = fooling_loss(self.category_discriminator, codes[:, :k])
         style = fooling_loss(self.style_discriminator, codes[:, k:])
-        return {"loss": category + style, "category": category, "style": style}
+        losses = {"loss": category + style, "category": category, "style": style}
+        if self.config.category_balance:
+            imbalance = category_imbalance(codes[:, :k])
+            losses.update(loss=losses["loss"] + self.config.category_balance * imbalance, imbalance=imbalance)
+        return losses
 
     def _discriminator_parameters(self):
         return itertools.chain(self.category_discriminator.parameters(), self.style_discriminator.parameters())

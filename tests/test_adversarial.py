@@ -78,6 +78,17 @@ def test_critic_learns_to_predict_alpha():
     assert abs(float(score.mean()) - float(alpha.mean())) < 0.5 * float(alpha.mean())
 
 
+def train_player(player, x: Tensor, steps: int) -> dict[str, Tensor]:
+    """``steps`` Adam steps (rate 1e-2) of one player alone on the batch ``x``; its last terms."""
+    optimizer = make_optimizer(player.parameters(), 1e-2, player.betas, 0.0)
+    for step in range(steps):
+        terms = player.loss(x, None, step=step)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+    return terms
+
+
 def test_r1_penalty_is_half_the_squared_gradient_norm_and_tames_the_discriminator(digits):
     linear = torch.nn.Linear(3, 1)
     assert torch.allclose(r1_penalty(linear, torch.randn(50, 3)), linear.weight.pow(2).sum() / 2)
@@ -90,14 +101,8 @@ def test_r1_penalty_is_half_the_squared_gradient_norm_and_tames_the_discriminato
     # the untrained encoder's codes are far narrower than the prior: unpenalized, the discriminator grows steep
     def gradient_at_prior(weight: float) -> float:
         model = make("aae", discriminator_r1=weight)
-        player = model.players()["discriminator"]
-        optimizer = make_optimizer(player.parameters(), 1e-2, player.betas, 0.0)
         torch.manual_seed(1)
-        for step in range(100):
-            terms = player.loss(digits[0], None, step=step)
-            optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            optimizer.step()
+        terms = train_player(model.players()["discriminator"], digits[0], steps=100)
         assert ("r1" in terms) == bool(weight)
         return float(r1_penalty(model.discriminate, torch.randn(500, 4)).detach())
 
@@ -117,13 +122,7 @@ def test_category_balance_spreads_a_collapsed_batch_over_the_clusters(digits):
         with torch.no_grad():
             last.bias[0] += 5.0  # a collapsed start: nearly every item in cluster 0
             assert float(category_imbalance(model.encode(digits[0])[:, :8])) > 1.5
-        player = model.players()["generator"]
-        optimizer = make_optimizer(player.parameters(), 1e-2, player.betas, 0.0)
-        for step in range(50):
-            terms = player.loss(digits[0], None, step=step)
-            optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            optimizer.step()
+        terms = train_player(model.players()["generator"], digits[0], steps=50)
         assert ("imbalance" in terms) == bool(weight)
         with torch.no_grad():
             return float(category_imbalance(model.encode(digits[0])[:, :8]))

@@ -57,26 +57,31 @@ ADVERSARIAL_LR = 2e-4  # the discriminators' and the generator's unless --discri
 AUGMENTS = {
     "label_shift": ("shift", "shifted ≤ {} px"), "label_rotation": ("rot", "turned ≤ {:g}°"), "label_scale": ("scale", "resized ± {:.0%}"),
 }
+# the adversarial game's settings: (default, row-key part, table text); a row names only those off their default
+GAME = {
+    "generator_lr": (ADVERSARIAL_LR, "glr", "generator learning rate"), "discriminator_lr": (ADVERSARIAL_LR, "dlr", "discriminator learning rate"),
+    "discriminator_r1": (0.0, "r1", "R1 penalty"), "category_balance": (0.0, "bal", "category balance"),
+}
+
+
+def changed_game(settings: dict) -> dict:
+    """The game settings of ``settings`` (a row or the arguments) that differ from their defaults, in GAME's order."""
+    return {name: settings[name] for name, (default, _, _) in GAME.items() if settings.get(name, default) != default}
 
 
 def row_key(
     name: str, arch: str, hidden: tuple[int, ...], augment: dict | None = None, lr_schedule: str = "constant", max_steps: int | None = None,
-    generator_lr: float = ADVERSARIAL_LR, discriminator_r1: float = 0.0, discriminator_lr: float = ADVERSARIAL_LR,
-    category_balance: float = 0.0,
+    game: dict | None = None,
 ) -> str:
     key = f"{name}-{arch}-{'-'.join(map(str, hidden))}"
     key += "".join(f"-{AUGMENTS[setting][0]}{value:g}" for setting, value in (augment or {}).items())
-    key += "" if generator_lr == ADVERSARIAL_LR else f"-glr{generator_lr:g}"
-    key += "" if discriminator_lr == ADVERSARIAL_LR else f"-dlr{discriminator_lr:g}"
-    key += f"-r1{discriminator_r1:g}" if discriminator_r1 else ""
-    key += f"-bal{category_balance:g}" if category_balance else ""
+    key += "".join(f"-{GAME[setting][1]}{value:g}" for setting, value in changed_game(game or {}).items())
     return key + ("" if lr_schedule == "constant" else f"-{lr_schedule}" + ("" if max_steps else "-time"))
 
 
 def run_one(
     key: str, name: str, budget_minutes: float, seed: int, arch: str, hidden: tuple[int, ...], augment: dict,
-    max_steps: int | None, lr_schedule: str, generator_lr: float, discriminator_r1: float, discriminator_lr: float,
-    category_balance: float,
+    max_steps: int | None, lr_schedule: str, game: dict,
 ) -> dict:
     import autoencoders
     from autoencoders.metrics import evaluate
@@ -90,8 +95,7 @@ def run_one(
         model, "mnist", out, arch=arch, hidden=hidden, batch_size=100, epochs=1000, max_steps=max_steps, lr=1e-3, seed=seed,
         data_dir=data_dir(), progress=False,
         settings={
-            **settings, "discriminator_lr": discriminator_lr, "generator_lr": generator_lr, "discriminator_r1": discriminator_r1,
-            "category_balance": category_balance, "recon_loss": "bce",
+            **settings, **game, "recon_loss": "bce",
             "training.max_time": f"00:{minutes // 60:02d}:{minutes % 60:02d}:00", "training.log_every": 200,
             "training.lr_schedule": lr_schedule,
         },
@@ -100,8 +104,7 @@ def run_one(
     config = json.loads((out / "config.json").read_text())
     return {
         "task": name, "arch": arch, "hidden": list(hidden), "model": model, "settings": settings, "lr_schedule": lr_schedule,
-        "max_steps": max_steps, "generator_lr": generator_lr, "discriminator_lr": discriminator_lr, "discriminator_r1": discriminator_r1,
-        "category_balance": category_balance, "seed": seed,
+        "max_steps": max_steps, **game, "seed": seed,
         metric: results[metric], "mse": results["mse"], "probe": results["probe"],
         "steps": config["training"]["steps_done"], "epochs": config["training"]["epochs_done"],
         "train_seconds": config["training"]["seconds"], "wall_seconds": round(time.perf_counter() - started, 1),
@@ -120,14 +123,7 @@ def table(results: dict) -> str:
         augments = [text.format(result["settings"][setting]) for setting, (_, text) in AUGMENTS.items() if result["settings"].get(setting)]
         if augments:
             network += ", labelled items " + ", ".join(augments)
-        if result.get("generator_lr", ADVERSARIAL_LR) != ADVERSARIAL_LR:
-            network += f", generator learning rate {result['generator_lr']:g}"
-        if result.get("discriminator_lr", ADVERSARIAL_LR) != ADVERSARIAL_LR:
-            network += f", discriminator learning rate {result['discriminator_lr']:g}"
-        if result.get("discriminator_r1"):
-            network += f", R1 penalty {result['discriminator_r1']:g}"
-        if result.get("category_balance"):
-            network += f", category balance {result['category_balance']:g}"
+        network += "".join(f", {GAME[setting][2]} {value:g}" for setting, value in changed_game(result).items())
         if result["lr_schedule"] != "constant":
             planned = f"planned over {result['max_steps']} steps" if result["max_steps"] else "over the time budget"
             network += f", {result['lr_schedule']} learning rate {planned}"
@@ -181,12 +177,9 @@ def main() -> None:
         augment = {  # only aae-semi has a classifier phase to augment
             setting: getattr(args, setting) for setting in AUGMENTS if getattr(args, setting) and RUNS[name][0] == "aae-semi"
         }
-        key = row_key(name, args.arch, hidden, augment, args.lr_schedule, args.max_steps, args.generator_lr, args.discriminator_r1,
-                      args.discriminator_lr, args.category_balance)
-        result = run_one(
-            key, name, args.budget_minutes, args.seed, args.arch, hidden, augment, args.max_steps, args.lr_schedule, args.generator_lr,
-            args.discriminator_r1, args.discriminator_lr, args.category_balance,
-        )
+        game = {setting: getattr(args, setting) for setting in GAME}
+        key = row_key(name, args.arch, hidden, augment, args.lr_schedule, args.max_steps, game)
+        result = run_one(key, name, args.budget_minutes, args.seed, args.arch, hidden, augment, args.max_steps, args.lr_schedule, game)
         print(name, json.dumps(result), flush=True)
         # re-read before adding: runs of other tasks or networks may have finished meanwhile
         results = json.loads(path.read_text())["runs"] if path.exists() else {}

@@ -19,10 +19,10 @@ Three families:
   to a uniform categorical prior, the style to a Gaussian, and the label head also learns from the few
   labelled items.
 - ``aae-cluster``: the same without any labels: the categorical head's classes become clusters.
-For the last two the discriminator judges one code at a time, so it barely sees a whole class or cluster go
-unused; optionally (``category_balance``) the generator phase also pulls the batch's mean class probabilities
-towards uniform, as CatGAN and IMSAT do (Springenberg 2016; Hu et al. 2017).
-For the last two the code (``encode``) is the class probabilities followed by the style.
+For the last two the code (``encode``) is the class probabilities followed by the style. Their discriminator
+judges one code at a time, so it barely sees a whole class or cluster go unused; optionally
+(``category_balance``) the generator phase also pulls the batch's mean class probabilities towards uniform, as
+CatGAN and IMSAT do (Springenberg 2016; Hu et al. 2017).
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ way to keep the game balanced.
 ``--discriminator-r1 W`` adds the R1 gradient penalty (weight W) to both discriminators' loss, another way to keep
 them from winning outright.
 ``--category-balance W`` adds W × (log K − H(the batch's mean category probabilities)) to the generator phase, so that
-every class or cluster gets used (the clustering runs without it put the test set into 6 of 16 clusters).
+every class or cluster gets used (the clustering runs without it put the test set into 6 of 16 clusters). With 100
+or 1000 labels it also lowered aae-semi's test error (rows "category balance 1" in the table).
 
 Each row of the table is one task with one network; a run replaces only its own row.
 """

@@ -2,16 +2,18 @@
 
 Images: for each class, the detector is fitted on that class of the training set (train + val splits) and
 scores the whole test set; the other nine classes are the anomalies. AUROC per class and its mean, for the
-library's ``AnomalyDetector`` (one trained autoencoder per class, its reconstruction, latent and summed
-scores) and, in the same run on the same data, PCA reconstruction error (32 components) and
+library's ``AnomalyDetector`` (per class, one trained autoencoder for each of ``--networks``: an MLP and a
+convolutional one by default; their reconstruction, latent and RaPP scores, sums of them, and an ensemble of
+both networks) and, in the same run on the same data, PCA reconstruction error (32 components) and
 IsolationForest on the pixels. Table: scikit-learn's breast-cancer data, benign tumours as the normal
 class (70 % to fit), malignant ones held out as the anomalies, over ``--table-splits`` random splits; against PyOD's AutoEncoder and VAE (extra
 ``[anomaly]``) or, without PyOD, IsolationForest only.
 
-CPU budget: one thread; ``--budget-minutes`` (default 45) stops the run, whatever is done being written
+CPU budget: one thread; ``--budget-minutes`` (default 80) stops the run, whatever is done being written
 (results/anomaly_one_class.json and the RESULTS.md section after every class).
 
-    AUTOENCODERS_DATA=../shared/data .venv/bin/python benchmarks/anomaly_one_class.py 
+    AUTOENCODERS_DATA=../shared/data .venv/bin/python benchmarks/anomaly_one_class.py [--networks mlp:512-256-128,conv:32-64]
+        [--latent-dim 32] [--steps 3000] [--datasets mnist,fashion-mnist] [--classes 0,1,...] [--no-table | --table-only]
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from common import RESULTS, data_dir, write_result, write_table  # noqa: E402
 NAME = "anomaly_one_class"
 SECTION = "One-class anomaly detection (AUROC)"
 ISSUE_TARGETS = {"mnist": 0.98, "fashion-mnist": 0.95}
-HEADLINE = "ae rapp"  # the score compared with the baselines class by class
+ENSEMBLE_NAME = "ensemble"
+HEADLINE = ENSEMBLE_NAME  # the score compared with the baselines class by class
 MEASURED_IN_ISSUE = {"mnist": {"pca": 0.955, "iforest": 0.856}, "fashion-mnist": {"pca": 0.905, "iforest": 0.920}}
 
 
@@ -39,15 +42,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--datasets", default="mnist,fashion-mnist")
     parser.add_argument("--classes", default="0,1,2,3,4,5,6,7,8,9")
     parser.add_argument("--model", default="ae")
-    parser.add_argument("--arch", default="conv")
-    parser.add_argument("--hidden", default="8,16", help="channels (conv) or widths (mlp)")
-    parser.add_argument("--latent-dim", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=500, help="training batches per class")
+    parser.add_argument("--networks", default="mlp:512-256-128,conv:32-64",
+                        help="one autoencoder per class for each ARCH:WIDTHS (widths of an mlp, channels of a conv)")
+    parser.add_argument("--latent-dim", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=3000, help="training batches per class")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--neighbors", type=int, default=5)
     parser.add_argument("--pool", type=int, default=4, help="recon score: error average-pooled over pool x pool patches")
     parser.add_argument("--components", type=int, default=256, help="rapp score: principal directions of the differences")
-    parser.add_argument("--budget-minutes", type=float, default=45.0, help="wall-clock limit of the whole run")
+    parser.add_argument("--budget-minutes", type=float, default=80.0, help="wall-clock limit of the whole run")
     parser.add_argument("--no-table", action="store_true", help="skip the tabular case")
     parser.add_argument("--table-only", action="store_true", help="rerun the tabular case only, keeping the saved image results")
     parser.add_argument("--table-epochs", type=int, default=50, help="epochs of every tabular autoencoder")
@@ -66,20 +69,39 @@ def baselines(train: np.ndarray, test: np.ndarray, seed: int = 0) -> dict[str, n
     return {"pca": pca_error, "iforest": -forest.score_samples(test)}
 
 
-def autoencoder_scores(train, test, args) -> tuple[dict[str, np.ndarray], float]:
-    """Scores of one autoencoder trained on ``train``: reconstruction, latent kNN, RaPP, and recon + RaPP."""
+def networks(args) -> list[tuple[str, tuple[int, ...]]]:
+    """``--networks`` as (arch, widths) pairs: "mlp:512-256-128,conv:32-64"."""
+    pairs = [network.split(":") for network in args.networks.split(",")]
+    return [(arch, tuple(int(width) for width in widths.split("-"))) for arch, widths in pairs]
+
+
+# the columns of one network (each score alone, or the standardized sum of its parts)
+NETWORK_SCORES = (("recon",), ("latent",), ("rapp",), ("recon", "rapp"), ("latent", "recon"))
+# across networks: (arch, part) pairs, each standardized by the fitted items' scores, summed
+ENSEMBLE = (("mlp", "rapp"), ("conv", "latent"))
+
+
+def autoencoder_scores(train, test, args) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Scores of one autoencoder per network trained on ``train``: each part and sums of parts; and an ensemble."""
     from autoencoders import AnomalyDetector
 
-    started = time.perf_counter()
-    hidden = tuple(int(width) for width in args.hidden.split(","))
-    detector = AnomalyDetector(
-        args.model, score="recon+latent+rapp", pool=args.pool, neighbors=args.neighbors, components=args.components,
-        arch=args.arch, hidden=hidden, latent_dim=args.latent_dim, max_steps=args.steps, batch_size=args.batch_size,
-    ).fit(train)
-    seconds = time.perf_counter() - started
-    parts = detector.part_scores(test)
-    scores = {"ae recon": parts["recon"], "ae latent": parts["latent"], "ae rapp": parts["rapp"],
-              "ae recon+rapp": detector.combine({part: parts[part] for part in ("recon", "rapp")})}
+    scores, seconds, standardized = {}, {}, {}
+    for arch, hidden in networks(args):
+        started = time.perf_counter()
+        detector = AnomalyDetector(
+            args.model, score="recon+latent+rapp", pool=args.pool, neighbors=args.neighbors, components=args.components,
+            arch=arch, hidden=hidden, latent_dim=args.latent_dim, max_steps=args.steps, batch_size=args.batch_size,
+        ).fit(train)
+        seconds[arch] = round(time.perf_counter() - started, 1)
+        parts = detector.part_scores(test)
+        for combination in NETWORK_SCORES:
+            name = f"{arch} {'+'.join(combination)}"
+            scores[name] = parts[combination[0]] if len(combination) == 1 else detector.combine({part: parts[part] for part in combination})
+        for part, values in parts.items():
+            mean, std = detector.score_scales_[part]
+            standardized[arch, part] = (values - mean) / std
+    if all(key in standardized for key in ENSEMBLE):
+        scores[ENSEMBLE_NAME] = sum(standardized[key] for key in ENSEMBLE)
     return scores, seconds
 
 
@@ -111,7 +133,7 @@ def image_benchmark(args, deadline: float, results: dict) -> None:
             scores.update(ae_scores)
             results["images"][name][str(label)] = entry = {
                 "auroc": {method: round(auroc(values, test_labels != label), 4) for method, values in scores.items()},
-                "train_items": len(train), "ae_fit_seconds": round(ae_seconds, 1),
+                "train_items": len(train), "ae_fit_seconds": ae_seconds,
                 "seconds": round(time.perf_counter() - started, 1), "baseline_seconds": round(baseline_seconds, 1),
             }
             print(name, label, entry, flush=True)
@@ -214,13 +236,15 @@ def markdown(results: dict) -> str:
     settings = results["settings"]
     lines = [
         f"`benchmarks/anomaly_one_class.py` — one class of the training set is normal, the whole test set is "
-        f"scored, the other classes are the anomalies. Autoencoder: `{settings['model']}` "
-        f"(arch {settings['arch']}, hidden {settings['hidden']}, latent {settings['latent_dim']}, "
-        f"{settings['steps']} steps of {settings['batch_size']} per class), scores `recon` (mean squared error, "
-        f"pooled over {settings['pool']}x{settings['pool']} patches), `latent` (mean distance to the "
-        f"{settings['neighbors']} nearest training codes), `rapp` (RaPP's NAP: hidden-layer differences between an "
-        f"image and its reconstruction, whitened along {settings.get('components', 256)} principal directions) and "
-        f"recon+rapp (standardized sum). CPU budget: 1 thread on a 2-core machine shared with other jobs, whole run ≤ "
+        f"scored, the other classes are the anomalies. Autoencoders: `{settings['model']}`, one per class for each "
+        f"network ({', '.join(f'{arch} {widths}' for arch, widths in (n.split(':') for n in settings['networks'].split(',')))}; "
+        f"latent {settings['latent_dim']}, {settings['steps']} steps of {settings['batch_size']} per class), scores "
+        f"`recon` (mean squared error, pooled over {settings['pool']}x{settings['pool']} patches), `latent` (mean distance "
+        f"to the {settings['neighbors']} nearest training codes), `rapp` (RaPP's NAP: hidden-layer differences between "
+        f"an image and its reconstruction, whitened along {settings['components']} principal directions); a+b is the sum "
+        f"of the parts, each standardized by its scores on the fitted items, and {ENSEMBLE_NAME} is such a sum across "
+        f"networks: {' + '.join(f'{arch} {part}' for arch, part in ENSEMBLE)}. CPU budget: 1 thread on a 2-core "
+        f"machine shared with other jobs, whole run ≤ "
         f"{settings['budget_minutes']:g} min wall ({results.get('wall_minutes', '?')} min used).",
         "",
     ]
@@ -229,12 +253,13 @@ def markdown(results: dict) -> str:
             continue
         methods = list(next(iter(per_class.values()))["auroc"])
         lines += [f"**{name}** (target mean ≥ {ISSUE_TARGETS.get(name, '?')})", ""]
-        lines.append("| class | " + " | ".join(methods) + " | AE fit s |")
+        lines.append("| class | " + " | ".join(methods) + " | AE fit s (each network) |")
         lines.append("|---|" + "---|" * (len(methods) + 1))
         for label, entry in per_class.items():
             best = max(entry["auroc"].values())
             cells = [f"**{value:.3f}**" if value == best else f"{value:.3f}" for value in entry["auroc"].values()]
-            lines.append(f"| {label} | " + " | ".join(cells) + f" | {entry['ae_fit_seconds']:.0f} |")
+            fit_seconds = " + ".join(f"{value:.0f}" for value in entry["ae_fit_seconds"].values())
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {fit_seconds} |")
         means = {method: np.mean([entry["auroc"][method] for entry in per_class.values()]) for method in methods}
         lines.append(f"| mean of {len(per_class)} | " + " | ".join(f"{means[m]:.3f}" for m in methods) + " | |")
         headline = HEADLINE if HEADLINE in methods else methods[-1]

@@ -31,7 +31,7 @@ them from winning outright.
 every class or cluster gets used (the clustering runs without it put the test set into 6 of 16 clusters). With 100
 or 1000 labels it also lowered aae-semi's test error (rows "category balance 1" in the table).
 
-Each row of the table is one task with one network; a run replaces only its own row.
+Each row of the table is one task with one network and one seed; a run replaces only its own row.
 """
 
 from __future__ import annotations

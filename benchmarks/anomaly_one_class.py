@@ -69,9 +69,9 @@ def baselines(train: np.ndarray, test: np.ndarray, seed: int = 0) -> dict[str, n
     return {"pca": pca_error, "iforest": -forest.score_samples(test)}
 
 
-def networks(args) -> list[tuple[str, tuple[int, ...]]]:
+def networks(spec: str) -> list[tuple[str, tuple[int, ...]]]:
     """``--networks`` as (arch, widths) pairs: "mlp:512-256-128,conv:32-64"."""
-    pairs = [network.split(":") for network in args.networks.split(",")]
+    pairs = [network.split(":") for network in spec.split(",")]
     return [(arch, tuple(int(width) for width in widths.split("-"))) for arch, widths in pairs]
 
 
@@ -86,7 +86,7 @@ def autoencoder_scores(train, test, args) -> tuple[dict[str, np.ndarray], dict[s
     from autoencoders import AnomalyDetector
 
     scores, seconds, standardized = {}, {}, {}
-    for arch, hidden in networks(args):
+    for arch, hidden in networks(args.networks):
         started = time.perf_counter()
         detector = AnomalyDetector(
             args.model, score="recon+latent+rapp", pool=args.pool, neighbors=args.neighbors, components=args.components,
@@ -95,8 +95,7 @@ def autoencoder_scores(train, test, args) -> tuple[dict[str, np.ndarray], dict[s
         seconds[arch] = round(time.perf_counter() - started, 1)
         parts = detector.part_scores(test)
         for combination in NETWORK_SCORES:
-            name = f"{arch} {'+'.join(combination)}"
-            scores[name] = parts[combination[0]] if len(combination) == 1 else detector.combine({part: parts[part] for part in combination})
+            scores[f"{arch} {'+'.join(combination)}"] = detector.combine({part: parts[part] for part in combination})
         for part, values in parts.items():
             mean, std = detector.score_scales_[part]
             standardized[arch, part] = (values - mean) / std
@@ -234,10 +233,11 @@ def save(results: dict) -> None:
 
 def markdown(results: dict) -> str:
     settings = results["settings"]
+    described = ", ".join(f"{arch} {'-'.join(map(str, hidden))}" for arch, hidden in networks(settings["networks"]))
     lines = [
         f"`benchmarks/anomaly_one_class.py` — one class of the training set is normal, the whole test set is "
         f"scored, the other classes are the anomalies. Autoencoders: `{settings['model']}`, one per class for each "
-        f"network ({', '.join(f'{arch} {widths}' for arch, widths in (n.split(':') for n in settings['networks'].split(',')))}; "
+        f"network ({described}; "
         f"latent {settings['latent_dim']}, {settings['steps']} steps of {settings['batch_size']} per class), scores "
         f"`recon` (mean squared error, pooled over {settings['pool']}x{settings['pool']} patches), `latent` (mean distance "
         f"to the {settings['neighbors']} nearest training codes), `rapp` (RaPP's NAP: hidden-layer differences between "

@@ -170,6 +170,9 @@ def main() -> None:
         print(json.dumps(train_and_measure(args.one, seeds[0], args.steps, args.lr)))
         return
 
+    import torch
+
+    torch.set_num_threads(1)  # as each run's process: the results' machine record says one thread
     runs = json.loads(RUNS_FILE.read_text()) if RUNS_FILE.exists() else []
     done = {(run["label"], run["seed"], run["steps"]) for run in runs}
     # seeds outermost: a table with every model on the first seed comes first

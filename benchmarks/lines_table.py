@@ -45,6 +45,11 @@ PAPER_ACAI = (0.24, 0.10)  # Mean Distance (x 10^-3), Smoothness after 262k step
 MIN_SEEDS = 3  # the issue asks for at least 3 seeds per model
 
 
+def read_runs() -> list[dict]:
+    """Every finished run kept so far (other processes may add runs while this one works)."""
+    return json.loads(RUNS_FILE.read_text()) if RUNS_FILE.exists() else []
+
+
 def run_folder(label: str, seed: int, steps: int) -> Path:
     return ROOT / "runs" / f"lines-{label}-seed{seed}-{steps}"
 
@@ -173,14 +178,14 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)  # as each run's process: the results' machine record says one thread
-    runs = json.loads(RUNS_FILE.read_text()) if RUNS_FILE.exists() else []
+    runs = read_runs()
     done = {(run["label"], run["seed"], run["steps"]) for run in runs}
     # seeds outermost: a table with every model on the first seed comes first
     todo = [(label, seed) for seed in seeds for label in args.models.split(",") if (label, seed, args.steps) not in done]
     RESULTS.mkdir(parents=True, exist_ok=True)
 
     def finish(result: dict) -> None:
-        runs[:] = json.loads(RUNS_FILE.read_text()) if RUNS_FILE.exists() else []  # another process may add too
+        runs[:] = read_runs()
         runs.append(result)
         RUNS_FILE.write_text(json.dumps(runs, indent=1) + "\n")
         steps = table_steps(runs, args.steps)
@@ -200,7 +205,7 @@ def main() -> None:
         for future in futures:
             finish(future.result())
     # run folders are not kept between machines: the picture is of the first seed whose models are here
-    runs = json.loads(RUNS_FILE.read_text()) if RUNS_FILE.exists() else []
+    runs = read_runs()
     steps = table_steps(runs, args.steps)
     for seed in sorted({run["seed"] for run in runs if run["steps"] == steps}):
         if picture(steps, seed):

@@ -12,8 +12,9 @@ Each run is a separate process on one CPU thread; ``--jobs`` run side by side. F
 benchmarks/results/lines_runs.json and skipped when the script is started again, so an interrupted table
 resumes, in a later session too. Writes benchmarks/results/lines_table.json, the table in RESULTS.md and
 benchmarks/results/lines_interpolations.png (the test pair whose endpoints differ most, one row per model, the first seed whose runs are kept).
-The table shows the largest number of steps at which every model has at least ``MIN_SEEDS`` seeds, so a
-longer table in progress does not replace a complete shorter one; until one is complete, it shows ``--steps``.
+A table holds runs of one setting (steps and learning rate). It shows the setting with the most steps at which
+every model has at least ``MIN_SEEDS`` seeds, so a longer table in progress does not replace a complete
+shorter one; until one is complete, it shows ``--steps`` and ``--lr``.
 
     python benchmarks/lines_table.py [--steps 2500] [--seeds 0,1,2] [--jobs 2]
 """
@@ -42,6 +43,7 @@ MODELS = {
 NETWORK = {"arch": "acai", "depth": 8, "scales": 3, "latent_dim": 64}
 RUNS_FILE = RESULTS / "lines_runs.json"
 PAPER_ACAI = (0.24, 0.10)  # Mean Distance (x 10^-3), Smoothness after 262k steps on a GPU
+DEFAULT_LR = 5e-4
 MIN_SEEDS = 3  # the issue asks for at least 3 seeds per model
 
 
@@ -50,8 +52,10 @@ def read_runs() -> list[dict]:
     return json.loads(RUNS_FILE.read_text()) if RUNS_FILE.exists() else []
 
 
-def run_folder(label: str, seed: int, steps: int) -> Path:
-    return ROOT / "runs" / f"lines-{label}-seed{seed}-{steps}"
+def run_folder(label: str, seed: int, steps: int, lr: float) -> Path:
+    # runs at the default rate keep the folder names they had before the rate was part of a setting
+    rate = "" if lr == DEFAULT_LR else f"-lr{lr:g}"
+    return ROOT / "runs" / f"lines-{label}-seed{seed}-{steps}{rate}"
 
 
 def train_and_measure(label: str, seed: int, steps: int, lr: float) -> dict:
@@ -65,7 +69,7 @@ def train_and_measure(label: str, seed: int, steps: int, lr: float) -> dict:
     from autoencoders.metrics.lines import lines_benchmark
 
     model_name, settings = MODELS[label]
-    out = run_folder(label, seed, steps)
+    out = run_folder(label, seed, steps, lr)
     started = time.perf_counter()
     autoencoders.train(
         model_name, "lines", out, arch=NETWORK["arch"], latent_dim=NETWORK["latent_dim"], batch_size=64,
@@ -86,12 +90,12 @@ def run_in_subprocess(label: str, seed: int, steps: int, lr: float) -> dict:
     return json.loads(finished.stdout.strip().splitlines()[-1])
 
 
-def summarize(runs: list[dict], steps: int) -> dict:
+def summarize(runs: list[dict], steps: int, lr: float) -> dict:
     import numpy as np
 
     summary = {}
     for label in MODELS:
-        chosen = [run for run in runs if run["label"] == label and run["steps"] == steps]
+        chosen = [run for run in runs if run["label"] == label and (run["steps"], run["lr"]) == (steps, lr)]
         if not chosen:
             continue
         distance = np.array([run["mean_distance"] for run in chosen]) * 1e3
@@ -105,12 +109,13 @@ def summarize(runs: list[dict], steps: int) -> dict:
     return summary
 
 
-def table_steps(runs: list[dict], default: int) -> int:
-    """The most steps at which every model has at least MIN_SEEDS seeds; ``default`` if there are none."""
-    seeds: dict[int, dict[str, set[int]]] = {}
+def table_setting(runs: list[dict], default: tuple[int, float]) -> tuple[int, float]:
+    """The (steps, learning rate) with the most steps at which every model has at least MIN_SEEDS seeds;
+    ``default`` if there is none."""
+    seeds: dict[tuple[int, float], dict[str, set[int]]] = {}
     for run in runs:
-        seeds.setdefault(run["steps"], {}).setdefault(run["label"], set()).add(run["seed"])
-    complete = [steps for steps, models in seeds.items() if all(len(models.get(label, ())) >= MIN_SEEDS for label in MODELS)]
+        seeds.setdefault((run["steps"], run["lr"]), {}).setdefault(run["label"], set()).add(run["seed"])
+    complete = [setting for setting, models in seeds.items() if all(len(models.get(label, ())) >= MIN_SEEDS for label in MODELS)]
     return max(complete, default=default)
 
 
@@ -134,7 +139,7 @@ def table(summary: dict, steps: int) -> str:
     return "\n".join(lines)
 
 
-def picture(steps: int, seed: int) -> Path | None:
+def picture(steps: int, lr: float, seed: int) -> Path | None:
     """One row per trained model of ``seed``: the test pair whose endpoints differ most, so the row shows a turn."""
     import torch
 
@@ -148,7 +153,7 @@ def picture(steps: int, seed: int) -> Path | None:
     widest = int((test[:pairs] - test[pairs : 2 * pairs]).flatten(1).norm(dim=1).argmax())
     rows, names = [], []
     for label in MODELS:
-        folder = run_folder(label, seed, steps)
+        folder = run_folder(label, seed, steps, lr)
         if (folder / "model.safetensors").exists():
             with torch.no_grad():
                 rows.append(lines_benchmark(load(folder), test, pairs=pairs)[1][:, widest])
@@ -164,7 +169,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2500)
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--lr", type=float, default=DEFAULT_LR)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run a single model in this process
@@ -179,18 +184,17 @@ def main() -> None:
 
     torch.set_num_threads(1)  # as each run's process: the results' machine record says one thread
     runs = read_runs()
-    done = {(run["label"], run["seed"], run["steps"]) for run in runs}
+    done = {(run["label"], run["seed"], run["steps"], run["lr"]) for run in runs}
     # seeds outermost: a table with every model on the first seed comes first
-    todo = [(label, seed) for seed in seeds for label in args.models.split(",") if (label, seed, args.steps) not in done]
+    todo = [(label, seed) for seed in seeds for label in args.models.split(",") if (label, seed, args.steps, args.lr) not in done]
     RESULTS.mkdir(parents=True, exist_ok=True)
 
     def finish(result: dict) -> None:
         runs[:] = read_runs()
         runs.append(result)
         RUNS_FILE.write_text(json.dumps(runs, indent=1) + "\n")
-        steps = table_steps(runs, args.steps)
-        lr = next(run["lr"] for run in runs if run["steps"] == steps)
-        summary = summarize(runs, steps)
+        steps, lr = table_setting(runs, (args.steps, args.lr))
+        summary = summarize(runs, steps, lr)
         write_result("lines_table", {"steps": steps, "lr": lr, "network": NETWORK, "summary": summary})
         write_table(
             "ACAI lines benchmark (benchmarks/lines_table.py)",
@@ -206,9 +210,9 @@ def main() -> None:
             finish(future.result())
     # run folders are not kept between machines: the picture is of the first seed whose models are here
     runs = read_runs()
-    steps = table_steps(runs, args.steps)
-    for seed in sorted({run["seed"] for run in runs if run["steps"] == steps}):
-        if picture(steps, seed):
+    steps, lr = table_setting(runs, (args.steps, args.lr))
+    for seed in sorted({run["seed"] for run in runs if (run["steps"], run["lr"]) == (steps, lr)}):
+        if picture(steps, lr, seed):
             break
 
 

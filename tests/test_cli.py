@@ -88,21 +88,26 @@ def test_bad_input_gives_a_clear_error(tmp_path, cvae_run):
 
 def test_yaml_config_with_flags_winning(tmp_path):
     config = tmp_path / "run.yaml"
-    config.write_text("data: digits\nlatent_dim: 3\nhidden: [16]\nmax_steps: 5\nset:\n  recon_loss: mse\n")
+    # 2e-3 is text in YAML 1.1 (no dot); it must arrive as a number
+    config.write_text("data: digits\nlatent_dim: 3\nhidden: [16]\nmax_steps: 5\nlr: 2e-3\nset:\n  recon_loss: mse\n")
     out = tmp_path / "run"
     result = invoke("train", "ae", "--config", config, "--latent-dim", "2", "--out", out, "--no-progress", "--no-evaluate")
     assert result.exit_code == 0, result.output
-    model_config = json.loads((out / "config.json").read_text())["model"]["config"]
+    saved = json.loads((out / "config.json").read_text())
+    model_config = saved["model"]["config"]
     assert model_config["latent_dim"] == 2 and model_config["hidden"] == [16] and model_config["recon_loss"] == "mse"
+    assert saved["training"]["lr"] == 0.002
 
 
 def test_model_settings_as_flags(tmp_path):
     out = tmp_path / "aae"
     result = invoke("train", "aae", "--data", "digits", "--prior", "mog", "--components", "4", "--supervised", "--latent-dim", "2",
-                    "--hidden", "32", "--max-steps", "3", "--out", out, "--no-progress", "--no-evaluate")
+                    "--hidden", "32", "--generator-lr", "4e-4", "--set", "discriminator_lr=1e-4", "--max-steps", "3", "--out", out,
+                    "--no-progress", "--no-evaluate")
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())["model"]["config"]
     assert (config["prior"], config["components"], config["supervised"], config["num_classes"]) == ("mog", 4, True, 10)
+    assert (config["generator_lr"], config["discriminator_lr"]) == (4e-4, 1e-4)  # numbers, though YAML 1.1 reads them as text
     out = tmp_path / "dropout"
     result = invoke("train", "ae", "--data", "digits", "--dropout", "0.5", "--hidden", "32", "--max-steps", "2", "--out", out,
                     "--no-progress", "--no-evaluate")

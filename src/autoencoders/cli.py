@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -38,15 +40,34 @@ def _csv_ints(text: str | None) -> tuple[int, ...] | None:
         _fail(f"--hidden takes comma-separated integers such as 512,256; got {text!r}")
 
 
-def _parse_set(items: list[str]) -> dict[str, Any]:
+@functools.cache
+def _yaml_loader():
     import yaml
 
+    class Loader(yaml.SafeLoader):
+        """PyYAML reads YAML 1.1, where an exponent without a dot (4e-4, 1e3) is text; here it is a number, as in
+        YAML 1.2 and as anyone typing a learning rate means it."""
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+    )
+    return Loader
+
+
+def _yaml(text: str) -> Any:
+    """A flag's, --set's or a config file's YAML value."""
+    import yaml
+
+    return yaml.load(text, Loader=_yaml_loader())
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             _fail(f"--set takes key=value (e.g. --set beta=4 or --set data.binarization=fixed); got {item!r}")
-        settings[key.strip()] = yaml.safe_load(value)
+        settings[key.strip()] = _yaml(value)
     return settings
 
 
@@ -107,8 +128,6 @@ def _model_flags(arguments: list[str]) -> dict[str, Any]:
     Any field of the model's config can be given as a flag (dashes for underscores); a flag with no value
     is True. The model rejects fields it does not have, naming the ones it has.
     """
-    import yaml
-
     settings: dict[str, Any] = {}
     index = 0
     while index < len(arguments):
@@ -121,7 +140,7 @@ def _model_flags(arguments: list[str]) -> dict[str, Any]:
             value = arguments[index + 1] if has_value else "true"
             index += has_value
         key = name.replace("-", "_")
-        settings[SETTING_ALIASES.get(key, key)] = yaml.safe_load(value)
+        settings[SETTING_ALIASES.get(key, key)] = _yaml(value)
         index += 1
     return settings
 
@@ -171,13 +190,11 @@ def train_command(
 
       autoencoders train vae --data mnist-binary --arch conv --config vae.yaml --out runs/vae --resume
     """
-    import yaml
-
     options: dict[str, Any] = {}
     if config is not None:
         if not config.exists():
             _fail(f"config file {config} does not exist")
-        options = yaml.safe_load(config.read_text()) or {}
+        options = _yaml(config.read_text()) or {}
         if not isinstance(options, dict):
             _fail(f"{config} must hold a mapping of option: value")
     settings = dict(options.pop("set", None) or options.pop("settings", None) or {})

@@ -122,3 +122,5 @@ def test_bad_settings_are_refused_clearly(digits):
         AutoencoderTransformer("cvae", settings={"num_classes": 10}, max_steps=1).fit(X, y)
     with pytest.raises(ValueError, match="unknown setting"):
         AutoencoderTransformer(settings={"bogus": 1}, max_steps=1).fit(X)
+    with pytest.raises(ValueError, match="setting beta takes a number"):
+        AutoencoderTransformer("vae", settings={"beta": "4e-4"}, max_steps=1).fit(X)

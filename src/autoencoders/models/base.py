@@ -42,6 +42,11 @@ class ModelConfig:
                 f"unknown setting(s) {', '.join(unknown)} for {cls.__name__}; "
                 f"known: {', '.join(sorted(known))}"
             )
+        for name, value in values.items():
+            # annotations are text here ("float | None"); a number given as text would fail far away, in an optimizer
+            kinds = {part.strip() for part in str(known[name].type).split("|")}
+            if isinstance(value, str) and kinds & {"int", "float"} and "str" not in kinds:
+                raise ValueError(f"setting {name} takes a number ({known[name].type}); got the text {value!r}")
         cleaned = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         return cls(**cleaned)
 

@@ -12,9 +12,10 @@ Each run is a separate process on one CPU thread; ``--jobs`` run side by side. F
 benchmarks/results/lines_runs.json and skipped when the script is started again, so an interrupted table
 resumes, in a later session too. Writes benchmarks/results/lines_table.json, the table in RESULTS.md and
 benchmarks/results/lines_interpolations.png (the test pair whose endpoints differ most, one row per model, the first seed whose runs are kept).
-A table holds runs of one setting (steps and learning rate). It shows the setting with the most steps at which
+A table holds runs of one setting (steps and learning rate). The first is the setting with the most steps at which
 every model has at least ``MIN_SEEDS`` seeds, so a longer table in progress does not replace a complete
-shorter one; until one is complete, it shows ``--steps`` and ``--lr``.
+shorter one (until one is complete, it shows ``--steps`` and ``--lr``); the other complete settings follow it.
+Started with nothing left to run, the script re-renders the tables and the picture.
 
     python benchmarks/lines_table.py [--steps 2500] [--seeds 0,1,2] [--jobs 2]
 """
@@ -109,17 +110,34 @@ def summarize(runs: list[dict], steps: int, lr: float) -> dict:
     return summary
 
 
-def table_setting(runs: list[dict], default: tuple[int, float]) -> tuple[int, float]:
-    """The (steps, learning rate) with the most steps at which every model has at least MIN_SEEDS seeds;
-    ``default`` if there is none."""
+def complete_settings(runs: list[dict], default: tuple[int, float]) -> list[tuple[int, float]]:
+    """The (steps, learning rate) settings at which every model has at least MIN_SEEDS seeds, most steps first;
+    ``[default]`` if there is none."""
     seeds: dict[tuple[int, float], dict[str, set[int]]] = {}
     for run in runs:
         seeds.setdefault((run["steps"], run["lr"]), {}).setdefault(run["label"], set()).add(run["seed"])
     complete = [setting for setting, models in seeds.items() if all(len(models.get(label, ())) >= MIN_SEEDS for label in MODELS)]
-    return max(complete, default=default)
+    return sorted(complete, reverse=True) or [default]
 
 
-def table(summary: dict, steps: int) -> str:
+def publish(runs: list[dict], default: tuple[int, float]) -> tuple[int, float]:
+    """Write the results JSON and RESULTS.md: the table of the complete setting with the most steps, then the
+    shorter complete ones. Returns that first setting."""
+    settings = complete_settings(runs, default)
+    (steps, lr), shorter = settings[0], settings[1:]
+    write_result("lines_table", {"steps": steps, "lr": lr, "network": NETWORK, "summary": summarize(runs, steps, lr)})
+    text = (
+        f"Every model: the paper's network ({NETWORK}), batch 64, Adam lr {lr}, {steps} steps, "
+        "256 test interpolations of 16 steps. Lower is better; bold is the best of our runs.\n\n"
+        + table(summarize(runs, steps, lr)) + "\n\n![one interpolation per model](results/lines_interpolations.png)"
+    )
+    for other_steps, other_lr in shorter:
+        text += f"\n\nThe same models after {other_steps} steps (Adam lr {other_lr}):\n\n" + table(summarize(runs, other_steps, other_lr))
+    write_table("ACAI lines benchmark (benchmarks/lines_table.py)", text)
+    return steps, lr
+
+
+def table(summary: dict) -> str:
     lines = [
         "| model | Mean Distance (×10⁻³) | Smoothness | seeds | training per run (1 CPU thread) |",
         "|---|---|---|---|---|",
@@ -193,24 +211,16 @@ def main() -> None:
         runs[:] = read_runs()
         runs.append(result)
         RUNS_FILE.write_text(json.dumps(runs, indent=1) + "\n")
-        steps, lr = table_setting(runs, (args.steps, args.lr))
-        summary = summarize(runs, steps, lr)
-        write_result("lines_table", {"steps": steps, "lr": lr, "network": NETWORK, "summary": summary})
-        write_table(
-            "ACAI lines benchmark (benchmarks/lines_table.py)",
-            f"Every model: the paper's network ({NETWORK}), batch 64, Adam lr {lr}, {steps} steps, "
-            "256 test interpolations of 16 steps. Lower is better; bold is the best of our runs.\n\n"
-            + table(summary, steps) + "\n\n![one interpolation per model](results/lines_interpolations.png)",
-        )
+        publish(runs, (args.steps, args.lr))
         print(json.dumps(result), flush=True)
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(run_in_subprocess, label, seed, args.steps, args.lr) for label, seed in todo]
         for future in futures:
             finish(future.result())
-    # run folders are not kept between machines: the picture is of the first seed whose models are here
     runs = read_runs()
-    steps, lr = table_setting(runs, (args.steps, args.lr))
+    steps, lr = publish(runs, (args.steps, args.lr))  # also when nothing was left to run: the table is re-rendered
+    # run folders are not kept between machines: the picture is of the first seed whose models are here
     for seed in sorted({run["seed"] for run in runs if (run["steps"], run["lr"]) == (steps, lr)}):
         if picture(steps, lr, seed):
             break

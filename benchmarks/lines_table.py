@@ -125,11 +125,12 @@ def publish(runs: list[dict], default: tuple[int, float]) -> tuple[int, float]:
     shorter complete ones. Returns that first setting."""
     settings = complete_settings(runs, default)
     (steps, lr), shorter = settings[0], settings[1:]
-    write_result("lines_table", {"steps": steps, "lr": lr, "network": NETWORK, "summary": summarize(runs, steps, lr)})
+    summary = summarize(runs, steps, lr)
+    write_result("lines_table", {"steps": steps, "lr": lr, "network": NETWORK, "summary": summary})
     text = (
         f"Every model: the paper's network ({NETWORK}), batch 64, Adam lr {lr}, {steps} steps, "
         "256 test interpolations of 16 steps. Lower is better; bold is the best of our runs.\n\n"
-        + table(summarize(runs, steps, lr)) + "\n\n![one interpolation per model](results/lines_interpolations.png)"
+        + table(summary) + "\n\n![one interpolation per model](results/lines_interpolations.png)"
     )
     for other_steps, other_lr in shorter:
         text += f"\n\nThe same models after {other_steps} steps (Adam lr {other_lr}):\n\n" + table(summarize(runs, other_steps, other_lr))

@@ -33,6 +33,14 @@ def test_run_folder_holds_everything(tmp_path):
     assert model.config.input_shape == (1, 8, 8)
 
 
+def test_a_number_given_as_text_is_refused_before_training(tmp_path):
+    with pytest.raises(ValueError, match="training setting lr takes a number"):
+        autoencoders.train("ae", "digits", tmp_path / "run", lr="4e-4", max_steps=1, progress=False)
+    with pytest.raises(ValueError, match="training setting weight_decay takes a number"):
+        autoencoders.train("ae", "digits", tmp_path / "run", max_steps=1, settings={"training.weight_decay": "1e-5"})
+    assert not (tmp_path / "run").exists()
+
+
 def test_training_lowers_the_validation_loss(tmp_path):
     import pandas as pd
 

@@ -124,3 +124,5 @@ def test_bad_settings_are_refused_clearly(digits):
         AutoencoderTransformer(settings={"bogus": 1}, max_steps=1).fit(X)
     with pytest.raises(ValueError, match="setting beta takes a number"):
         AutoencoderTransformer("vae", settings={"beta": "4e-4"}, max_steps=1).fit(X)
+    with pytest.raises(ValueError, match="lr must be a positive number"):
+        AutoencoderTransformer(lr="4e-4", max_steps=1).fit(X)

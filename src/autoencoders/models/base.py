@@ -42,13 +42,18 @@ class ModelConfig:
                 f"unknown setting(s) {', '.join(unknown)} for {cls.__name__}; "
                 f"known: {', '.join(sorted(known))}"
             )
-        for name, value in values.items():
-            # annotations are text here ("float | None"); a number given as text would fail far away, in an optimizer
-            kinds = {part.strip() for part in str(known[name].type).split("|")}
-            if isinstance(value, str) and kinds & {"int", "float"} and "str" not in kinds:
-                raise ValueError(f"setting {name} takes a number ({known[name].type}); got the text {value!r}")
+        refuse_text_numbers(known, values)
         cleaned = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         return cls(**cleaned)
+
+
+def refuse_text_numbers(fields: dict[str, dataclasses.Field], values: dict[str, Any], kind: str = "setting") -> None:
+    """Refuse a number given as text ("4e-4"): it would otherwise fail far away, inside an optimizer."""
+    for name, value in values.items():
+        # annotations are text here ("float | None")
+        kinds = {part.strip() for part in str(fields[name].type).split("|")}
+        if isinstance(value, str) and kinds & {"int", "float"} and "str" not in kinds:
+            raise ValueError(f"{kind} {name} takes a number ({fields[name].type}); got the text {value!r}")
 
 
 @dataclass

@@ -59,10 +59,13 @@ def parse_settings(settings: dict[str, Any] | None) -> tuple[dict, dict, dict]:
 
 
 def training_config(values: dict[str, Any]) -> TrainingConfig:
-    known = {field.name for field in dataclasses.fields(TrainingConfig)}
-    unknown = sorted(set(values) - known)
+    from autoencoders.models.base import refuse_text_numbers
+
+    known = {field.name: field for field in dataclasses.fields(TrainingConfig)}
+    unknown = sorted(set(values) - set(known))
     if unknown:
         raise ValueError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    refuse_text_numbers(known, values, "training setting")
     config = TrainingConfig(**values)
     if config.logger not in LOGGERS:
         raise ValueError(f"unknown logger {config.logger!r}; choose one of {', '.join(LOGGERS)}")

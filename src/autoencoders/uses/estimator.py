@@ -142,8 +142,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive; got {self.lr!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float, np.number)) or not self.lr > 0:
+            raise ValueError(f"lr must be a positive number; got {self.lr!r}")
         if self.device not in ("cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise ValueError(f"device must be 'cpu' or 'cuda'; got {self.device!r}")
         clashes = sorted(set(self.settings or {}) & {*_CONFIG_PARAMS, *_DATA_FIELDS})

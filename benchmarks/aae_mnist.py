@@ -122,7 +122,7 @@ def table(results: dict) -> str:
         "| task | model | network | seed | test error | target | paper | training (1 CPU thread) | steps | linear probe on the code |",
         "|---|---|---|---:|---|---|---|---|---|---|",
     ]
-    seeds: dict[tuple[str, str], list[float]] = {}  # (task, network) -> test errors of its seeds
+    seeds: dict[tuple[str, str], dict[int, float]] = {}  # (task, network) -> {seed: test error}
     for result in results.values():
         model, _, metric, target, paper = RUNS[result["task"]]
         network = f"{result['arch']} {'-'.join(map(str, result['hidden']))}"
@@ -137,10 +137,10 @@ def table(results: dict) -> str:
             f"| {result['task']} | {model} | {network} | {result['seed']} | {100 * result[metric]:.2f} % | ≤ {target} % | {paper} % | "
             f"{result['train_seconds'] / 60:.0f} min | {result['steps']} | {100 * result['probe']:.2f} % |"
         )
-        seeds.setdefault((result["task"], network), []).append(100 * result[metric])
+        seeds.setdefault((result["task"], network), {})[result["seed"]] = 100 * result[metric]
     means = [
-        f"{task}, {network}: seeds {', '.join(f'{error:.2f}' for error in errors)} %, mean **{sum(errors) / len(errors):.2f} %** "
-        f"(target ≤ {RUNS[task][3]} %)."
+        f"{task}, {network}: seeds {', '.join(map(str, sorted(errors)))}: {', '.join(f'{errors[seed]:.2f}' for seed in sorted(errors))} %, "
+        f"mean **{sum(errors.values()) / len(errors):.2f} %** (target ≤ {RUNS[task][3]} %)."
         for (task, network), errors in seeds.items() if len(errors) > 1
     ]
     if means:

@@ -1,8 +1,9 @@
 """Denoising MNIST and Fashion-MNIST: PSNR gain over the noisy input at Gaussian σ = 0.3 and 0.5.
 
-For each dataset and σ, a denoising autoencoder (``dae``, Gaussian corruption at that σ, MLP 512-256,
-64-D code, Bernoulli decoder, batch 128, Adam 1e-3) trains for a fixed wall-clock budget on one CPU thread
-(``--train-minutes``), then the test images (the first ``--test-items`` of the official test set) get additive
+For each dataset and σ, a denoising autoencoder (``dae``, Gaussian corruption at that σ, Bernoulli decoder,
+batch 128, Adam 1e-3; the network is ``--arch``/``--hidden``/``--latent-dim``, by default the fully convolutional
+``spatial`` one, 64-64 channels down to a 16 x 7 x 7 code map) trains for a fixed wall-clock budget on one CPU
+thread (``--train-minutes``), then the test images (the first ``--test-items`` of the official test set) get additive
 Gaussian noise of standard deviation σ (pixels in [0, 1], seeded, not clipped, as in the usual AWGN
 benchmarks) and are denoised by:
 - the DAE (``autoencoders.uses.denoise.denoise``),
@@ -13,7 +14,7 @@ PSNR (peak = 1) and SSIM are averaged over images; "noisy" is the noisy input cl
 method must beat. A picture of the first test items (clean, noisy, median, NLM, DAE) is saved per setting.
 
     python benchmarks/denoising.py [--datasets mnist,fashion-mnist] [--sigmas 0.3,0.5] [--train-minutes 5]
-                                   [--test-items 2000] [--seed 0]
+                                   [--arch spatial --hidden 64,64 --latent-dim 784] [--test-items 2000] [--seed 0]
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def best_setting(options, method, clean, noisy):
     return max(measured, key=measured.get), measured
 
 
-def run_one(dataset_name: str, sigma: float, train_minutes: float, test_items: int, seed: int, has_nlm: bool) -> dict:
+def run_one(dataset_name: str, sigma: float, network: dict, train_minutes: float, test_items: int, seed: int, has_nlm: bool) -> dict:
     import torch
 
     import autoencoders
@@ -81,7 +82,7 @@ def run_one(dataset_name: str, sigma: float, train_minutes: float, test_items: i
     seconds = int(train_minutes * 60)
     started = time.perf_counter()
     autoencoders.train(
-        "dae", dataset_name, out, hidden=(512, 256), latent_dim=64, batch_size=128, max_steps=10**7, lr=1e-3, seed=seed,
+        "dae", dataset_name, out, **network, batch_size=128, max_steps=10**7, lr=1e-3, seed=seed,
         data_dir=data_dir(), progress=False,
         settings={
             "noise": "gaussian", "noise_level": sigma, "recon_loss": "bce",
@@ -95,7 +96,7 @@ def run_one(dataset_name: str, sigma: float, train_minutes: float, test_items: i
     noisy = add_gaussian_noise(clean, sigma, (0.0, 1.0), seed=seed + 1)
     noisy_val = add_gaussian_noise(val, sigma, (0.0, 1.0), seed=seed + 2)
 
-    results: dict = {"dataset": dataset_name, "sigma": sigma, "test_items": len(clean), "seed": seed}
+    results: dict = {"dataset": dataset_name, "sigma": sigma, "test_items": len(clean), "seed": seed, "network": network_text(network)}
     results["noisy"] = scores(clean, noisy.clamp(0, 1))
     timed = time.perf_counter()
     denoised = denoise(model, noisy)
@@ -124,16 +125,21 @@ def run_one(dataset_name: str, sigma: float, train_minutes: float, test_items: i
     return results
 
 
+def network_text(network: dict) -> str:
+    """How the table names a DAE network: "spatial 64-64, 784-number code"."""
+    return f"{network['arch']} {'-'.join(map(str, network['hidden']))}, {network['latent_dim']}-number code"
+
+
 def table(runs: list[dict], train_minutes: float) -> str:
     lines = [
         f"Test images with Gaussian noise σ (pixels in [0, 1], not clipped); PSNR in dB (peak 1) and SSIM, averaged "
-        f"over the first N official test images; gain = PSNR − PSNR of the noisy input clipped to [0, 1]. DAE: MLP "
-        f"512-256, 64-D code, batch 128, trained on that σ for {train_minutes:g} min of one CPU thread on a 2-core "
-        "machine shared with other jobs (hence the few steps below, about 2 epochs). Median and NL-means settings "
-        "picked on 200 validation images. Script: `benchmarks/denoising.py`.",
+        f"over the first N official test images; gain = PSNR − PSNR of the noisy input clipped to [0, 1]. DAE: the "
+        f"network in its column (spatial: fully convolutional, the code a feature map, no fully connected layer), batch 128, "
+        f"trained on that σ for {train_minutes:g} min of one CPU thread on a 2-core machine shared with other jobs. "
+        "Median and NL-means settings picked on 200 validation images. Script: `benchmarks/denoising.py`.",
         "",
-        "| dataset | σ | N | noisy PSNR | median | NL-means | DAE | DAE gain | DAE SSIM (noisy) | DAE steps |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | σ | N | noisy PSNR | median | NL-means | DAE | DAE gain | DAE SSIM (noisy) | DAE network | DAE steps |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         nlm = run.get("nl_means")
@@ -143,7 +149,7 @@ def table(runs: list[dict], train_minutes: float) -> str:
             f"| {run['median']['psnr']:.2f} (+{run['median']['psnr'] - run['noisy']['psnr']:.2f}) "
             f"| {nlm_text} "
             f"| {run['dae']['psnr']:.2f} | **+{run['dae']['psnr'] - run['noisy']['psnr']:.2f}** "
-            f"| {run['dae']['ssim']:.3f} ({run['noisy']['ssim']:.3f}) | {run['dae']['steps']} |"
+            f"| {run['dae']['ssim']:.3f} ({run['noisy']['ssim']:.3f}) | {run['network']} | {run['dae']['steps']} |"
         )
     lines.append("")
     for run in runs:
@@ -161,6 +167,9 @@ def main() -> None:
     parser.add_argument("--datasets", default="mnist,fashion-mnist")
     parser.add_argument("--sigmas", default="0.3,0.5")
     parser.add_argument("--train-minutes", type=float, default=5.0, help="DAE training budget per (dataset, σ)")
+    parser.add_argument("--arch", default="spatial", help="the DAE's network: spatial | conv | mlp")
+    parser.add_argument("--hidden", default="64,64", help="its widths (mlp) or channels per stride-2 stage, comma-separated")
+    parser.add_argument("--latent-dim", type=int, default=784, help="its code size (spatial: a multiple of the 7 x 7 map)")
     parser.add_argument("--test-items", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--table-only", action="store_true", help="rewrite the RESULTS.md table from the results JSON")
@@ -178,13 +187,14 @@ def main() -> None:
     has_nlm = importlib.util.find_spec("skimage") is not None
     if not has_nlm:
         print("scikit-image is not installed (pip install 'autoencoders[denoise]'): NL-means is left out", flush=True)
+    network = {"arch": args.arch, "hidden": tuple(int(width) for width in args.hidden.split(",")), "latent_dim": args.latent_dim}
     started = time.perf_counter()
     # a rerun of some settings replaces their rows and keeps the others (measured with the same script)
     previous = RESULTS / f"{RESULT_NAME}.json"
     runs = json.loads(previous.read_text())["runs"] if previous.exists() else []
     for dataset_name in args.datasets.split(","):
         for sigma in (float(value) for value in args.sigmas.split(",")):
-            run = run_one(dataset_name, sigma, args.train_minutes, args.test_items, args.seed, has_nlm)
+            run = run_one(dataset_name, sigma, network, args.train_minutes, args.test_items, args.seed, has_nlm)
             runs = [old for old in runs if (old["dataset"], old["sigma"]) != (dataset_name, sigma)] + [run]
             runs.sort(key=lambda entry: (entry["dataset"] != "mnist", entry["dataset"], entry["sigma"]))
             print(f"{dataset_name} σ={sigma}: noisy {run['noisy']['psnr']:.2f} dB, median {run['median']['psnr']:.2f}, "

@@ -21,7 +21,7 @@ class ModelConfig:
 
     input_shape: tuple[int, ...] = (1, 28, 28)
     latent_dim: int = 16
-    arch: str = "mlp"  # mlp | conv | acai | rnn | crnn  (see autoencoders.nn)
+    arch: str = "mlp"  # mlp | conv | spatial | acai | rnn | crnn  (see autoencoders.nn)
     hidden: tuple[int, ...] = ()  # widths (mlp) or channels (conv); () takes the arch's default
     depth: int = 16  # acai: channels after the first 1x1 convolution
     scales: int = 3  # acai: number of 2x down/up-sampling stages

@@ -77,30 +77,30 @@ def networks(spec: str) -> list[tuple[str, tuple[int, ...]]]:
 
 # the columns of one network (each score alone, or the standardized sum of its parts)
 NETWORK_SCORES = (("recon",), ("latent",), ("rapp",), ("recon", "rapp"), ("latent", "recon"))
-# across networks: (arch, part) pairs, each standardized by the fitted items' scores, summed
+# across networks: (arch, part) pairs joined by AnomalyEnsemble (each standardized by the fitted items' scores, summed)
 ENSEMBLE = (("mlp", "rapp"), ("conv", "latent"))
 
 
 def autoencoder_scores(train, test, args) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Scores of one autoencoder per network trained on ``train``: each part and sums of parts; and an ensemble."""
-    from autoencoders import AnomalyDetector
+    from autoencoders import AnomalyDetector, AnomalyEnsemble
 
-    scores, seconds, standardized = {}, {}, {}
+    scores, seconds, models, parts = {}, {}, {}, {}
+    scoring = {"pool": args.pool, "neighbors": args.neighbors, "components": args.components}
     for arch, hidden in networks(args.networks):
         started = time.perf_counter()
         detector = AnomalyDetector(
-            args.model, score="recon+latent+rapp", pool=args.pool, neighbors=args.neighbors, components=args.components,
+            args.model, score="recon+latent+rapp", **scoring,
             arch=arch, hidden=hidden, latent_dim=args.latent_dim, max_steps=args.steps, batch_size=args.batch_size,
         ).fit(train)
         seconds[arch] = round(time.perf_counter() - started, 1)
-        parts = detector.part_scores(test)
+        models[arch], parts[arch] = detector.model_, detector.part_scores(test)
         for combination in NETWORK_SCORES:
-            scores[f"{arch} {'+'.join(combination)}"] = detector.combine({part: parts[part] for part in combination})
-        for part, values in parts.items():
-            mean, std = detector.score_scales_[part]
-            standardized[arch, part] = (values - mean) / std
-    if all(key in standardized for key in ENSEMBLE):
-        scores[ENSEMBLE_NAME] = sum(standardized[key] for key in ENSEMBLE)
+            scores[f"{arch} {'+'.join(combination)}"] = detector.combine({part: parts[arch][part] for part in combination})
+    if all(arch in models for arch, _ in ENSEMBLE):
+        # the library's ensemble on the networks trained above; the test items' parts are already scored
+        ensemble = AnomalyEnsemble([AnomalyDetector(models[arch], score=part, **scoring) for arch, part in ENSEMBLE]).fit(train)
+        scores[ENSEMBLE_NAME] = ensemble.combine([parts[arch][part] for arch, part in ENSEMBLE])
     return scores, seconds
 
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 import autoencoders
 from autoencoders.cli import app
-from autoencoders.uses.anomaly import AnomalyDetector, auroc
+from autoencoders.uses.anomaly import AnomalyDetector, AnomalyEnsemble, auroc
 
 TINY = {"latent_dim": 4, "hidden": (32,), "max_steps": 150, "batch_size": 32}
 
@@ -134,6 +134,53 @@ def test_tables_are_standardized_for_a_model_trained_here():
     assert detector.standardization_["mean"][0] == pytest.approx(normal[:, 0].mean())
     scores = detector.anomaly_score(np.r_[normal[20:60], odd])
     assert auroc(scores, np.r_[np.zeros(40), np.ones(20)]) > 0.95
+
+
+# -- the ensemble --------------------------------------------------------------------------------------------
+def test_ensemble_sums_its_members_standardized_scores(zeros_detector, digits):
+    detector, _ = zeros_detector
+    images, labels = digits
+    normal = images[labels == 0]
+    members = [AnomalyDetector(detector.model_, score="recon"), AnomalyDetector(detector.model_, score="latent")]
+    ensemble = AnomalyEnsemble(members, contamination=0.1).fit(normal)
+    assert not any(hasattr(member, "offset_") for member in members)  # fitted as copies
+    expected = 0
+    for score in ("recon", "latent"):
+        alone = AnomalyDetector(detector.model_, score=score).fit(normal)
+        fitted = alone.fit_anomaly_scores_
+        expected = expected + (alone.anomaly_score(images) - fitted.mean()) / fitted.std()
+    np.testing.assert_allclose(ensemble.anomaly_score(images), expected, rtol=1e-9)
+    # single-part members of one model standardize exactly as one detector's parts do
+    both = AnomalyDetector(detector.model_, score="recon+latent").fit(normal)
+    np.testing.assert_allclose(ensemble.anomaly_score(images), both.anomaly_score(images), rtol=1e-9)
+    np.testing.assert_allclose(ensemble.combine(ensemble.member_scores(images)), ensemble.anomaly_score(images))
+    assert auroc(ensemble.anomaly_score(images), labels != 0) > 0.95
+    assert abs((ensemble.fit_predict(normal) == -1).mean() - 0.1) <= 1.5 / len(normal)
+    np.testing.assert_array_equal(ensemble.predict(images) == -1, ensemble.anomaly_score(images) > ensemble.threshold_)
+
+
+def test_ensemble_trains_members_of_different_networks(digits):
+    images, labels = digits
+    ensemble = AnomalyEnsemble([
+        AnomalyDetector("ae", score="rapp", **TINY),
+        AnomalyDetector("ae", score="latent", **{**TINY, "arch": "conv", "hidden": (8, 16)}),
+    ]).fit(images[labels == 0])
+    assert [member.model_.config.arch for member in ensemble.detectors_] == ["mlp", "conv"]
+    assert ensemble.n_features_in_ == 64
+    assert auroc(ensemble.anomaly_score(images), labels != 0) > 0.95
+
+
+def test_ensemble_errors_are_clear(zeros_detector, digits):
+    detector, _ = zeros_detector
+    images = digits[0]
+    with pytest.raises(ValueError, match="list of one or more AnomalyDetector"):
+        AnomalyEnsemble([]).fit(images)
+    with pytest.raises(ValueError, match="list of one or more AnomalyDetector"):
+        AnomalyEnsemble([detector.model_]).fit(images)
+    with pytest.raises(ValueError, match="contamination"):
+        AnomalyEnsemble([AnomalyDetector(detector.model_)], contamination=0.9).fit(images)
+    with pytest.raises(ValueError, match="AnomalyEnsemble is not fitted yet"):
+        AnomalyEnsemble([AnomalyDetector(detector.model_)]).predict(images)
 
 
 # -- errors --------------------------------------------------------------------------------------------------

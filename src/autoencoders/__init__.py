@@ -24,6 +24,7 @@ _LAZY = {
     "write_report": "autoencoders.report",
     "AutoencoderTransformer": "autoencoders.uses.estimator",
     "AnomalyDetector": "autoencoders.uses.anomaly",
+    "AnomalyEnsemble": "autoencoders.uses.anomaly",
 }
 
 __all__ = ["__version__", *_LAZY]

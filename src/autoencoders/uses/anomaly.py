@@ -20,7 +20,8 @@ the data it was fitted on each new item is:
 
 Scores join with ``+`` (``score="recon+latent"``): each part is standardized by the mean and standard
 deviation of its scores on the fitted items and the standardized parts are summed, so no part dominates by
-its units. As in scikit-learn (``IsolationForest``, ``LocalOutlierFactor``), ``score_samples`` is higher for
+its units. ``AnomalyEnsemble`` joins whole detectors the same way (each with its own model, network and
+score: an MLP's ``rapp`` with a convolutional network's ``latent``, say). As in scikit-learn (``IsolationForest``, ``LocalOutlierFactor``), ``score_samples`` is higher for
 more normal items (it is minus the anomaly score), ``decision_function`` is ``score_samples - offset_``
 (negative for outliers) and ``predict`` gives +1 for inliers and -1 for outliers. ``offset_`` comes from
 ``contamination`` (that fraction of the fitted items is flagged) or else from ``quantile`` (items scoring
@@ -29,6 +30,7 @@ above that quantile of the fitted items' anomaly scores are flagged).
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -115,7 +117,58 @@ def as_items(X: Any) -> Tensor:
     return items.contiguous()
 
 
-class AnomalyDetector:
+class _OutlierDetector:
+    """What a fitted detector offers over its ``anomaly_score``, in scikit-learn's outlier-detection style:
+    ``score_samples``, ``decision_function``, ``predict``, ``fit_predict`` and the threshold, which ``fit`` takes
+    from the fitted items' anomaly scores by ``contamination`` or else ``quantile``."""
+
+    contamination: float | None
+    quantile: float
+
+    def anomaly_score(self, X: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def _check_threshold_parameters(self) -> None:
+        if self.contamination is not None and not 0.0 < float(self.contamination) <= 0.5:
+            raise ValueError(f"contamination is the expected fraction of outliers, in (0, 0.5]; got {self.contamination!r}")
+        if not 0.0 < float(self.quantile) < 1.0:
+            raise ValueError(f"quantile must lie in (0, 1), e.g. 0.99 flags the top 1% of the fitted items; got {self.quantile!r}")
+
+    def _set_threshold(self, fit_anomaly_scores: np.ndarray) -> None:
+        self.fit_anomaly_scores_ = fit_anomaly_scores
+        share = 1.0 - self.contamination if self.contamination is not None else self.quantile
+        self.offset_ = -float(np.quantile(fit_anomaly_scores, share))
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "offset_"):
+            raise ValueError(f"this {type(self).__name__} is not fitted yet; call fit(X) with normal data first")
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Higher for more normal items (scikit-learn's convention): minus the anomaly score."""
+        return -self.anomaly_score(X)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """``score_samples - offset_``: negative for outliers, positive for inliers."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X: Any) -> np.ndarray:
+        """+1 for inliers, -1 for outliers (scikit-learn's convention)."""
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        """+1/-1 for the fitted items themselves, from their scores in ``fit`` (the latent kNN score leaves
+        each item out of its own neighbours there, which ``predict(X)`` on the same items cannot)."""
+        self.fit(X)
+        return np.where(-self.fit_anomaly_scores_ - self.offset_ < 0, -1, 1)
+
+    @property
+    def threshold_(self) -> float:
+        """The anomaly-score threshold: items scoring above it are outliers (``-offset_``)."""
+        self._check_fitted()
+        return -self.offset_
+
+
+class AnomalyDetector(_OutlierDetector):
     """Outlier detection by an autoencoder: ``fit`` on normal data, then score, threshold and flag new items.
 
     ``model`` is a family name (``"ae"``, ``"vae"``, ... : trained in ``fit`` with ``latent_dim``, ``arch``,
@@ -202,21 +255,13 @@ class AnomalyDetector:
             self._fit_rapp(items)
         raw = {part: self._raw_scores(part, items, fitted=True) for part in parts}
         self.score_scales_ = {part: (float(values.mean()), float(values.std()) or 1.0) for part, values in raw.items()}
-        self.fit_anomaly_scores_ = self._combine(raw)
-        if self.contamination is not None:
-            threshold = np.quantile(self.fit_anomaly_scores_, 1.0 - self.contamination)
-        else:
-            threshold = np.quantile(self.fit_anomaly_scores_, self.quantile)
-        self.offset_ = -float(threshold)
+        self._set_threshold(self._combine(raw))
         self.n_features_in_ = int(math.prod(items.shape[1:]))
         return self
 
     def _check_parameters(self) -> list[str]:
         parts = parse_score(self.score)
-        if self.contamination is not None and not 0.0 < float(self.contamination) <= 0.5:
-            raise ValueError(f"contamination is the expected fraction of outliers, in (0, 0.5]; got {self.contamination!r}")
-        if not 0.0 < float(self.quantile) < 1.0:
-            raise ValueError(f"quantile must lie in (0, 1), e.g. 0.99 flags the top 1% of the fitted items; got {self.quantile!r}")
+        self._check_threshold_parameters()
         if self.latent_distance not in LATENT_DISTANCES:
             raise ValueError(f"latent_distance must be one of {', '.join(LATENT_DISTANCES)}; got {self.latent_distance!r}")
         if min(int(self.neighbors), int(self.samples), int(self.pool), int(self.components or 1)) < 1:
@@ -377,10 +422,6 @@ class AnomalyDetector:
             return next(iter(raw.values()))
         return sum((values - self.score_scales_[part][0]) / self.score_scales_[part][1] for part, values in raw.items())
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "offset_"):
-            raise ValueError("this AnomalyDetector is not fitted yet; call fit(X) with normal data first")
-
     def part_scores(self, X: Any) -> dict[str, np.ndarray]:
         """Each part of the score on its own, in its own units: {"recon": ..., "latent": ...}."""
         self._check_fitted()
@@ -396,29 +437,56 @@ class AnomalyDetector:
         """Higher for more anomalous items (minus ``score_samples``)."""
         return self._combine(self.part_scores(X))
 
-    def score_samples(self, X: Any) -> np.ndarray:
-        """Higher for more normal items (scikit-learn's convention): minus the anomaly score."""
-        return -self.anomaly_score(X)
 
-    def decision_function(self, X: Any) -> np.ndarray:
-        """``score_samples - offset_``: negative for outliers, positive for inliers."""
-        return self.score_samples(X) - self.offset_
+class AnomalyEnsemble(_OutlierDetector):
+    """Several detectors as one: each member's anomaly score, standardized by the mean and standard deviation of
+    its scores on the fitted items (so no member dominates by its units), summed.
 
-    def predict(self, X: Any) -> np.ndarray:
-        """+1 for inliers, -1 for outliers (scikit-learn's convention)."""
-        return np.where(self.decision_function(X) < 0, -1, 1)
+    Members may differ in model family, network and score: ``AnomalyDetector("ae", score="rapp", arch="mlp")``
+    with ``AnomalyDetector("ae", score="latent", arch="conv")`` is the one-class benchmark's best on MNIST. Each
+    trains (or takes its given model) in ``fit``, as a copy, so the detectors passed in stay unfitted.
 
-    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
-        """+1/-1 for the fitted items themselves, from their scores in ``fit`` (the latent kNN score leaves
-        each item out of its own neighbours there, which ``predict(X)`` on the same items cannot)."""
-        self.fit(X)
-        return np.where(-self.fit_anomaly_scores_ - self.offset_ < 0, -1, 1)
+    Attributes after ``fit``: ``detectors_`` (the fitted copies), ``score_scales_`` (mean and std of each
+    member's fitted scores), ``offset_``, ``threshold_``, ``fit_anomaly_scores_``, ``n_features_in_``.
+    """
 
-    @property
-    def threshold_(self) -> float:
-        """The anomaly-score threshold: items scoring above it are outliers (``-offset_``)."""
+    def __init__(self, detectors: Sequence[AnomalyDetector], contamination: float | None = None, quantile: float = 0.99):
+        self.detectors = detectors
+        self.contamination = contamination
+        self.quantile = quantile
+
+    def fit(self, X: Any, y: Any = None) -> "AnomalyEnsemble":
+        """Fit every member on ``X`` (normal data); ``y`` is ignored, as in ``AnomalyDetector.fit``."""
+        self._check_threshold_parameters()
+        members = list(self.detectors) if isinstance(self.detectors, (list, tuple)) else None
+        if not members or not all(isinstance(member, AnomalyDetector) for member in members):
+            raise ValueError(f"detectors takes a list of one or more AnomalyDetector; got {self.detectors!r}")
+        self.detectors_ = [copy.deepcopy(member).fit(X) for member in members]
+        self.score_scales_ = [
+            (float(member.fit_anomaly_scores_.mean()), float(member.fit_anomaly_scores_.std()) or 1.0) for member in self.detectors_
+        ]
+        self._set_threshold(self._combine([member.fit_anomaly_scores_ for member in self.detectors_]))
+        self.n_features_in_ = self.detectors_[0].n_features_in_
+        return self
+
+    def _combine(self, member_scores: Sequence[np.ndarray]) -> np.ndarray:
+        return sum((values - mean) / std for values, (mean, std) in zip(member_scores, self.score_scales_))
+
+    def member_scores(self, X: Any) -> list[np.ndarray]:
+        """Each member's anomaly score of ``X``, in its own units, in the order of ``detectors``."""
         self._check_fitted()
-        return -self.offset_
+        return [member.anomaly_score(X) for member in self.detectors_]
+
+    def combine(self, member_scores: Sequence[np.ndarray]) -> np.ndarray:
+        """The ensemble's anomaly score from ``member_scores``: the sum of the standardized members."""
+        self._check_fitted()
+        if len(member_scores) != len(self.detectors_):
+            raise ValueError(f"combine takes one score array per member ({len(self.detectors_)}); got {len(member_scores)}")
+        return self._combine(member_scores)
+
+    def anomaly_score(self, X: Any) -> np.ndarray:
+        """Higher for more anomalous items (minus ``score_samples``)."""
+        return self._combine(self.member_scores(X))
 
 
 def _principal_directions(centred: Tensor) -> tuple[Tensor, Tensor]:

@@ -21,9 +21,10 @@ the data it was fitted on each new item is:
 Scores join with ``+`` (``score="recon+latent"``): each part is standardized by the mean and standard
 deviation of its scores on the fitted items and the standardized parts are summed, so no part dominates by
 its units. ``AnomalyEnsemble`` joins whole detectors the same way (each with its own model, network and
-score: an MLP's ``rapp`` with a convolutional network's ``latent``, say). As in scikit-learn (``IsolationForest``, ``LocalOutlierFactor``), ``score_samples`` is higher for
-more normal items (it is minus the anomaly score), ``decision_function`` is ``score_samples - offset_``
-(negative for outliers) and ``predict`` gives +1 for inliers and -1 for outliers. ``offset_`` comes from
+score: an MLP's ``rapp`` with a convolutional network's ``latent``, say). As in scikit-learn
+(``IsolationForest``, ``LocalOutlierFactor``), ``score_samples`` is higher for more normal items (it is minus
+the anomaly score), ``decision_function`` is ``score_samples - offset_`` (negative for outliers) and
+``predict`` gives +1 for inliers and -1 for outliers. ``offset_`` comes from
 ``contamination`` (that fraction of the fitted items is flagged) or else from ``quantile`` (items scoring
 above that quantile of the fitted items' anomaly scores are flagged).
 """

@@ -118,6 +118,16 @@ def as_items(X: Any) -> Tensor:
     return items.contiguous()
 
 
+def _scale(fitted_scores: np.ndarray) -> tuple[float, float]:
+    """(mean, std) of scores on the fitted items, the units one score is standardized by (std 0 counts as 1)."""
+    return float(fitted_scores.mean()), float(fitted_scores.std()) or 1.0
+
+
+def _standardized_sum(scores: Sequence[np.ndarray], scales: Sequence[tuple[float, float]]) -> np.ndarray:
+    """The sum of ``scores``, each standardized by its (mean, std), so none dominates by its units."""
+    return sum((values - mean) / std for values, (mean, std) in zip(scores, scales))
+
+
 class _OutlierDetector:
     """What a fitted detector offers over its ``anomaly_score``, in scikit-learn's outlier-detection style:
     ``score_samples``, ``decision_function``, ``predict``, ``fit_predict`` and the threshold, which ``fit`` takes
@@ -255,7 +265,7 @@ class AnomalyDetector(_OutlierDetector):
         if "rapp" in parts:
             self._fit_rapp(items)
         raw = {part: self._raw_scores(part, items, fitted=True) for part in parts}
-        self.score_scales_ = {part: (float(values.mean()), float(values.std()) or 1.0) for part, values in raw.items()}
+        self.score_scales_ = {part: _scale(values) for part, values in raw.items()}
         self._set_threshold(self._combine(raw))
         self.n_features_in_ = int(math.prod(items.shape[1:]))
         return self
@@ -421,7 +431,7 @@ class AnomalyDetector(_OutlierDetector):
     def _combine(self, raw: dict[str, np.ndarray]) -> np.ndarray:
         if len(raw) == 1:
             return next(iter(raw.values()))
-        return sum((values - self.score_scales_[part][0]) / self.score_scales_[part][1] for part, values in raw.items())
+        return _standardized_sum(list(raw.values()), [self.score_scales_[part] for part in raw])
 
     def part_scores(self, X: Any) -> dict[str, np.ndarray]:
         """Each part of the score on its own, in its own units: {"recon": ..., "latent": ...}."""
@@ -463,15 +473,13 @@ class AnomalyEnsemble(_OutlierDetector):
         if not members or not all(isinstance(member, AnomalyDetector) for member in members):
             raise ValueError(f"detectors takes a list of one or more AnomalyDetector; got {self.detectors!r}")
         self.detectors_ = [copy.deepcopy(member).fit(X) for member in members]
-        self.score_scales_ = [
-            (float(member.fit_anomaly_scores_.mean()), float(member.fit_anomaly_scores_.std()) or 1.0) for member in self.detectors_
-        ]
+        self.score_scales_ = [_scale(member.fit_anomaly_scores_) for member in self.detectors_]
         self._set_threshold(self._combine([member.fit_anomaly_scores_ for member in self.detectors_]))
         self.n_features_in_ = self.detectors_[0].n_features_in_
         return self
 
     def _combine(self, member_scores: Sequence[np.ndarray]) -> np.ndarray:
-        return sum((values - mean) / std for values, (mean, std) in zip(member_scores, self.score_scales_))
+        return _standardized_sum(member_scores, self.score_scales_)
 
     def member_scores(self, X: Any) -> list[np.ndarray]:
         """Each member's anomaly score of ``X``, in its own units, in the order of ``detectors``."""

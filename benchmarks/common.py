@@ -20,10 +20,21 @@ def data_dir() -> str:
     return os.environ.get("AUTOENCODERS_DATA") or str(ROOT.parent.parent / "shared" / "data")
 
 
+def training_device() -> str:
+    """Where ``autoencoders.train`` runs here (its accelerator is "auto"): the GPU's name, else the CPU threads."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    threads = torch.get_num_threads()
+    return f"{threads} CPU thread{'s' if threads > 1 else ''}"
+
+
 def machine() -> dict[str, Any]:
     import torch
 
     return {
+        "training_device": training_device(),
         "cpu_cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,

@@ -8,7 +8,7 @@ Mean Distance (x 10^-3) and Smoothness, mean ± std over seeds (lower is better 
 Models: ae, dropout AE (``ae --dropout 0.5`` on the code), dae (Gaussian noise, std 0.3 of the value range),
 vae (Gaussian decoder), aae (Gaussian prior), acai (λ = 0.5, γ = 0.2).
 
-Each run is a separate process on one CPU thread; ``--jobs`` run side by side. Finished runs are kept in
+Each run is a separate process on one CPU thread (training on the GPU when there is one); ``--jobs`` run side by side. Finished runs are kept in
 benchmarks/results/lines_runs.json and skipped when the script is started again, so an interrupted table
 resumes, in a later session too. Writes benchmarks/results/lines_table.json, the table in RESULTS.md and
 benchmarks/results/lines_interpolations.png (the test pair whose endpoints differ most, one row per model, the first seed whose runs are kept).
@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, RESULTS, write_result, write_table  # noqa: E402
+from common import ROOT, RESULTS, training_device, write_result, write_table  # noqa: E402
 
 MODELS = {
     "ae": ("ae", {}),
@@ -80,7 +80,10 @@ def train_and_measure(label: str, seed: int, steps: int, lr: float) -> dict:
     seconds = time.perf_counter() - started
     model = load(out)
     scores = lines_benchmark(model, load_dataset("lines", limit=512).test)[0]
-    return {"label": label, "seed": seed, "steps": steps, "lr": lr, "train_seconds": round(seconds, 1), **scores}
+    return {
+        "label": label, "seed": seed, "steps": steps, "lr": lr, "train_seconds": round(seconds, 1),
+        "device": training_device(), **scores,
+    }
 
 
 def run_in_subprocess(label: str, seed: int, steps: int, lr: float) -> dict:
@@ -106,6 +109,7 @@ def summarize(runs: list[dict], steps: int, lr: float) -> dict:
             "smoothness": [float(smooth.mean()), float(smooth.std())],
             "seeds": sorted(run["seed"] for run in chosen),
             "train_minutes": float(np.mean([run["train_seconds"] for run in chosen]) / 60),
+            "device": ", ".join(sorted({run.get("device", "1 CPU thread") for run in chosen})),
         }
     return summary
 
@@ -140,7 +144,7 @@ def publish(runs: list[dict], default: tuple[int, float]) -> tuple[int, float]:
 
 def table(summary: dict) -> str:
     lines = [
-        "| model | Mean Distance (×10⁻³) | Smoothness | seeds | training per run (1 CPU thread) |",
+        "| model | Mean Distance (×10⁻³) | Smoothness | seeds | training per run |",
         "|---|---|---|---|---|",
     ]
     best_distance = min(entry["mean_distance_1e3"][0] for entry in summary.values())
@@ -153,7 +157,7 @@ def table(summary: dict) -> str:
             distance_text = f"**{distance_text}**"
         if smooth[0] == best_smooth:
             smooth_text = f"**{smooth_text}**"
-        lines.append(f"| {label} | {distance_text} | {smooth_text} | {len(entry['seeds'])} | {entry['train_minutes']:.1f} min |")
+        lines.append(f"| {label} | {distance_text} | {smooth_text} | {len(entry['seeds'])} | {entry['train_minutes']:.1f} min, {entry['device']} |")
     lines.append(f"| acai, paper (262k steps, GPU) | {PAPER_ACAI[0]} | {PAPER_ACAI[1]} | | |")
     return "\n".join(lines)
 

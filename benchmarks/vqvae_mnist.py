@@ -28,9 +28,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, data_dir, write_result, write_table  # noqa: E402
+from common import RESULTS, data_dir, training_device, write_result, write_table  # noqa: E402
 
-SECTION = "VQ-VAE on MNIST (benchmarks/vqvae_mnist.py)"
+DEFAULT_NAME = "vqvae_mnist"
+
+
+def section(name: str) -> str:
+    return "VQ-VAE on MNIST (benchmarks/vqvae_mnist.py" + ("" if name == DEFAULT_NAME else f" --name {name}") + ")"
+
+
+def picture_prefix(name: str) -> str:
+    return "vqvae" if name == DEFAULT_NAME else name
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,6 +67,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", default="/tmp/vqvae_mnist_runs", help="where the run folders go")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--table-only", action="store_true", help="rewrite the RESULTS.md table from the saved JSON")
+    parser.add_argument("--name", default=DEFAULT_NAME, help="results JSON, pictures and RESULTS.md section of this run")
     return parser.parse_args()
 
 
@@ -70,7 +79,7 @@ def max_time(seconds: float) -> str:
 def main() -> None:
     args = parse_args()
     if args.table_only:
-        write_table(SECTION, table(json.loads((RESULTS / "vqvae_mnist.json").read_text())))
+        write_table(section(args.name), table(json.loads((RESULTS / f"{args.name}.json").read_text()), args.name))
         return
     import torch
 
@@ -88,11 +97,12 @@ def main() -> None:
     def left() -> float:
         return deadline - time.perf_counter()
 
-    result: dict = {"settings": vars(args), "models": {}}
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    result: dict = {"settings": vars(args), "device": training_device(), "models": {}}
 
     def save() -> None:
         result["wall_minutes"] = round((time.perf_counter() - started) / 60, 2)
-        write_result("vqvae_mnist", result)
+        write_result(args.name, result)
 
     dataset = load_dataset("mnist", data_dir=data_dir(), seed=args.seed)
     hidden = tuple(int(c) for c in args.hidden.split(","))
@@ -116,17 +126,17 @@ def main() -> None:
             },
         )
         seconds = time.perf_counter() - tick
-    model = load(run)
+    model = load(run, device=device)
     grid, bits = model.grid, model.bits_per_item
     steps = read_config(run)["training"]["steps_done"]
     with torch.no_grad():
-        codes = torch.cat([model.encode(dataset.test[i : i + 1000]) for i in range(0, len(dataset.test), 1000)])
+        codes = torch.cat([model.encode(dataset.test[i : i + 1000].to(device)).cpu() for i in range(0, len(dataset.test), 1000)])
     counts = torch.bincount(codes.flatten(), minlength=args.codebook_size).double()
     frequencies = counts / counts.sum()
     entry = {
         "bits": bits, "grid": list(grid), "codebook_size": args.codebook_size, "train_minutes": round(seconds / 60, 2),
         "steps_done": steps, "autoencoder_steps": min(steps, args.ae_steps), "prior_steps": int(model.prior_steps),
-        "mse": evaluate_model(model, dataset, ["mse"])["mse"],
+        "mse": evaluate_model(model, dataset, ["mse"], device=device)["mse"],
         "codebook_usage": float((counts > 0).double().mean()),
         "perplexity": float(torch.exp(-(frequencies[frequencies > 0] * frequencies[frequencies > 0].log()).sum())),
         "samples": {},
@@ -178,7 +188,9 @@ def main() -> None:
     temperatures = [float(t) for t in args.temperatures.split(",")] if int(model.prior_steps) else []
     for temperature in temperatures:
         tick = time.perf_counter()
-        samples = torch.cat([model.sample(min(250, args.samples - i), temperature=temperature) for i in range(0, args.samples, 250)])
+        samples = torch.cat([
+            model.sample(min(250, args.samples - i), temperature=temperature).cpu() for i in range(0, args.samples, 250)
+        ])
         with torch.no_grad():
             predicted = classifier.logits(samples).argmax(1)
         entry["samples"][str(temperature)] = {
@@ -186,18 +198,18 @@ def main() -> None:
             "class_histogram": torch.bincount(predicted, minlength=10).tolist(),
             "seconds": round(time.perf_counter() - tick, 1),
         }
-        picture = RESULTS / f"vqvae_prior_samples_t{temperature:g}.png"
+        picture = RESULTS / f"{picture_prefix(args.name)}_prior_samples_t{temperature:g}.png"
         image_grid(samples[:100], nrow=10).save(picture)
         print("samples", temperature, entry["samples"][str(temperature)], flush=True)
         save()
     save()
-    write_table(SECTION, table(result))
+    write_table(section(args.name), table(result, args.name))
 
 
-def table(result: dict) -> str:
+def table(result: dict, result_name: str) -> str:
     models, settings = result["models"], result["settings"]
     vq = models["vqvae"]
-    rows = ["| model | latent | bits per image | test MSE | training (1 CPU thread) | steps |", "|---|---|---:|---:|---|---:|"]
+    rows = ["| model | latent | bits per image | test MSE | training | steps |", "|---|---|---:|---:|---|---:|"]
     trained = {name: entry for name, entry in models.items() if "mse" in entry}
     best = min(entry["mse"] for name, entry in trained.items() if entry["bits"] <= vq["bits"])
     for name, entry in trained.items():
@@ -223,7 +235,7 @@ def table(result: dict) -> str:
     )
     return f"""
 MNIST test set (10,000 images), one seed, batch {settings['batch_size']}, Adam {settings['lr']} ({settings.get('lr_schedule', 'constant')} learning rate), {settings['ae_steps']}
-autoencoder steps for every model, 1 CPU thread of a shared 2-core machine, each training run with a hard
+autoencoder steps for every model, trained on {result.get('device', '1 CPU thread of a shared 2-core machine')}, each training run with a hard
 wall-clock cap (budget {settings['budget_minutes']:.0f} min; it took {total:.1f} min{split}).{result.get('note', '')} Bits per image: the VQ-VAE
 stores {vq['grid'][0]}·{vq['grid'][1]} codes of log2({vq['codebook_size']}) bits; the continuous models are counted at
 32 bits per latent float (ae: the code; vae: the posterior mean). Bold: lowest MSE at ≤ the VQ-VAE's bits.
@@ -242,7 +254,7 @@ Prior samples ({settings['samples']} per temperature, gated PixelCNN, {settings[
 |---|---:|---|
 {samples}
 
-![prior samples, temperature 1](results/vqvae_prior_samples_t1.png)
+![prior samples, temperature 1](results/{picture_prefix(result_name)}_prior_samples_t1.png)
 """
 
 

@@ -51,6 +51,12 @@ def test_train_records_settings_and_evaluate_prints_json(cvae_run):
     assert json.loads((cvae_run / "metrics.json").read_text())["psnr"] == values["psnr"]
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_evaluate_on_a_missing_gpu_says_so(cvae_run):
+    result = invoke("evaluate", cvae_run, "--metrics", "mse", "--device", "cuda")
+    assert result.exit_code == 2 and "no CUDA GPU" in result.output and "'cpu'" in result.output
+
+
 def test_sample_reconstruct_interpolate_write_pictures(cvae_run, tmp_path):
     assert invoke("sample", cvae_run, "-n", "16", "--label", "3", "-o", tmp_path / "s.png").exit_code == 0
     assert invoke("sample", cvae_run, "-n", "5", "--label", "3", "-o", tmp_path / "s.npy").exit_code == 0

@@ -242,6 +242,7 @@ def evaluate_command(
     sampler: str = typer.Option("prior", "--sampler", help="Generation metrics: prior | gmm (a Gaussian mixture fitted on training codes; names get _gmm)."),
     generated: int = typer.Option(10000, "--generated", help="Generation metrics: N samples against the first N items of the split."),
     components: int = typer.Option(10, "--components", help="Gaussian components of the gmm sampler."),
+    device: str = typer.Option("cpu", "--device", help="Where the model runs: cpu | cuda (a GPU; probe and k-means still fit on the CPU)."),
 ) -> None:
     """Evaluate a trained model; results are also saved to RUN/metrics.json.
 
@@ -270,7 +271,7 @@ def evaluate_command(
     names = [name.strip() for name in metrics.split(",") if name.strip()] if metrics else None
     results = _guard(
         evaluate, run, metrics=names, data=data, split=split, samples=samples, data_dir=data_dir, limit=limit,
-        sampler=sampler, generated=generated, components=components,
+        sampler=sampler, generated=generated, components=components, device=device,
     )
     if as_json:
         print(json.dumps(results))

@@ -90,12 +90,15 @@ def evaluate_model(
 def evaluate(
     run: str | Path, metrics: list[str] | None = None, data: str | None = None, split: str = "test",
     samples: int = 1000, data_dir: str | Path | None = None, limit: int | None = None, save: bool = True,
-    sampler: str = "prior", generated: int = 10000, components: int = 10,
+    sampler: str = "prior", generated: int = 10000, components: int = 10, device: str = "cpu",
 ) -> dict[str, Any]:
-    """Evaluate a run folder on its own dataset (or ``data``); writes ``metrics.json`` when ``save``."""
+    """Evaluate a run folder on its own dataset (or ``data``) with the model on ``device``; writes ``metrics.json``
+    when ``save``."""
     from autoencoders.data import load_dataset
     from autoencoders.io import atomic_write_json, load, load_run_data, read_config
 
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for, but PyTorch sees no CUDA GPU on this machine; use 'cpu'")
     model = load(run)
     if data is None:
         dataset = load_run_data(run, data_dir=data_dir, split_limit=limit)
@@ -109,7 +112,7 @@ def evaluate(
         )
     results = evaluate_model(
         model, dataset, metrics, split=split, samples=samples, sampler=sampler, generated=generated,
-        components=components, data_dir=data_dir,
+        components=components, data_dir=data_dir, device=device,
     )
     if save:
         metrics_path = Path(run) / "metrics.json"

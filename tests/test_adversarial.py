@@ -15,7 +15,9 @@ from autoencoders.data.synthetic import render_lines
 from autoencoders.metrics.lines import score_interpolations, smoothness
 from autoencoders.metrics.representation import matched_accuracy
 from autoencoders.models import MODELS
-from autoencoders.models.aae import category_imbalance, r1_penalty, random_rotate_scale, random_shift, sample_prior
+from autoencoders.models.aae import (
+    category_imbalance, consistency_divergence, r1_penalty, random_rotate_scale, random_shift, sample_prior,
+)
 from autoencoders.training.module import make_optimizer
 from torch import Tensor
 
@@ -37,7 +39,8 @@ def make(name: str, **overrides):
 @pytest.mark.parametrize(
     "name, overrides",
     [("acai", {}), ("aae", {"prior": "mog"}), ("aae", {"supervised": True, "num_classes": 10}), ("aae-semi", {"labels": 20}), ("aae-cluster", {}),
-     ("aae", {"discriminator_r1": 1.0}), ("aae-cluster", {"discriminator_r1": 1.0}), ("aae-cluster", {"category_balance": 1.0})],
+     ("aae", {"discriminator_r1": 1.0}), ("aae-cluster", {"discriminator_r1": 1.0}), ("aae-cluster", {"category_balance": 1.0}),
+     ("aae-cluster", {"consistency": 1.0, "consistency_shift": 1})],
 )
 def test_each_player_changes_only_its_own_parameters(name, overrides, digits, step_each_player):
     x, y = digits
@@ -129,6 +132,29 @@ def test_category_balance_spreads_a_collapsed_batch_over_the_clusters(digits):
 
     balanced, unbalanced = imbalance_after_generator_steps(5.0), imbalance_after_generator_steps(0.0)
     assert balanced < 0.1 and balanced < 0.25 * unbalanced, (balanced, unbalanced)
+
+
+def test_consistency_teaches_the_category_head_to_ignore_small_moves(digits):
+    x = digits[0]
+    probabilities = torch.softmax(torch.randn(5, 4), dim=1)
+    assert float(consistency_divergence(probabilities, probabilities.log())) == pytest.approx(0.0, abs=1e-6)
+    assert float(consistency_divergence(probabilities, torch.zeros(5, 4))) > 0.01
+    with pytest.raises(ValueError, match="consistency"):
+        make("aae-cluster", consistency=-1.0)
+    with pytest.raises(ValueError, match="consistency"):
+        make("aae-cluster", consistency=1.0, input_shape=(64,))
+
+    def divergence_after_generator_steps(weight: float) -> float:
+        model = make("aae-cluster", clusters=8, consistency=weight, consistency_shift=1)
+        terms = train_player(model.players()["generator"], x, steps=50)
+        assert ("consistency" in terms) == bool(weight)
+        torch.manual_seed(3)  # the same moves for both models
+        with torch.no_grad():
+            moved = random_rotate_scale(random_shift(x, 1, fill=0.0), 10.0, 0.0, fill=0.0)
+            return float(consistency_divergence(model.encode(x)[:, :8], model.heads(moved)[0]))
+
+    consistent, free = divergence_after_generator_steps(5.0), divergence_after_generator_steps(0.0)
+    assert consistent < 0.5 * free, (consistent, free)
 
 
 def test_aae_priors():

@@ -22,7 +22,10 @@ Three families:
 For the last two the code (``encode``) is the class probabilities followed by the style. Their discriminator
 judges one code at a time, so it barely sees a whole class or cluster go unused; optionally
 (``category_balance``) the generator phase also pulls the batch's mean class probabilities towards uniform, as
-CatGAN and IMSAT do (Springenberg 2016; Hu et al. 2017).
+CatGAN and IMSAT do (Springenberg 2016; Hu et al. 2017). Also optionally (``consistency``), as IMSAT does, the
+generator phase teaches the categorical head to give a copy of each item shifted by a pixel or two and turned a
+few degrees the same category as the item itself, so that the category, not the style code, holds what such
+moves leave unchanged.
 """
 
 from __future__ import annotations
@@ -256,6 +259,16 @@ class CategoricalAAEConfig(ModelConfig):
     generator_lr: float | None = None
     discriminator_r1: float = 0.0  # R1 gradient penalty on both discriminators, as in AAEConfig
     category_balance: float = 0.0  # weight of the batch's category imbalance (see category_imbalance) for the generator
+    consistency: float = 0.0  # weight of the category head's consistency under small moves (see consistency_loss)
+    consistency_shift: int = 2  # images: the moved copy is shifted by up to this many pixels
+    consistency_rotation: float = 10.0  # ... and turned by up to this many degrees
+
+
+def consistency_divergence(probabilities: Tensor, moved_logits: Tensor) -> Tensor:
+    """KL(p(category | x) || p(category | x moved)), with p(category | x) held fixed as the target: the head is
+    taught to give a slightly shifted or turned item the category of the item itself (as in IMSAT, Hu et al. 2017)."""
+    target = probabilities.detach()
+    return (target * (target.clamp_min(1e-12).log() - moved_logits.log_softmax(dim=1))).sum(dim=1).mean()
 
 
 def category_imbalance(probabilities: Tensor) -> Tensor:
@@ -279,6 +292,13 @@ class CategoricalAAE(Autoencoder):
         check_r1(config.discriminator_r1)
         if config.category_balance < 0:
             raise ValueError(f"category_balance is a weight >= 0 (0 turns it off); got {config.category_balance}")
+        if config.consistency < 0:
+            raise ValueError(f"consistency is a weight >= 0 (0 turns it off); got {config.consistency}")
+        if config.consistency and len(config.input_shape) != 3:
+            raise ValueError(
+                f"consistency compares images with moved copies (channels, height, width); this data's items have shape "
+                f"{config.input_shape}: set consistency=0"
+            )
         self.categories = categories
         features = categories + config.latent_dim
         if config.arch == "acai":  # its code is a whole feature map: a linear layer adds the category logits
@@ -365,6 +385,12 @@ class CategoricalAAE(Autoencoder):
         if self.config.category_balance:
             imbalance = category_imbalance(codes[:, :k])
             losses.update(loss=losses["loss"] + self.config.category_balance * imbalance, imbalance=imbalance)
+        if self.config.consistency and self.training:
+            background = self.config.value_range[0]
+            moved = random_shift(x, self.config.consistency_shift, fill=background)
+            moved = random_rotate_scale(moved, self.config.consistency_rotation, 0.0, fill=background)
+            divergence = consistency_divergence(codes[:, :k], self.heads(moved)[0])
+            losses.update(loss=losses["loss"] + self.config.consistency * divergence, consistency=divergence)
         return losses
 
     def _discriminator_parameters(self):

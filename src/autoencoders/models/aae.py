@@ -259,7 +259,7 @@ class CategoricalAAEConfig(ModelConfig):
     generator_lr: float | None = None
     discriminator_r1: float = 0.0  # R1 gradient penalty on both discriminators, as in AAEConfig
     category_balance: float = 0.0  # weight of the batch's category imbalance (see category_imbalance) for the generator
-    consistency: float = 0.0  # weight of the category head's consistency under small moves (see consistency_loss)
+    consistency: float = 0.0  # weight of the category head's consistency under small moves (see consistency_divergence)
     consistency_shift: int = 2  # images: the moved copy is shifted by up to this many pixels
     consistency_rotation: float = 10.0  # ... and turned by up to this many degrees
 

@@ -40,10 +40,7 @@ def run_one(label: str, latent_dim: int, depth: int, budget_minutes: float, seed
         settings={**settings, "depth": depth, "scales": 3, "recon_loss": "mse",
                   "training.max_time": f"00:{minutes // 60:02d}:{minutes % 60:02d}:00", "training.log_every": 200},
     )
-    import torch
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    results = evaluate(out, metrics=["probe", "kmeans", "mse"], data_dir=data_dir(), device=device)
+    results = evaluate(out, metrics=["probe", "kmeans", "mse"], data_dir=data_dir(), device="cuda" if on_gpu() else "cpu")
     config = json.loads((out / "config.json").read_text())
     return {
         "label": label, "latent_dim": latent_dim, "depth": depth, "seed": seed, "lr": lr, **results,
@@ -52,11 +49,16 @@ def run_one(label: str, latent_dim: int, depth: int, budget_minutes: float, seed
     }
 
 
-def key_suffix() -> str:
-    """"gpu" for runs trained on a GPU, "" (as before) on the CPU: the two kinds of run are kept side by side."""
+def on_gpu() -> bool:
+    """Whether runs train on a GPU: autoencoders.train takes one when there is one, and evaluation follows."""
     import torch
 
-    return "gpu" if torch.cuda.is_available() else ""
+    return torch.cuda.is_available()
+
+
+def key_suffix() -> str:
+    """"gpu" for runs trained on a GPU, "" (as before) on the CPU: the two kinds of run are kept side by side."""
+    return "gpu" if on_gpu() else ""
 
 
 def table(runs: dict) -> str:

@@ -143,6 +143,8 @@ def test_consistency_teaches_the_category_head_to_ignore_small_moves(digits):
         make("aae-cluster", consistency=-1.0)
     with pytest.raises(ValueError, match="consistency"):
         make("aae-cluster", consistency=1.0, input_shape=(64,))
+    with pytest.raises(ValueError, match="consistency_shift"):
+        make("aae-cluster", consistency=1.0, consistency_shift=-1)
 
     def divergence_after_generator_steps(weight: float) -> float:
         model = make("aae-cluster", clusters=8, consistency=weight, consistency_shift=1)

@@ -294,6 +294,11 @@ class CategoricalAAE(Autoencoder):
             raise ValueError(f"category_balance is a weight >= 0 (0 turns it off); got {config.category_balance}")
         if config.consistency < 0:
             raise ValueError(f"consistency is a weight >= 0 (0 turns it off); got {config.consistency}")
+        if config.consistency_shift < 0 or config.consistency_rotation < 0:
+            raise ValueError(
+                f"consistency_shift (pixels) and consistency_rotation (degrees) are bounds >= 0; got "
+                f"{config.consistency_shift} and {config.consistency_rotation}"
+            )
         if config.consistency and len(config.input_shape) != 3:
             raise ValueError(
                 f"consistency compares images with moved copies (channels, height, width); this data's items have shape "

@@ -69,6 +69,9 @@ GAME = {
     "generator_lr": (ADVERSARIAL_LR, "glr", "generator learning rate"), "discriminator_lr": (ADVERSARIAL_LR, "dlr", "discriminator learning rate"),
     "discriminator_r1": (0.0, "r1", "R1 penalty"), "category_balance": (0.0, "bal", "category balance"),
     "consistency": (0.0, "cons", "consistency"),
+    # the consistency's moves, as the model's defaults (rows without them were run with these)
+    "consistency_shift": (2, "cshift", "consistency shift (px)"), "consistency_rotation": (10.0, "crot", "consistency turn (degrees)"),
+    "consistency_scale": (0.0, "cscale", "consistency resize (±)"),
 }
 
 
@@ -184,6 +187,9 @@ def main() -> None:
     parser.add_argument("--discriminator-r1", type=float, default=0.0, help="weight of the R1 gradient penalty on the discriminators")
     parser.add_argument("--category-balance", type=float, default=0.0, help="weight of the batch's category imbalance (generator)")
     parser.add_argument("--consistency", type=float, default=0.0, help="weight of the category head's consistency under small moves (generator)")
+    parser.add_argument("--consistency-shift", type=int, default=2, help="consistency: move each item by up to this many pixels")
+    parser.add_argument("--consistency-rotation", type=float, default=10.0, help="consistency: turn each item by up to this many degrees")
+    parser.add_argument("--consistency-scale", type=float, default=0.0, help="consistency: resize each item by a factor within 1 ± this")
     parser.add_argument("--hidden", default=None, help="widths (mlp) or channels (conv), comma-separated (default: mlp 1000,1000; conv 32,64)")
     args = parser.parse_args()
 

@@ -40,7 +40,7 @@ def make(name: str, **overrides):
     "name, overrides",
     [("acai", {}), ("aae", {"prior": "mog"}), ("aae", {"supervised": True, "num_classes": 10}), ("aae-semi", {"labels": 20}), ("aae-cluster", {}),
      ("aae", {"discriminator_r1": 1.0}), ("aae-cluster", {"discriminator_r1": 1.0}), ("aae-cluster", {"category_balance": 1.0}),
-     ("aae-cluster", {"consistency": 1.0, "consistency_shift": 1})],
+     ("aae-cluster", {"consistency": 1.0, "consistency_shift": 1, "consistency_scale": 0.1})],
 )
 def test_each_player_changes_only_its_own_parameters(name, overrides, digits, step_each_player):
     x, y = digits
@@ -145,6 +145,8 @@ def test_consistency_teaches_the_category_head_to_ignore_small_moves(digits):
         make("aae-cluster", consistency=1.0, input_shape=(64,))
     with pytest.raises(ValueError, match="consistency_shift"):
         make("aae-cluster", consistency=1.0, consistency_shift=-1)
+    with pytest.raises(ValueError, match="consistency_scale"):
+        make("aae-cluster", consistency=1.0, consistency_scale=1.5)
 
     def divergence_after_generator_steps(weight: float) -> float:
         model = make("aae-cluster", clusters=8, consistency=weight, consistency_shift=1)

@@ -23,9 +23,9 @@ For the last two the code (``encode``) is the class probabilities followed by th
 judges one code at a time, so it barely sees a whole class or cluster go unused; optionally
 (``category_balance``) the generator phase also pulls the batch's mean class probabilities towards uniform, as
 CatGAN and IMSAT do (Springenberg 2016; Hu et al. 2017). Also optionally (``consistency``), as IMSAT does, the
-generator phase teaches the categorical head to give a copy of each item shifted by a pixel or two and turned a
-few degrees the same category as the item itself, so that the category, not the style code, holds what such
-moves leave unchanged.
+generator phase teaches the categorical head to give a copy of each item shifted by a pixel or two, turned a
+few degrees (and, with ``consistency_scale``, resized a little) the same category as the item itself, so that
+the category, not the style code, holds what such moves leave unchanged.
 """
 
 from __future__ import annotations
@@ -262,6 +262,7 @@ class CategoricalAAEConfig(ModelConfig):
     consistency: float = 0.0  # weight of the category head's consistency under small moves (see consistency_divergence)
     consistency_shift: int = 2  # images: the moved copy is shifted by up to this many pixels
     consistency_rotation: float = 10.0  # ... and turned by up to this many degrees
+    consistency_scale: float = 0.0  # ... and resized by a factor within 1 ± this
 
 
 def consistency_divergence(probabilities: Tensor, moved_logits: Tensor) -> Tensor:
@@ -298,6 +299,10 @@ class CategoricalAAE(Autoencoder):
             raise ValueError(
                 f"consistency_shift (pixels) and consistency_rotation (degrees) are bounds >= 0; got "
                 f"{config.consistency_shift} and {config.consistency_rotation}"
+            )
+        if not 0 <= config.consistency_scale < 1:
+            raise ValueError(
+                f"consistency_scale is a largest relative change of size in [0, 1), e.g. 0.1; got {config.consistency_scale}"
             )
         if config.consistency and len(config.input_shape) != 3:
             raise ValueError(
@@ -393,7 +398,7 @@ class CategoricalAAE(Autoencoder):
         if self.config.consistency and self.training:
             background = self.config.value_range[0]
             moved = random_shift(x, self.config.consistency_shift, fill=background)
-            moved = random_rotate_scale(moved, self.config.consistency_rotation, 0.0, fill=background)
+            moved = random_rotate_scale(moved, self.config.consistency_rotation, self.config.consistency_scale, fill=background)
             divergence = consistency_divergence(codes[:, :k], self.heads(moved)[0])
             losses.update(loss=losses["loss"] + self.config.consistency * divergence, consistency=divergence)
         return losses

@@ -16,6 +16,9 @@ as each baseline, then its prior trains on the fixed codes.
 
 Run (1 thread, in the background; each training run has a hard wall-clock cap from --budget-minutes):
     AUTOENCODERS_DATA=/work/shared/data .venv/bin/python benchmarks/vqvae_mnist.py --budget-minutes 40
+The CPU section of RESULTS.md (the settings are also in results/vqvae_mnist.json):
+    ... benchmarks/vqvae_mnist.py --ae-steps 1500 --prior-steps 40000 --prior-layers 8 --prior-channels 64 \
+        --lr-schedule cosine --samples 3000 --temperatures 1.0,0.7,0.5 --budget-minutes 85 --reserve-minutes 13
 """
 
 from __future__ import annotations

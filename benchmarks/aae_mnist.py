@@ -51,6 +51,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, data_dir, write_result, write_table  # noqa: E402
 
+from autoencoders.models.aae import CategoricalAAEConfig  # noqa: E402
+
 RUNS = {
     "semi-1000": ("aae-semi", {"labels": 1000, "latent_dim": 10}, "classification_error", 2.5, 1.60),
     "semi-100": ("aae-semi", {"labels": 100, "latent_dim": 10}, "classification_error", 5.0, 1.90),
@@ -69,9 +71,10 @@ GAME = {
     "generator_lr": (ADVERSARIAL_LR, "glr", "generator learning rate"), "discriminator_lr": (ADVERSARIAL_LR, "dlr", "discriminator learning rate"),
     "discriminator_r1": (0.0, "r1", "R1 penalty"), "category_balance": (0.0, "bal", "category balance"),
     "consistency": (0.0, "cons", "consistency"),
-    # the consistency's moves, as the model's defaults (rows without them were run with these)
-    "consistency_shift": (2, "cshift", "consistency shift (px)"), "consistency_rotation": (10.0, "crot", "consistency turn (degrees)"),
-    "consistency_scale": (0.0, "cscale", "consistency resize (±)"),
+    # the consistency's moves; their defaults are the model's (rows without them were run with these)
+    "consistency_shift": (CategoricalAAEConfig.consistency_shift, "cshift", "consistency shift (px)"),
+    "consistency_rotation": (CategoricalAAEConfig.consistency_rotation, "crot", "consistency turn (degrees)"),
+    "consistency_scale": (CategoricalAAEConfig.consistency_scale, "cscale", "consistency resize (±)"),
 }
 
 
@@ -187,9 +190,9 @@ def main() -> None:
     parser.add_argument("--discriminator-r1", type=float, default=0.0, help="weight of the R1 gradient penalty on the discriminators")
     parser.add_argument("--category-balance", type=float, default=0.0, help="weight of the batch's category imbalance (generator)")
     parser.add_argument("--consistency", type=float, default=0.0, help="weight of the category head's consistency under small moves (generator)")
-    parser.add_argument("--consistency-shift", type=int, default=2, help="consistency: move each item by up to this many pixels")
-    parser.add_argument("--consistency-rotation", type=float, default=10.0, help="consistency: turn each item by up to this many degrees")
-    parser.add_argument("--consistency-scale", type=float, default=0.0, help="consistency: resize each item by a factor within 1 ± this")
+    parser.add_argument("--consistency-shift", type=int, default=GAME["consistency_shift"][0], help="consistency: move each item by up to this many pixels")
+    parser.add_argument("--consistency-rotation", type=float, default=GAME["consistency_rotation"][0], help="consistency: turn each item by up to this many degrees")
+    parser.add_argument("--consistency-scale", type=float, default=GAME["consistency_scale"][0], help="consistency: resize each item by a factor within 1 ± this")
     parser.add_argument("--hidden", default=None, help="widths (mlp) or channels (conv), comma-separated (default: mlp 1000,1000; conv 32,64)")
     args = parser.parse_args()
 

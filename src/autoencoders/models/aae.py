@@ -142,6 +142,12 @@ class AAEConfig(ModelConfig):
     discriminator_r1: float = 0.0  # weight of the R1 gradient penalty on the discriminator (0: none)
 
 
+def check_resize_bound(name: str, scale: float) -> None:
+    """A random resize's bound: the factor is drawn within 1 ± ``scale``, so it must stay in [0, 1)."""
+    if not 0 <= scale < 1:
+        raise ValueError(f"{name} is a largest relative change of size in [0, 1), e.g. 0.1; got {scale}")
+
+
 def check_r1(weight: float) -> None:
     if weight < 0:
         raise ValueError(f"discriminator_r1 is the weight of a gradient penalty, >= 0 (e.g. 1); got {weight}")
@@ -300,10 +306,7 @@ class CategoricalAAE(Autoencoder):
                 f"consistency_shift (pixels) and consistency_rotation (degrees) are bounds >= 0; got "
                 f"{config.consistency_shift} and {config.consistency_rotation}"
             )
-        if not 0 <= config.consistency_scale < 1:
-            raise ValueError(
-                f"consistency_scale is a largest relative change of size in [0, 1), e.g. 0.1; got {config.consistency_scale}"
-            )
+        check_resize_bound("consistency_scale", config.consistency_scale)
         if config.consistency and len(config.input_shape) != 3:
             raise ValueError(
                 f"consistency compares images with moved copies (channels, height, width); this data's items have shape "
@@ -436,8 +439,7 @@ class AAESemi(CategoricalAAE):
             raise ValueError(f"label_shift is a number of pixels >= 0; got {config.label_shift}")
         if config.label_rotation < 0:
             raise ValueError(f"label_rotation is a largest angle in degrees, >= 0; got {config.label_rotation}")
-        if not 0 <= config.label_scale < 1:
-            raise ValueError(f"label_scale is a largest relative change of size in [0, 1), e.g. 0.1; got {config.label_scale}")
+        check_resize_bound("label_scale", config.label_scale)
         augments = [name for name in ("label_shift", "label_rotation", "label_scale") if getattr(config, name)]
         if augments and len(config.input_shape) != 3:
             raise ValueError(

@@ -13,7 +13,8 @@ from autoencoders.data.batches import SemiSupervisedBatches
 from autoencoders.data.splits import balanced_subset
 from autoencoders.data.synthetic import render_lines
 from autoencoders.metrics.lines import score_interpolations, smoothness
-from autoencoders.metrics.representation import matched_accuracy
+from autoencoders.data.registry import Dataset
+from autoencoders.metrics.representation import cluster_stability, matched_accuracy
 from autoencoders.models import MODELS
 from autoencoders.models.aae import (
     category_imbalance, consistency_divergence, r1_penalty, random_rotate_scale, random_shift, sample_prior,
@@ -304,6 +305,19 @@ def test_matched_accuracy_ignores_cluster_names():
     labels = np.array([0, 0, 1, 1, 2, 2])
     assert matched_accuracy(np.array([2, 2, 0, 0, 1, 1]), labels) == 1.0
     assert matched_accuracy(np.array([0, 0, 0, 0, 1, 1]), labels) == pytest.approx(4 / 6)
+
+
+def test_cluster_stability_counts_items_that_keep_their_cluster_when_moved(digits):
+    x = digits[0]
+    dataset = Dataset("digits", x, x, x, None, None, None, (1, 8, 8), (0.0, 1.0), 0, "unlabelled digits")
+    still = make("aae-cluster", clusters=8, consistency_shift=0, consistency_rotation=0.0)
+    assert cluster_stability(still, dataset) == 1.0  # moves of size 0 change no item
+    shaken = make("aae-cluster", clusters=8, consistency_shift=3, consistency_rotation=90.0, consistency_scale=0.3)
+    stability = cluster_stability(shaken, dataset)
+    assert 0.0 < stability < 1.0
+    assert cluster_stability(shaken, dataset) == stability  # the seed fixes the moves
+    with pytest.raises(ValueError, match="cluster_stability"):
+        cluster_stability(make("ae"), dataset)
 
 
 def test_acai_network_pads_images_it_cannot_halve():

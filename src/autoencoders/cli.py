@@ -233,7 +233,7 @@ def train_command(
 def evaluate_command(
     run: Path = RunArg,
     data: Optional[str] = typer.Option(None, "--data", help="Evaluate on another dataset (default: the run's)."),
-    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: mse,l1,bce,hamming,psnr,ssim,nll,neg_elbo,kl,probe,kmeans,classification_error,cluster_error; generation: fid,kid,precision,recall (Inception), fid_domain,kid_domain,precision_domain,recall_domain,is (the dataset's classifier); disentanglement (sprites): mig,factor-score."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: mse,l1,bce,hamming,psnr,ssim,nll,neg_elbo,kl,probe,kmeans,classification_error,cluster_error,cluster_stability; generation: fid,kid,precision,recall (Inception), fid_domain,kid_domain,precision_domain,recall_domain,is (the dataset's classifier); disentanglement (sprites): mig,factor-score."),
     samples: int = typer.Option(1000, "--samples", "-k", help="Importance samples per item for nll."),
     split: str = typer.Option("test", "--split", help="train | val | test."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N items."),
@@ -253,6 +253,8 @@ def evaluate_command(
       autoencoders evaluate runs/vae --metrics nll -k 1000 --json
 
       autoencoders evaluate runs/aae-semi --metrics classification_error,probe,kmeans
+
+      autoencoders evaluate runs/clusters-seed1 --metrics cluster_stability --split val   # no labels: keep the most stable seed
 
       autoencoders evaluate runs/beta-tcvae-sprites --metrics mig,factor-score
 

@@ -2,7 +2,8 @@
 
 Reconstruction metrics (mse, l1, bce, hamming, psnr, ssim) work for every model; likelihood metrics
 (nll, neg_elbo, kl) for the VAE family; representation metrics (probe, kmeans) for every model on labelled
-data, classification_error and cluster_error for models with a label or cluster head. Generation metrics
+data, classification_error and cluster_error for models with a label or cluster head, and cluster_stability
+(label-free) for those models on images. Generation metrics
 (fid, kid, precision, recall on Inception features; fid_domain, kid_domain, precision_domain, recall_domain and
 is on the dataset's classifier) compare model samples (prior or latent-mixture sampler) with as many test items.
 Disentanglement metrics (mig, factor-score) score the codes against the known factors of the sprites data.
@@ -42,6 +43,8 @@ def default_metrics(model, item_shape: tuple[int, ...]) -> list[str]:
         names.append("classification_error")
     if model.name == "aae-cluster":
         names.append("cluster_error")
+        if len(item_shape) == 3:
+            names.append("cluster_stability")
     return names
 
 

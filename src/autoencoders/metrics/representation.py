@@ -1,4 +1,4 @@
-"""How useful the codes are, measured with the dataset's class labels (as in the ACAI paper, section 4).
+"""How useful the codes are, mostly measured with the dataset's class labels (as in the ACAI paper, section 4).
 
 - probe: a single linear layer (multinomial logistic regression) trained on the frozen, standardized codes
   of the training split; accuracy on the evaluated split.
@@ -7,6 +7,9 @@
 - classification_error: the error of a model's own label head (aae-semi).
 - cluster_error: each cluster of a model's cluster head (aae-cluster) is given the majority label of its
   training members; the error of those labels on the evaluated split (the AAE paper's protocol).
+- cluster_stability needs no labels: the share of items whose cluster (or class) stays the same when the item
+  is moved a little (the model's consistency moves). Clustering runs from different seeds differ a lot; the
+  most stable of them is the one to keep when no labels tell them apart (benchmarks/aae_mnist.py).
 """
 
 from __future__ import annotations
@@ -97,9 +100,28 @@ def cluster_error(model, dataset, split: str = "test", seed: int = 0) -> float:
     return float((majority[_predictions(model, dataset.split(split))] != labels).mean())
 
 
+@torch.no_grad()
+def cluster_stability(model, dataset, split: str = "test", seed: int = 0, draws: int = 5, batch_size: int = 1024) -> float:
+    """Share of the split's items that keep their cluster (or class) when moved, the mean over ``draws`` moves."""
+    if not hasattr(model, "move"):
+        raise ValueError(f"{model.name} has no cluster or label head to move items under; cluster_stability is for aae-cluster and aae-semi")
+    x = dataset.split(split)
+    clusters = torch.as_tensor(_predictions(model, x, batch_size))
+    device = next(model.parameters()).device
+    kept = 0
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for _ in range(draws):
+            for start in range(0, len(x), batch_size):
+                moved = model.move(x[start : start + batch_size].to(device))
+                kept += int((model.predict(moved).cpu() == clusters[start : start + batch_size]).sum())
+    return kept / (draws * len(x))
+
+
 REPRESENTATION_METRICS = {
     "probe": linear_probe_accuracy,
     "kmeans": kmeans_accuracy,
     "classification_error": classification_error,
     "cluster_error": cluster_error,
+    "cluster_stability": cluster_stability,
 }

@@ -340,6 +340,14 @@ class CategoricalAAE(Autoencoder):
         logits, style = self.heads(x)
         return torch.cat([logits.softmax(dim=1), style], dim=1)
 
+    def move(self, x: Tensor) -> Tensor:
+        """Images ``x`` each shifted, turned and resized at random within the consistency bounds."""
+        if x.dim() != 4:
+            raise ValueError(f"moves apply to images (batch, channels, height, width); got items of shape {tuple(x.shape[1:])}")
+        background = self.config.value_range[0]
+        moved = random_shift(x, self.config.consistency_shift, fill=background)
+        return random_rotate_scale(moved, self.config.consistency_rotation, self.config.consistency_scale, fill=background)
+
     def decode_raw(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         return self.decoder(z)
 
@@ -399,10 +407,7 @@ class CategoricalAAE(Autoencoder):
             imbalance = category_imbalance(codes[:, :k])
             losses.update(loss=losses["loss"] + self.config.category_balance * imbalance, imbalance=imbalance)
         if self.config.consistency and self.training:
-            background = self.config.value_range[0]
-            moved = random_shift(x, self.config.consistency_shift, fill=background)
-            moved = random_rotate_scale(moved, self.config.consistency_rotation, self.config.consistency_scale, fill=background)
-            divergence = consistency_divergence(codes[:, :k], self.heads(moved)[0])
+            divergence = consistency_divergence(codes[:, :k], self.heads(self.move(x))[0])
             losses.update(loss=losses["loss"] + self.config.consistency * divergence, consistency=divergence)
         return losses
 

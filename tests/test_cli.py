@@ -49,6 +49,9 @@ def test_train_records_settings_and_evaluate_prints_json(cvae_run):
     assert set(values) == {"mse", "psnr", "nll"}
     assert 0 < values["mse"] < 0.2 and values["nll"] > 0
     assert json.loads((cvae_run / "metrics.json").read_text())["psnr"] == values["psnr"]
+    validation = json.loads(invoke("evaluate", cvae_run, "--metrics", "psnr", "--split", "val", "--json").stdout)
+    saved = json.loads((cvae_run / "metrics.json").read_text())
+    assert saved["val/psnr"] == validation["psnr"] and saved["psnr"] == values["psnr"]  # the test split's stays
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")

@@ -96,7 +96,7 @@ def evaluate(
     sampler: str = "prior", generated: int = 10000, components: int = 10, device: str = "cpu",
 ) -> dict[str, Any]:
     """Evaluate a run folder on its own dataset (or ``data``) with the model on ``device``; writes ``metrics.json``
-    when ``save``."""
+    when ``save`` (names prefixed ``val/`` or ``train/`` for those splits)."""
     from autoencoders.data import load_dataset
     from autoencoders.io import atomic_write_json, load, load_run_data, read_config
 
@@ -122,5 +122,7 @@ def evaluate(
         import json
 
         previous = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-        atomic_write_json(metrics_path, {**previous, **results})
+        # another split's numbers are kept apart, so that they never replace or pass for the test split's
+        saved = results if split == "test" else {f"{split}/{name}": value for name, value in results.items()}
+        atomic_write_json(metrics_path, {**previous, **saved})
     return results

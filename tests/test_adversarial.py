@@ -10,10 +10,10 @@ import torch
 from sklearn.datasets import load_digits
 
 from autoencoders.data.batches import SemiSupervisedBatches
+from autoencoders.data.registry import Dataset
 from autoencoders.data.splits import balanced_subset
 from autoencoders.data.synthetic import render_lines
 from autoencoders.metrics.lines import score_interpolations, smoothness
-from autoencoders.data.registry import Dataset
 from autoencoders.metrics.representation import cluster_stability, matched_accuracy
 from autoencoders.models import MODELS
 from autoencoders.models.aae import (

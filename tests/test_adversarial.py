@@ -296,8 +296,13 @@ def test_lines_metrics_on_true_smooth_and_jumpy_interpolations():
     # a cross-fade of two lines is no line: far from every reference
     fade = torch.stack([(1 - t) * smooth[0] + t * smooth[-1] for t in torch.linspace(0, 1, steps)])
     assert score_interpolations(fade)["mean_distance"] > 20 * scores["mean_distance"]
-    # an interpolation that does not move scores 0; angles are unwrapped across 2π
-    assert smoothness(np.zeros((1, 5)))[0] == 0.0
+    # an interpolation that does not move has no score and counts as 0; when none moves there is no mean
+    assert np.isnan(smoothness(np.zeros((1, 5)))[0])
+    still = smooth[:1].expand(steps, -1, -1, -1, -1)
+    assert math.isnan(score_interpolations(still)["smoothness"])
+    half_still = torch.cat([jumpy[:, :3], still[:, 3:]], dim=1)
+    assert score_interpolations(half_still)["smoothness"] == pytest.approx((1 - 1 / 15) / 2, abs=0.01)
+    # angles are unwrapped across 2π
     assert smoothness(np.array([[6.0, 6.2, 6.4 - 2 * np.pi]]))[0] == pytest.approx(0.0, abs=1e-9)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -151,7 +152,8 @@ def test_benchmark_lines_and_semi_supervised_evaluation(tmp_path):
     assert result.exit_code == 0, result.output
     scores = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(scores) == {"lines_mean_distance", "lines_smoothness"}
-    assert 0 < scores["lines_mean_distance"] < 2 and 0 <= scores["lines_smoothness"] <= 1
+    # after 4 steps every mixture may decode to one line: then smoothness is undefined (NaN)
+    assert 0 < scores["lines_mean_distance"] < 2 and (math.isnan(scores["lines_smoothness"]) or 0 <= scores["lines_smoothness"] <= 1)
     assert json.loads((out / "metrics.json").read_text())["lines_pairs"] == 8
 
     semi = tmp_path / "semi"

@@ -186,7 +186,7 @@ def train_command(
 
       autoencoders train aae-semi --data mnist --labels 100 --seed 1
 
-      autoencoders train acai --data lines --arch acai --latent-dim 64 --max-steps 20000
+      autoencoders train acai --data lines --arch acai --latent-dim 64 --set scales=4 --max-steps 20000
 
       autoencoders train vae --data mnist-binary --arch conv --config vae.yaml --out runs/vae --resume
     """

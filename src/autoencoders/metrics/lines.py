@@ -5,7 +5,9 @@ interpolations are, on images where the true data manifold is known (one line pe
   reference lines at evenly spaced angles; averaged over all frames. Low means every frame is a line.
 - Smoothness: per interpolation, the angles of the nearest reference lines, unwrapped; the largest step
   over the total change, minus 1/(steps − 1) (the value of a perfectly even sweep); an interpolation whose
-  total change is below 1e-4 counts as 0. Low means the angle moves evenly from one end to the other.
+  total change is below 1e-4 has no score and counts as 0 in the mean, which is undefined (NaN) when no
+  interpolation moves, as in the paper's code: a model that decodes every mixture to one line is not smooth.
+  Low means the angle moves evenly from one end to the other.
 """
 
 from __future__ import annotations
@@ -40,14 +42,15 @@ def nearest_lines(frames: Tensor, references: Tensor, chunk: int = 2048) -> tupl
 
 
 def smoothness(angles: np.ndarray) -> np.ndarray:
-    """Smoothness of each interpolation from its (interpolations, steps) angles in radians."""
+    """Smoothness of each interpolation from its (interpolations, steps) angles in radians; NaN for one whose
+    angle does not move."""
     angles = np.unwrap(np.atleast_2d(angles), axis=-1)
     largest_step = np.abs(np.diff(angles, axis=-1)).max(axis=-1)
     total_change = np.abs(angles[:, -1] - angles[:, 0])
     steps = angles.shape[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         score = largest_step / total_change - 1 / (steps - 1)
-    return np.where(total_change > 1e-4, score, 0.0)
+    return np.where(total_change > 1e-4, score, np.nan)
 
 
 def score_interpolations(frames: Tensor, references: tuple[Tensor, Tensor] | None = None) -> dict[str, float]:
@@ -55,8 +58,10 @@ def score_interpolations(frames: Tensor, references: tuple[Tensor, Tensor] | Non
     angles, images = references or reference_lines()
     steps, pairs = frames.shape[:2]
     distance, index = nearest_lines(frames.transpose(0, 1).reshape(steps * pairs, -1), images)
-    nearest_angles = angles[index].reshape(pairs, steps).numpy()
-    return {"mean_distance": float(distance.mean()), "smoothness": float(smoothness(nearest_angles).mean())}
+    scores = smoothness(angles[index].reshape(pairs, steps).numpy())
+    moving = ~np.isnan(scores)
+    mean_smoothness = scores[moving].sum() / len(scores) if moving.any() else math.nan
+    return {"mean_distance": float(distance.mean()), "smoothness": float(mean_smoothness)}
 
 
 @torch.no_grad()

@@ -3,7 +3,7 @@
 Every model uses the same network (the paper's design, ``--arch acai``, at depth 8 to fit these CPUs), batch 64,
 Adam (lr ``--lr``), the same number of steps (``--steps``), ``--seeds`` seeds. ``--scales 4`` (the default) is the
 paper's network for lines: four halvings, 8-16-32-64-128 channels, a 2x2x16 = 64-number code; ``--scales 3`` (the
-earlier tables) stops at a 4x4x4 code, whose numbers each see a quarter of the image, so decoded mixtures fade
+earlier tables) stops at a 4x4x4 code, whose numbers each stand for one 8x8 patch, so decoded mixtures fade
 one line into the other instead of turning it. After training, ``autoencoders benchmark lines``' measure: 256
 pairs of test lines interpolated in 16 steps; Mean Distance (x 10^-3) and Smoothness, mean ± std over seeds
 (lower is better for both). A run whose

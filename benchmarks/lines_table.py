@@ -6,9 +6,8 @@ paper's network for lines: four halvings, 8-16-32-64-128 channels, a 2x2x16 = 64
 earlier tables) stops at a 4x4x4 code, whose numbers each stand for one 8x8 patch, so decoded mixtures fade
 one line into the other instead of turning it. After training, ``autoencoders benchmark lines``' measure: 256
 pairs of test lines interpolated in 16 steps; Mean Distance (x 10^-3) and Smoothness, mean ± std over seeds
-(lower is better for both). A run whose
-interpolations all stand still (every mixture decodes to one line) has no Smoothness, as in the paper's code;
-the table says so instead of counting it as perfectly smooth.
+(lower is better for both). A run whose interpolations all stand still (every mixture decodes to one line) has
+no Smoothness, as in the paper's code; the table says so instead of counting it as perfectly smooth.
 
 Models: ae, dropout AE (``ae --dropout 0.5`` on the code), dae (Gaussian noise, std 0.3 of the value range),
 vae (Gaussian decoder), aae (Gaussian prior; discriminator and regularization phase at lr 1e-4, the ACAI paper's
@@ -77,8 +76,11 @@ def network(scales: int) -> dict:
 
 def code_shape(scales: int) -> str:
     """channels x height x width of the code that ``scales`` halvings of a 32x32 line leave."""
-    side = 32 >> scales
-    return f"{LATENT_DIM // side**2}x{side}x{side}"
+    from autoencoders.nn.acai import bottom_size, latent_channels
+
+    line_shape = (1, 32, 32)
+    height, width = bottom_size(line_shape, scales)
+    return f"{latent_channels(LATENT_DIM, line_shape, scales)}x{height}x{width}"
 
 
 def read_runs() -> list[dict]:
@@ -196,7 +198,7 @@ def table(summary: dict) -> str:
             distance_text = f"**{distance_text}**"
         if smooth and smooth[0] == best_smooth:
             smooth_text = f"**{smooth_text}**"
-        if entry.get("still_seeds"):
+        if entry["still_seeds"]:
             smooth_text += f" ({entry['still_seeds']} of {len(entry['seeds'])} seeds: no interpolation moves)"
         lines.append(f"| {label} | {distance_text} | {smooth_text} | {len(entry['seeds'])} | {entry['train_minutes']:.1f} min, {entry['device']} |")
     lines.append(f"| acai, paper (262k steps, GPU) | {PAPER_ACAI[0]} | {PAPER_ACAI[1]} | | |")

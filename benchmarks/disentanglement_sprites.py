@@ -63,6 +63,9 @@ def run_one(name: str, seed: int, args) -> dict:
         if args.discriminator_steps != 1:  # runs from before this option had one discriminator update per batch
             settings["discriminator_steps"] = args.discriminator_steps
             folder += f"-dsteps{args.discriminator_steps}"
+        if args.code_memory:  # likewise: runs from before it drew from this batch's codes only
+            settings["code_memory"] = args.code_memory
+            folder += f"-memory{args.code_memory}"
     out = ROOT / "runs" / folder
     minutes = args.minutes_per_model
     started = time.perf_counter()
@@ -200,6 +203,8 @@ def main() -> None:
     parser.add_argument("--factor-gamma", type=float, default=None, help="FactorVAE's TC weight γ (default 35)")
     parser.add_argument("--discriminator-lr", type=float, default=None, help="FactorVAE's discriminator (default: --lr)")
     parser.add_argument("--discriminator-steps", type=int, default=1, help="FactorVAE's discriminator updates per batch")
+    parser.add_argument("--code-memory", type=int, default=0,
+                        help="FactorVAE's discriminator draws its codes from this many recent batches (0: this batch's)")
     parser.add_argument("--votes", type=int, default=100)
     parser.add_argument("--scale-items", type=int, default=2000, help="sprites that set each code dimension's scale")
     parser.add_argument("--threads", type=int, default=1)

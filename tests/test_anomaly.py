@@ -91,6 +91,37 @@ def test_rapp_whitens_the_fitted_differences_and_separates_other_digits(zeros_de
     assert few.rapp_directions_.shape[1] == 3 and few.fit_anomaly_scores_.mean() == pytest.approx(3, rel=0.02)
 
 
+def test_latent_distances_whitened_cosine_and_their_sum(zeros_detector, digits):
+    detector, _ = zeros_detector
+    images, labels = digits
+    normal, model = images[labels == 0], detector.model_
+
+    def fitted(distance):
+        return AnomalyDetector(model, score="latent", latent_distance=distance, neighbors=3).fit(normal)
+
+    with torch.no_grad():
+        codes, test_codes = (model.encode(torch.from_numpy(x)).double().numpy() for x in (normal, images))
+    # whitened: the fitted codes' view has the identity covariance, and its kNN distances are brute-force ones
+    whitened = fitted("whitened")
+    view = whitened._latent_view("whitened", codes)
+    np.testing.assert_allclose(np.cov(view, rowvar=False, bias=True), np.eye(view.shape[1]), atol=1e-6)
+    brute = np.sort(np.linalg.norm(whitened._latent_view("whitened", test_codes)[:, None] - view[None], axis=2), axis=1)
+    np.testing.assert_allclose(whitened.anomaly_score(images), brute[:, :3].mean(1), rtol=1e-6)
+    # cosine: one minus the cosine similarity to the 3 most similar fitted codes, by brute force
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    cosine = np.sort(1 - unit(test_codes) @ unit(codes).T, axis=1)[:, :3].mean(1)
+    np.testing.assert_allclose(fitted("cosine").anomaly_score(images), cosine, rtol=1e-6, atol=1e-12)
+    # a sum: each distance standardized by its scores on the fitted items (each left out of its neighbours)
+    singles = [fitted(distance) for distance in ("knn", "whitened", "cosine")]
+    expected = sum((one.anomaly_score(images) - one.fit_anomaly_scores_.mean()) / one.fit_anomaly_scores_.std() for one in singles)
+    combined = fitted("knn+whitened+cosine")
+    np.testing.assert_allclose(combined.anomaly_score(images), expected, rtol=1e-6)
+    assert auroc(combined.anomaly_score(images), labels != 0) > 0.9
+    for bad in ("knn+euclid", "knn+knn", "", None):
+        with pytest.raises(ValueError, match="knn, whitened, cosine, mahalanobis"):
+            AnomalyDetector(model, score="latent", latent_distance=bad).fit(normal)
+
+
 def test_contamination_flags_that_fraction_of_the_fitted_items(zeros_detector, digits):
     detector, _ = zeros_detector
     normal = digits[0][digits[1] == 0]
@@ -249,6 +280,11 @@ def test_detect_names_images_by_file_with_a_reference_set(zeros_detector, digits
     scores = pd.read_csv(tmp_path / "scores.csv").set_index("id")["anomaly_score"]
     assert sorted(scores.index) == sorted(picks)
     assert scores["more/seven.png"] > max(scores["zero_a.png"], scores["zero_b.png"])
+    result = invoke("detect", model_folder, "--data", folder, "--reference", tmp_path / "reference.npy",
+                    "-o", tmp_path / "latent.csv", "--score", "latent", "--latent-distance", "knn+whitened+cosine")
+    assert result.exit_code == 0, result.output
+    latent = pd.read_csv(tmp_path / "latent.csv").set_index("id")["anomaly_score"]
+    assert latent["more/seven.png"] > max(latent["zero_a.png"], latent["zero_b.png"])
 
 
 def test_detect_errors_are_one_line_messages(zeros_detector, tmp_path):
@@ -261,3 +297,7 @@ def test_detect_errors_are_one_line_messages(zeros_detector, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((4, 64), dtype=np.float32))
     result = invoke("detect", model_folder, "--data", tmp_path / "x.npy", "-o", tmp_path / "s.csv")
     assert result.exit_code == 2 and "--reference" in result.output
+    np.save(tmp_path / "images.npy", np.random.default_rng(0).uniform(size=(12, 1, 8, 8)).astype(np.float32))
+    result = invoke("detect", model_folder, "--data", tmp_path / "images.npy", "-o", tmp_path / "s.csv", "--score", "latent",
+                    "--latent-distance", "knn+angle", "--reference", tmp_path / "images.npy")
+    assert result.exit_code == 2 and "latent_distance must be one of" in result.output

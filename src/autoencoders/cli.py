@@ -737,6 +737,10 @@ def detect_command(
     reference: Optional[Path] = typer.Option(None, "--reference", help="Normal items to fit the detector on (default: the run's training data)."),
     reference_items: int = typer.Option(10000, "--reference-items", help="At most this many reference items."),
     neighbors: int = typer.Option(5, "--neighbors", help="latent score: mean distance to this many nearest reference codes."),
+    latent_distance: str = typer.Option(
+        "knn", "--latent-distance",
+        help="latent score: knn, whitened (kNN after whitening the codes), cosine, mahalanobis, or a sum such as knn+whitened+cosine.",
+    ),
     samples: int = typer.Option(1, "--samples", help="elbo score: >1 gives the importance-sampled bound."),
     pool: int = typer.Option(1, "--pool", help="recon score on images: average-pool the error over pool x pool patches."),
     data_dir: Optional[Path] = DataDirOpt,
@@ -751,6 +755,8 @@ def detect_command(
       autoencoders detect runs/ae --data new_rows.csv -o scores.csv --contamination 0.01
 
       autoencoders detect runs/vae --data photos/ -o scores.csv --score elbo --threshold 120
+
+      autoencoders detect runs/ae --data images/ -o scores.csv --score latent --latent-distance knn+whitened+cosine
     """
     if output.suffix.lower() != ".csv":
         _fail(f"-o must be a .csv file; got {output}")
@@ -759,7 +765,7 @@ def detect_command(
     frame = _guard(
         detect, run, data, score=score, threshold=threshold, contamination=contamination, quantile=quantile,
         id_column=id_column, reference=reference, reference_items=reference_items, data_dir=data_dir,
-        neighbors=neighbors, samples=samples, pool=pool,
+        neighbors=neighbors, latent_distance=latent_distance, samples=samples, pool=pool,
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(output, index=False)

@@ -48,6 +48,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=3000, help="training batches per class")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--neighbors", type=int, default=5)
+    parser.add_argument("--latent-distance", default=SUMMED_DISTANCES,
+                        help="the latent distances of the extra latent column and of the ensemble's latent part")
     parser.add_argument("--pool", type=int, default=4, help="recon score: error average-pooled over pool x pool patches")
     parser.add_argument("--components", type=int, default=256, help="rapp score: principal directions of the differences")
     parser.add_argument("--budget-minutes", type=float, default=80.0, help="wall-clock limit of the whole run")
@@ -75,10 +77,13 @@ def networks(spec: str) -> list[tuple[str, tuple[int, ...]]]:
     return [(arch, tuple(int(width) for width in widths.split("-"))) for arch, widths in pairs]
 
 
-# the columns of one network (each score alone, or the standardized sum of its parts)
+# the columns of one network (each score alone, or the standardized sum of its parts); "latent" is the kNN distance,
+# MULTI_LATENT the sum of the --latent-distance distances (an extra detector on the same network)
 NETWORK_SCORES = (("recon",), ("latent",), ("rapp",), ("recon", "rapp"), ("latent", "recon"))
+SUMMED_DISTANCES = "knn+whitened+cosine"
+MULTI_LATENT = "latent sum"
 # across networks: (arch, part) pairs joined by AnomalyEnsemble (each standardized by the fitted items' scores, summed)
-ENSEMBLE = (("mlp", "rapp"), ("conv", "latent"))
+ENSEMBLE = (("mlp", "rapp"), ("conv", MULTI_LATENT))
 
 
 def autoencoder_scores(train, test, args) -> tuple[dict[str, np.ndarray], dict[str, float]]:
@@ -97,9 +102,15 @@ def autoencoder_scores(train, test, args) -> tuple[dict[str, np.ndarray], dict[s
         models[arch], parts[arch] = detector.model_, detector.part_scores(test)
         for combination in NETWORK_SCORES:
             scores[f"{arch} {'+'.join(combination)}"] = detector.combine({part: parts[arch][part] for part in combination})
+        summed = AnomalyDetector(detector.model_, score="latent", latent_distance=args.latent_distance, **scoring).fit(train)
+        parts[arch][MULTI_LATENT] = scores[f"{arch} {MULTI_LATENT}"] = summed.anomaly_score(test)
     if all(arch in models for arch, _ in ENSEMBLE):
         # the library's ensemble on the networks trained above; the test items' parts are already scored
-        ensemble = AnomalyEnsemble([AnomalyDetector(models[arch], score=part, **scoring) for arch, part in ENSEMBLE]).fit(train)
+        ensemble = AnomalyEnsemble([
+            AnomalyDetector(models[arch], score="latent", latent_distance=args.latent_distance, **scoring) if part == MULTI_LATENT
+            else AnomalyDetector(models[arch], score=part, **scoring)
+            for arch, part in ENSEMBLE
+        ]).fit(train)
         scores[ENSEMBLE_NAME] = ensemble.combine([parts[arch][part] for arch, part in ENSEMBLE])
     return scores, seconds
 
@@ -180,6 +191,7 @@ def breast_cancer_split(features: np.ndarray, target: np.ndarray, seed: int) -> 
 
 # (row name, score, latent distance)
 TABLE_SCORES = (("recon", "recon", "knn"), ("latent", "latent", "knn"), ("latent mahalanobis", "latent", "mahalanobis"),
+                ("latent knn+whitened+cosine", "latent", "knn+whitened+cosine"),
                 ("rapp", "rapp", "knn"), ("recon+latent", "recon+latent", "knn"), ("recon+rapp", "recon+rapp", "knn"))
 NO_MODEL = "distance to the mean (no model)"
 
@@ -240,7 +252,9 @@ def markdown(results: dict) -> str:
         f"network ({described}; "
         f"latent {settings['latent_dim']}, {settings['steps']} steps of {settings['batch_size']} per class), scores "
         f"`recon` (mean squared error, pooled over {settings['pool']}x{settings['pool']} patches), `latent` (mean distance "
-        f"to the {settings['neighbors']} nearest training codes), `rapp` (RaPP's NAP: hidden-layer differences between "
+        f"to the {settings['neighbors']} nearest training codes), `{MULTI_LATENT}` (latent distances "
+        f"{settings.get('latent_distance', SUMMED_DISTANCES)} to the {settings['neighbors']} nearest training codes, each "
+        f"standardized by its scores on the fitted items and summed; whitened: after whitening the codes), `rapp` (RaPP's NAP: hidden-layer differences between "
         f"an image and its reconstruction, whitened along {settings['components']} principal directions); a+b is the sum "
         f"of the parts, each standardized by its scores on the fitted items, and {ENSEMBLE_NAME} is such a sum across "
         f"networks: {' + '.join(f'{arch} {part}' for arch, part in ENSEMBLE)}. CPU budget: 1 thread on a 2-core "

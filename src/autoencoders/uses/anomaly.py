@@ -374,11 +374,13 @@ class AnomalyDetector(_OutlierDetector):
 
         distances = parse_latent_distance(self.latent_distance)
         if any(distance in NEIGHBOUR_DISTANCES for distance in distances) and len(codes) <= self.neighbors:
-            raise ValueError(f"the latent nearest-neighbour score needs more than neighbors={self.neighbors} fitted items; got {len(codes)}")
-        self.latent_mean_ = codes.mean(0)
+            raise ValueError(
+                f"the latent nearest-neighbour score needs more than neighbors={self.neighbors} fitted items; got {len(codes)}"
+            )
         if "whitened" in distances:
             # whitening along the principal directions of the fitted codes; directions they (almost) never vary
             # along carry no usable scale and are left out, as in RaPP
+            self.latent_mean_ = codes.mean(0)
             centred = torch.from_numpy(codes - self.latent_mean_)
             singular, directions = _principal_directions(centred)
             keep = singular > singular[0] * RAPP_RELATIVE_CUTOFF

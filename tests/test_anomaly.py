@@ -117,6 +117,8 @@ def test_latent_distances_whitened_cosine_and_their_sum(zeros_detector, digits):
     combined = fitted("knn+whitened+cosine")
     np.testing.assert_allclose(combined.anomaly_score(images), expected, rtol=1e-6)
     assert auroc(combined.anomaly_score(images), labels != 0) > 0.9
+    with pytest.raises(ValueError, match="needs more than neighbors=5 fitted items; got 5"):
+        AnomalyDetector(model, score="latent", latent_distance="mahalanobis+cosine", neighbors=5).fit(normal[:5])
     for bad in ("knn+euclid", "knn+knn", "", None):
         with pytest.raises(ValueError, match="knn, whitened, cosine, mahalanobis"):
             AnomalyDetector(model, score="latent", latent_distance=bad).fit(normal)

@@ -173,7 +173,7 @@ def table(results: list[dict], args) -> str:
             f"| {name} | {settings} | {mig:.3f}{spread} | {score:.3f} | {mean_tc(runs)} | "
             f"{np.mean([run['test_recon_nats'] for run in runs]):.1f} | "
             f"{np.mean([run['active_dims_kl_over_0.1'] for run in runs]):.1f} | {runs[0]['steps']} | "
-            f"{np.mean([run['train_seconds'] for run in runs]) / 60:.1f} | {len(runs)} |"
+            f"{np.mean([run['train_seconds'] for run in runs]) / 60:.1f} | {seed_text(runs)} |"
         )
     notes = [
         f"{run['model']} (seed {run['seed']}) stopped at the time cap after {run['steps']} of {planned_steps(run)} steps"
@@ -201,6 +201,14 @@ def table(results: list[dict], args) -> str:
         ) + "."
     )
     return header + "\n\n" + "\n".join(lines) + ("\n\n" + "; ".join(notes) + "." if notes else "")
+
+
+def seed_text(runs: list[dict]) -> str:
+    """Which seeds a row averages, "0-4" for a run of them, else listed: a row of picked seeds must say so."""
+    seeds = sorted(run["seed"] for run in runs)
+    if len(seeds) == 1:
+        return str(seeds[0])
+    return f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ", ".join(map(str, seeds))
 
 
 def mean_tc(runs: list[dict]) -> str:

@@ -20,6 +20,10 @@ its logit on the next batch's codes, the TC estimate, turns negative while its a
 stays near 0.9 (benchmarks/disentanglement_sprites.py). ``code_memory`` > 0 keeps the detached codes of that many
 recent batches, and each update draws its joint and its permuted codes from all of them: the TC estimate then
 stays positive, though on sprites it did not raise MIG (3000 steps, one seed per setting).
+
+At budgets far below the paper's 300k steps, a smaller, faster discriminator did better on sprites: at 30000
+steps, 3 × 256 units at learning rate 1e-3 with 5 updates per batch reached a mean MIG of 0.105 over 5 seeds.
+3 × 1000 units at 1e-4 with one update reached 0.027 over 2 seeds, with the stratified TC left at 8-10 nats.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ from typer.testing import CliRunner
 
 import autoencoders
 from autoencoders.cli import app
+from autoencoders.models.base import ModelConfig
 from autoencoders.uses.anomaly import AnomalyDetector, AnomalyEnsemble, auroc
+from autoencoders.uses.rotation import RotationPredictor, quarter_turns
 
 TINY = {"latent_dim": 4, "hidden": (32,), "max_steps": 150, "batch_size": 32}
 
@@ -220,7 +222,7 @@ def test_ensemble_errors_are_clear(zeros_detector, digits):
 def test_bad_settings_and_inputs_are_clear_errors(zeros_detector, digits):
     detector, _ = zeros_detector
     images, labels = digits
-    with pytest.raises(ValueError, match="recon, elbo, latent, rapp"):
+    with pytest.raises(ValueError, match="recon, elbo, latent, rapp, rotation"):
         AnomalyDetector(detector.model_, score="reconstruction").fit(images)
     with pytest.raises(ValueError, match="contamination"):
         AnomalyDetector(detector.model_, contamination=0.9).fit(images)
@@ -238,6 +240,38 @@ def test_bad_settings_and_inputs_are_clear_errors(zeros_detector, digits):
         detector.predict(np.full((2, 64), np.nan))
     with pytest.raises(ValueError, match="one item"):
         detector.predict(images[0, 0, 0])
+
+
+def test_rotation_score_learns_the_turns_of_the_fitted_class_and_flags_other_digits(digits):
+    images, labels = digits
+    sevens = images[labels == 7]
+    fit, held_out = sevens[:120], torch.from_numpy(sevens[120:])
+    detector = AnomalyDetector("ae", score="latent+rotation", arch="conv", hidden=(16, 32), latent_dim=8, max_steps=300).fit(fit)
+    predictor = detector.rotation_predictor_
+    assert predictor.config.arch == "conv" and predictor.config.hidden == (16, 32)  # the model's encoder architecture
+    with torch.no_grad():  # held-out sevens: the turn each was given is read back
+        turns = predictor(quarter_turns(held_out)).argmax(1)
+    assert (turns == torch.arange(4).repeat_interleave(len(held_out))).float().mean() > 0.9
+    parts = detector.part_scores(images)
+    assert auroc(parts["rotation"], labels != 7) > 0.9
+    # upside down, a held-out seven is the anomaly: the score is about orientation, which codes of upright items miss
+    upside_down = torch.rot90(held_out, 2, dims=(2, 3)).numpy()
+    rotation = detector.rotation_predictor_.scores(torch.from_numpy(np.concatenate([held_out.numpy(), upside_down])))
+    assert auroc(rotation, np.r_[np.zeros(len(held_out)), np.ones(len(held_out))]) > 0.95
+    (latent_mean, latent_std), (rotation_mean, rotation_std) = detector.score_scales_["latent"], detector.score_scales_["rotation"]
+    expected = (parts["latent"] - latent_mean) / latent_std + (parts["rotation"] - rotation_mean) / rotation_std
+    np.testing.assert_allclose(detector.anomaly_score(images), expected, rtol=1e-6)
+
+
+def test_rotation_score_refuses_what_quarter_turns_would_reshape(digits):
+    images, _ = digits
+    with pytest.raises(ValueError, match=r"square images \(C, H, H\); got items of shape \(5,\)"):
+        AnomalyDetector("ae", score="rotation").fit(np.random.default_rng(0).random((50, 5)))  # before any training
+    with pytest.raises(ValueError, match=r"got items of shape \(1, 8, 6\)"):
+        AnomalyDetector("ae", score="recon+rotation", arch="conv").fit(images[:40, :, :, :6])
+    # a model whose code is a map: the predictor takes the conv encoder, whose code is a flat vector
+    predictor = RotationPredictor(ModelConfig(input_shape=(1, 8, 8), latent_dim=4, arch="spatial", hidden=(8,)))
+    assert predictor.config.arch == "conv" and predictor(torch.zeros(2, 1, 8, 8)).shape == (2, 4)
 
 
 # -- the command ---------------------------------------------------------------------------------------------

@@ -729,7 +729,7 @@ def detect_command(
     run: Path = RunArg,
     data: Path = typer.Option(..., "--data", help="Items to score: a .csv/.parquet table, a folder of images, or a .npy array."),
     output: Path = typer.Option(Path("scores.csv"), "-o", "--output", help="CSV: id, anomaly_score, outlier (1/0)."),
-    score: str = typer.Option("recon", "--score", help="recon, elbo (VAE family), latent, rapp (hidden-layer differences, RaPP), or a sum such as recon+rapp."),
+    score: str = typer.Option("recon", "--score", help="recon, elbo (VAE family), latent, rapp (hidden-layer differences, RaPP), rotation (self-supervised quarter-turn prediction, square images), or a sum such as latent+rotation."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Flag items whose anomaly score exceeds this."),
     contamination: Optional[float] = typer.Option(None, "--contamination", help="Flag this fraction of the items (0.05: the top 5%)."),
     quantile: float = typer.Option(0.99, "--quantile", help="Else flag items above this quantile of the reference items' scores."),

@@ -22,7 +22,12 @@ the data it was fitted on each new item is:
   (and of the codes) are whitened by the principal directions of the fitted items' differences (all whose
   singular value is at least 1e-3 of the largest, or the top ``components`` by a randomized SVD, which is
   faster for wide encoders) and summed in squares. An item the autoencoder moves towards the normal data
-  differs from its reconstruction in what the encoder has learned to see, not only pixel by pixel.
+  differs from its reconstruction in what the encoder has learned to see, not only pixel by pixel;
+- ``"rotation"``: self-supervised, for square images (``autoencoders.uses.rotation``): a network of the
+  model's encoder architecture, trained in ``fit`` on the fitted items (``max_steps``/``epochs``,
+  ``batch_size``, ``lr``) to tell which of four quarter-turns an item was given; the score is the sum over the
+  turns of -log p(turn | turned item). Weak alone, it adds what codes miss: on Fashion-MNIST
+  ``"latent+rotation"`` ranks anomalies better than the latent distances alone.
 
 Scores join with ``+`` (``score="recon+latent"``): each part is standardized by the mean and standard
 deviation of its scores on the fitted items and the standardized parts are summed, so no part dominates by
@@ -47,11 +52,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from autoencoders.uses.rotation import check_rotatable
+
 SCORES = {
     "recon": "mean squared reconstruction error per feature",
     "elbo": "negative ELBO (samples=1) or negative importance-sampled log-likelihood bound (VAE family)",
     "latent": "distance of the code to the fitted items' codes (k nearest neighbours or Mahalanobis)",
     "rapp": "hidden-layer differences between the item and its reconstruction, whitened (RaPP's NAP)",
+    "rotation": "how badly a network trained on the fitted items tells which quarter-turn an image was given",
 }
 RAPP_RELATIVE_CUTOFF = 1e-3  # singular values below this fraction of the largest are left out of the whitening
 # the encoder's layers whose outputs RaPP compares: each nonlinearity ends a layer
@@ -277,8 +285,11 @@ class AnomalyDetector(_OutlierDetector):
 
         parts = self._check_parameters()
         items = as_items(X)
-        if "elbo" in parts and isinstance(self.model, str) and self.model in MODELS:
-            _check_likelihood(MODELS[self.model], self.model)  # before training, not after
+        if isinstance(self.model, str) and self.model in MODELS:  # before training, not after
+            if "elbo" in parts:
+                _check_likelihood(MODELS[self.model], self.model)
+            if "rotation" in parts:
+                check_rotatable(tuple(items.shape[1:]))
         self.model_, self.standardization_ = self._fitted_model(items)
         items = self._model_input(items)
         if "elbo" in parts:
@@ -287,6 +298,8 @@ class AnomalyDetector(_OutlierDetector):
             self._fit_latent(self._codes(items))
         if "rapp" in parts:
             self._fit_rapp(items)
+        if "rotation" in parts:
+            self._fit_rotation(items)
         raw = {part: self._raw_scores(part, items, fitted=True) for part in parts}
         self.score_scales_ = {part: _scale(values) for part, values in raw.items()}
         self._set_threshold(self._combine(raw))
@@ -459,12 +472,25 @@ class AnomalyDetector(_OutlierDetector):
         centred = self._pathway_differences(items) - self.rapp_mean_
         return ((centred @ self.rapp_directions_) / self.rapp_scales_).pow(2).sum(1).numpy()
 
+    def _fit_rotation(self, items: Tensor) -> None:
+        from autoencoders.uses.rotation import train_rotation_predictor
+
+        check_rotatable(tuple(self.model_.config.input_shape))
+        batch_size = int(self.batch_size or 64)
+        max_steps = self.max_steps or (self.epochs or 10) * math.ceil(len(items) / batch_size)
+        self.rotation_predictor_ = train_rotation_predictor(
+            self.model_.config, items, max_steps=int(max_steps), batch_size=batch_size, lr=self.lr or 1e-3,
+            seed=self.seed, device=self.device,
+        )
+
     @torch.no_grad()
     def _raw_scores(self, part: str, items: Tensor, fitted: bool = False) -> np.ndarray:
         if part == "latent":
             return self._latent_scores(items, fitted)
         if part == "rapp":
             return self._rapp_scores(items)
+        if part == "rotation":
+            return self.rotation_predictor_.scores(items, self.batch)
         values = []
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)  # the ELBO's samples: the same scores every call

@@ -294,8 +294,10 @@ def markdown(results: dict) -> str:
         f"(a network of the {ROTATION_NETWORK} encoder's architecture, trained {settings['steps']} steps on the class to "
         f"tell which of four quarter-turns an image was given; -log p of the right turn, summed over the turns), "
         f"alone and added to {ROTATION_NETWORK} {MULTI_LATENT} (`AnomalyDetector(score=\"latent+rotation\")`). CPU budget: 1 thread on a 2-core "
-        f"machine shared with other jobs, whole run ≤ "
-        f"{settings['budget_minutes']:g} min wall ({results.get('wall_minutes', '?')} min used).",
+        f"machine shared with other jobs, "
+        + (f"one run per dataset side by side (--merge), each ≤ {settings['budget_minutes']:g} min wall (the last "
+           f"written took {results.get('wall_minutes', '?')} min)." if settings.get("merge") else
+           f"whole run ≤ {settings['budget_minutes']:g} min wall ({results.get('wall_minutes', '?')} min used)."),
         "",
     ]
     for name, per_class in results["images"].items():

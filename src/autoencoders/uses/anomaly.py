@@ -52,7 +52,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from autoencoders.uses.rotation import check_rotatable
+from autoencoders.uses.rotation import check_rotatable, train_rotation_predictor
 
 SCORES = {
     "recon": "mean squared reconstruction error per feature",
@@ -473,8 +473,6 @@ class AnomalyDetector(_OutlierDetector):
         return ((centred @ self.rapp_directions_) / self.rapp_scales_).pow(2).sum(1).numpy()
 
     def _fit_rotation(self, items: Tensor) -> None:
-        from autoencoders.uses.rotation import train_rotation_predictor
-
         check_rotatable(tuple(self.model_.config.input_shape))
         batch_size = int(self.batch_size or 64)
         max_steps = self.max_steps or (self.epochs or 10) * math.ceil(len(items) / batch_size)

@@ -12,6 +12,10 @@ the turns of normal digits are themselves unsure.
 
 The predictor is trained by the library's training module like any model: ``players()`` names its one
 optimizer's share and ``loss`` is the cross-entropy over the four turns of each batch.
+
+Its scores of the items it was trained on run lower than those of new normal items (it has seen them), so when
+the score is standardized by the fitted items' scores, in a sum such as ``latent+rotation``, this part weighs
+more than an equal share. The benchmark's numbers use this weighting as it is.
 """
 
 from __future__ import annotations

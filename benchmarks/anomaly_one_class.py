@@ -4,8 +4,8 @@ Images: for each class, the detector is fitted on that class of the training set
 scores the whole test set; the other nine classes are the anomalies. AUROC per class and its mean, for the
 library's ``AnomalyDetector`` (per class, one trained autoencoder for each of ``--networks``: an MLP and a
 convolutional one by default; their reconstruction, latent and RaPP scores, sums of them, an ensemble of
-both networks, and the self-supervised rotation score alone and added to the conv network's latent sum) and, in the same run on the same data, PCA reconstruction error (32 components) and
-IsolationForest on the pixels. Table: scikit-learn's breast-cancer data, benign tumours as the normal
+both networks, and the self-supervised rotation score alone and added to the conv network's latent sum) and,
+in the same run on the same data, PCA reconstruction error (32 components) and IsolationForest on the pixels. Table: scikit-learn's breast-cancer data, benign tumours as the normal
 class (70 % to fit), malignant ones held out as the anomalies, over ``--table-splits`` random splits; against PyOD's AutoEncoder and VAE (extra
 ``[anomaly]``) or, without PyOD, IsolationForest only.
 

@@ -475,9 +475,9 @@ class AnomalyDetector(_OutlierDetector):
     def _fit_rotation(self, items: Tensor) -> None:
         check_rotatable(tuple(self.model_.config.input_shape))
         batch_size = int(self.batch_size or 64)
-        max_steps = self.max_steps or (self.epochs or 10) * math.ceil(len(items) / batch_size)
         self.rotation_predictor_ = train_rotation_predictor(
-            self.model_.config, items, max_steps=int(max_steps), batch_size=batch_size, lr=self.lr or 1e-3,
+            self.model_.config, items, max_steps=training_steps(self.max_steps, self.epochs, len(items), batch_size),
+            batch_size=batch_size, lr=self.lr or 1e-3,
             seed=self.seed, device=self.device,
         )
 
@@ -614,6 +614,11 @@ def _standardize(items: Tensor, standardization: dict[str, list[float]]) -> Tens
     return (items - mean) / std
 
 
+def training_steps(max_steps: int | None, epochs: int | None, items: int, batch_size: int) -> int:
+    """Batches to train on: ``max_steps``, else ``epochs`` passes over the items (default 10)."""
+    return int(max_steps) if max_steps is not None else (epochs or 10) * math.ceil(items / batch_size)
+
+
 def train_on_items(
     model_name: str,
     items: Tensor,
@@ -642,8 +647,7 @@ def train_on_items(
         value_range=(0.0, 1.0) if unit_images else (low, max(high, low + 1.0)),
     )
     config = model_settings(model_name, data, {key: value for key, value in settings.items() if value is not None})
-    if max_steps is None:
-        max_steps = (epochs or 10) * math.ceil(len(items) / batch_size)
+    max_steps = training_steps(max_steps, epochs, len(items), batch_size)
     with torch.random.fork_rng(devices=[]):  # the caller's random streams stay as they were
         torch.manual_seed(seed)
         model = build_model(model_name, config)

@@ -55,8 +55,6 @@ class RotationPredictor(nn.Module):
     default channels, since the classifier reads a flat vector.
     """
 
-    name = "rotation-predictor"
-
     def __init__(self, config: ModelConfig):
         super().__init__()
         check_rotatable(tuple(config.input_shape))
@@ -85,13 +83,12 @@ class RotationPredictor(nn.Module):
         """The anomaly score of each item: the sum over the four turns of -log p(turn | turned item)."""
         self.eval()
         device = next(self.parameters()).device
+        turns = torch.arange(QUARTER_TURNS, device=device)
         values = []
         for chunk in items.split(batch):
-            chunk = chunk.to(device)
-            values.append(sum(
-                -F.log_softmax(self(torch.rot90(chunk, turn, dims=(2, 3))), dim=1)[:, turn]
-                for turn in range(QUARTER_TURNS)
-            ).cpu())
+            # (turn given, item, turn predicted): the log-probability of the right turn is the diagonal over turns
+            log_p = F.log_softmax(self(quarter_turns(chunk.to(device))), dim=1).view(QUARTER_TURNS, len(chunk), QUARTER_TURNS)
+            values.append(-log_p[turns, :, turns].sum(0).cpu())
         return torch.cat(values).double().numpy()
 
 

@@ -19,11 +19,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from autoencoders.errors import InputError
+
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-class ModelFileError(Exception):
+class ModelFileError(InputError):
     """A saved model that cannot be loaded, with what is wrong and what to do."""
 
 

@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING
 import constriction
 import numpy as np
 
+from autoencoders.errors import InputError
+
 if TYPE_CHECKING:
     import torch
 
@@ -57,7 +59,7 @@ ESCAPE_BITS = 16  # escaped values go out as two uniform 16-bit halves of a zigz
 BATCH = 1024
 
 
-class CompressionError(ValueError):
+class CompressionError(InputError):
     """A file or request that cannot be (de)compressed, with what is wrong and what to do (a ValueError, so
     the CLI reports it like any other bad input)."""
 

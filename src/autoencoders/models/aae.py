@@ -30,6 +30,8 @@ the category, not the style code, holds what such moves leave unchanged.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import itertools
 import math
 from dataclasses import dataclass
@@ -140,6 +142,10 @@ class AAEConfig(ModelConfig):
     discriminator_lr: float | None = None  # None: the training learning rate
     generator_lr: float | None = None  # the encoder's regularization phase; None: the training learning rate
     discriminator_r1: float = 0.0  # weight of the R1 gradient penalty on the discriminator (0: none)
+
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        **ModelConfig.bounds, "components": (1, 2**12), "discriminator_hidden": (1, 2**16),
+    }
 
 
 def check_resize_bound(name: str, scale: float) -> None:
@@ -433,6 +439,8 @@ class AAESemiConfig(CategoricalAAEConfig):
     label_shift: int = 0  # images: the classifier phase moves each labelled item by up to this many pixels
     label_rotation: float = 0.0  # images: ... and turns it by up to this many degrees
     label_scale: float = 0.0  # images: ... and resizes it by a factor within 1 ± this
+
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {**CategoricalAAEConfig.bounds, "labels": (1, 2**40)}
 
 
 class AAESemi(CategoricalAAE):

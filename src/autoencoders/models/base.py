@@ -8,6 +8,7 @@ generic training module steps, each on its own loss, in order, every batch.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable
 
@@ -15,9 +16,18 @@ import torch
 from torch import Tensor, nn
 
 
+# Bounds that keep a setting from a file or a flag from allocating or looping without end before anything else
+# can check it: integers not named in a config's ``bounds`` lie in [0, MAX_INT_SETTING].
+MAX_INT_SETTING = 2**20
+MAX_ITEM_NUMBERS = 2**26  # numbers in one item (input_shape's product): a 3 x 4096 x 4096 image is 2**25.6
+
+
 @dataclass
 class ModelConfig:
-    """Fields every family shares. Families subclass it and add their own (``beta``, ``noise`` ...)."""
+    """Fields every family shares. Families subclass it and add their own (``beta``, ``noise`` ...).
+
+    Every field is checked against its annotation and ``bounds`` when the config is made, so a bad value from a
+    flag or a ``config.json`` is refused with its name before any network is built."""
 
     input_shape: tuple[int, ...] = (1, 28, 28)
     latent_dim: int = 16
@@ -30,30 +40,91 @@ class ModelConfig:
     value_range: tuple[float, float] = (0.0, 1.0)  # of the data; corruption and pictures use it
     num_classes: int = 0  # > 0 for label-conditioned models
 
+    # (lowest, highest) allowed value of numeric fields, and of each entry of integer tuples; subclasses extend it
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "input_shape": (1, MAX_ITEM_NUMBERS), "latent_dim": (1, MAX_INT_SETTING), "hidden": (1, 2**16),
+        "depth": (1, 2**16), "scales": (1, 16), "num_classes": (0, MAX_INT_SETTING),
+    }
+
+    def __post_init__(self) -> None:
+        check_settings(self, type(self).bounds, "setting")
+        if not 1 <= len(self.input_shape) <= 4 or math.prod(self.input_shape) > MAX_ITEM_NUMBERS:
+            raise ValueError(
+                f"setting input_shape is an item's shape of 1 to 4 sides with at most {MAX_ITEM_NUMBERS} numbers "
+                f"(e.g. [1, 28, 28]); got {short_repr(self.input_shape)}"
+            )
+        if len(self.hidden) > 64:
+            raise ValueError(f"setting hidden lists at most 64 layer widths; got {len(self.hidden)}")
+        low, high = self.value_range
+        if not low < high:
+            raise ValueError(f"setting value_range is [lowest, highest] of the data, lowest < highest; got {list(self.value_range)}")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(known))
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
-                f"unknown setting(s) {', '.join(unknown)} for {cls.__name__}; "
-                f"known: {', '.join(sorted(known))}"
+                f"unknown setting(s) {', '.join(map(short_repr, unknown))} for {cls.__name__}; known: {', '.join(sorted(known))}"
             )
-        refuse_text_numbers(known, values)
-        cleaned = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        return cls(**cleaned)
+        return cls(**values)
 
 
-def refuse_text_numbers(fields: dict[str, dataclasses.Field], values: dict[str, Any], kind: str = "setting") -> None:
-    """Refuse a number given as text ("4e-4"): it would otherwise fail far away, inside an optimizer."""
-    for name, value in values.items():
-        # annotations are text here ("float | None")
-        kinds = {part.strip() for part in str(fields[name].type).split("|")}
-        if isinstance(value, str) and kinds & {"int", "float"} and "str" not in kinds:
-            raise ValueError(f"{kind} {name} takes a number ({fields[name].type}); got the text {value!r}")
+def short_repr(value: Any, width: int = 60) -> str:
+    """A value's repr cut to ``width`` characters: a message stays one line, whatever a file held."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _fits(kind: str, value: Any) -> bool:
+    """Whether ``value`` is of ``kind``, one alternative of a field's annotation (as text)."""
+    if kind == "None":
+        return value is None
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "tuple[int, ...]":
+        return isinstance(value, (list, tuple)) and all(_fits("int", entry) for entry in value)
+    if kind == "tuple[float, float]":
+        return isinstance(value, (list, tuple)) and len(value) == 2 and all(_fits("float", entry) for entry in value)
+    return True  # annotations this check does not know (dicts, modules) are the family's own business
+
+
+KIND_NAMES = {
+    "None": "null", "bool": "true or false", "int": "an integer", "float": "a finite number", "str": "text",
+    "tuple[int, ...]": "a list of integers", "tuple[float, float]": "a list of two finite numbers",
+}
+
+
+def check_settings(config: Any, bounds: dict[str, tuple[float, float]], kind: str) -> None:
+    """Check every field of the dataclass ``config`` against its annotation and ``bounds``; a list becomes a tuple
+    where the field is one. Integers without bounds lie in [0, MAX_INT_SETTING]. Raises ValueError naming the
+    field, what it takes and what it got."""
+    for field_ in dataclasses.fields(config):
+        name, value = field_.name, getattr(config, field_.name)
+        kinds = [part.strip() for part in str(field_.type).split("|")]  # annotations are text here
+        if not any(_fits(option, value) for option in kinds):
+            if isinstance(value, str) and {"int", "float"} & set(kinds):
+                raise ValueError(f"{kind} {name} takes a number ({field_.type}); got the text {short_repr(value)}")
+            wanted = " or ".join(KIND_NAMES.get(option, option) for option in kinds)
+            raise ValueError(f"{kind} {name} takes {wanted}; got {short_repr(value)}")
+        if isinstance(value, list):
+            value = tuple(value)
+            setattr(config, name, value)
+        entries = value if isinstance(value, tuple) else (value,)
+        numbers = [entry for entry in entries if isinstance(entry, (int, float)) and not isinstance(entry, bool)]
+        integers = all(isinstance(entry, int) for entry in numbers)
+        low, high = bounds.get(name, (0, MAX_INT_SETTING) if integers else (-math.inf, math.inf))
+        if any(not low <= entry <= high for entry in numbers):
+            raise ValueError(f"{kind} {name} must lie in [{low}, {high}]; got {short_repr(value)}")
 
 
 @dataclass

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -92,6 +92,10 @@ class BetaTCVAEConfig(VAEConfig):
     gamma: float = 1.0  # weight of the dimension-wise KL
     estimator: str = "mss"  # mss (minibatch-stratified) | mws (minibatch-weighted)
     dataset_size: int = 0  # N, the number of training items; filled from the training data
+
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        **VAEConfig.bounds, "dataset_size": (0, 2**40),
+    }
 
 
 class BetaTCVAE(VAE):

@@ -19,6 +19,8 @@ distortion are those of the compressed file.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import math
 from dataclasses import dataclass
 
@@ -37,6 +39,10 @@ MIN_LIKELIHOOD = 1e-9
 class CompressiveAEConfig(ModelConfig):
     rate_weight: float = 0.01  # λ: distortion units traded for one bit per item
     mixture_components: int = 3  # logistics per latent dimension in the entropy model
+
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        **ModelConfig.bounds, "mixture_components": (1, 64),
+    }
 
 
 class FactorizedDensity(nn.Module):

@@ -28,6 +28,8 @@ steps, 3 × 256 units at learning rate 1e-3 with 5 updates per batch reached a m
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import itertools
 from dataclasses import dataclass
 
@@ -64,6 +66,10 @@ class FactorVAEConfig(VAEConfig):
     discriminator_lr: float | None = 1e-4  # None: the training learning rate
     discriminator_steps: int = 1  # discriminator updates per batch (the paper: 1)
     code_memory: int = 0  # recent batches whose codes the discriminator draws from (0: this batch's only, the paper)
+
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        **VAEConfig.bounds, "discriminator_hidden": (1, 2**16), "discriminator_steps": (1, 1000), "code_memory": (0, 10_000),
+    }
 
 
 class FactorVAE(VAE):

@@ -23,7 +23,7 @@ the IWAE bound with ``iwae_samples``, importance-sampled log p(x)) is the VAE fa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -42,6 +42,10 @@ class HVAEConfig(VAEConfig):
     stochastic_layers: int = 2
     ladder_width: int = 256  # width of the deterministic bottom-up and top-down paths between layers
     merge: str = "precision"  # precision (LVAE) | residual (NVAE): how q combines bottom-up and top-down
+
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        **VAEConfig.bounds, "stochastic_layers": (1, 16), "ladder_width": (1, 2**16),
+    }
 
 
 class LayerDraw(NamedTuple):

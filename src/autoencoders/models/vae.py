@@ -47,6 +47,10 @@ class VAEConfig(ModelConfig):
     iwae_samples: int = 1  # K: 1 trains on the ELBO, K > 1 on the K-sample importance-weighted bound
     free_bits: float = 0.0  # nats of KL per stochastic layer (batch mean) left unpenalised (Kingma et al. 2016)
 
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        **ModelConfig.bounds, "kl_warmup_steps": (0, 2**40), "iwae_samples": (1, 10_000),
+    }
+
 
 class VariationalAutoencoder(Autoencoder):
     """What every VAE-family model shares: the decoder's likelihood, the KL schedule, the ELBO and IWAE

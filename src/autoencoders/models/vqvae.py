@@ -29,6 +29,8 @@ with ``decode_vectors``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import itertools
 import math
 import warnings
@@ -61,6 +63,11 @@ class VQVAEConfig(ModelConfig):
     prior_layers: int = 8  # gated layers; the first has a 7x7 kernel, the others 3x3
     prior_lr: float | None = None  # None: the training learning rate
     temperature: float = 1.0  # sampling: the prior's logits are divided by it (< 1: safer, less varied)
+
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        **ModelConfig.bounds, "codebook_size": (2, 2**16), "residual_blocks": (0, 64), "prior_start": (1, 2**40),
+        "prior_layers": (1, 64), "prior_channels": (1, 2**16),
+    }
 
 
 # -- the network -------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +53,10 @@ class VRNNConfig(ModelConfig):
     feature_size: int = 64  # φx, φz and the hidden layers of prior, posterior and decoder
     sample_length: int = 0  # steps ``sample`` generates; 0: the training sequences' length
     min_scale: float = 1e-3  # Gaussian decoder: floor of the output scale, so the likelihood stays bounded
+
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        **ModelConfig.bounds, "state_size": (1, 2**16), "feature_size": (1, 2**16),
+    }
 
 
 def gaussian_kl_between(mean_q: Tensor, log_var_q: Tensor, mean_p: Tensor, log_var_p: Tensor) -> Tensor:

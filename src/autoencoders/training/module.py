@@ -17,9 +17,12 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 import torch
 from torch import Tensor
 
+from autoencoders.errors import InputError
 
-class NonFiniteLossError(RuntimeError):
-    """A loss term became NaN or infinite; training stops before the bad step is applied."""
+
+class NonFiniteLossError(InputError):
+    """A loss term became NaN or infinite; training stops before the bad step is applied. Settings or data
+    cause it (a learning rate too high, values out of range), so it is reported like any bad input."""
 
 
 def make_optimizer(parameters, lr: float, betas: tuple[float, float], weight_decay: float) -> torch.optim.Optimizer:
@@ -132,8 +135,8 @@ class AutoencoderModule(pl.LightningModule):
         bad = [key for key, value in terms.items() if not math.isfinite(float(value.detach()))]
         raise NonFiniteLossError(
             f"step {self.step}: loss term(s) {', '.join(bad)} of player {player!r} became non-finite. "
-            "The step was not applied and the last checkpoint was kept. Try a lower learning rate (--lr), "
-            "gradient clipping, a smaller beta, or check the data for NaN/inf values and its value range."
+            "The step was not applied. Try a lower learning rate (--lr), gradient clipping, a smaller beta, "
+            "or check the data for NaN/inf values and its value range."
         )
 
     # -- validation ------------------------------------------------------------------------------------

@@ -9,24 +9,36 @@ Settings come in three groups, all recorded in the run's ``config.json``:
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from autoencoders.io import ModelFileError, atomic_write_bytes, atomic_write_json, read_config, save_model
+from autoencoders.training.folder import claim_run_folder
+
+log = logging.getLogger("autoencoders")
 
 LOGGERS = ("csv", "tensorboard", "mlflow")
+LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
 # what a finished run adds to its "training" entry in config.json, beside the settings
 OUTCOME_KEYS = ("steps_done", "epochs_done", "seconds", "stopped_early")
+DURATION_UNITS = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass
 class TrainingConfig:
+    """Trainer settings, each checked when the config is made (from flags, ``--set training.*`` or a run's
+    ``config.json``), before any data is read or tensor allocated."""
+
     batch_size: int = 64
     epochs: int | None = None  # None with no max_steps: 10
     max_steps: int | None = None
-    max_time: str | None = None  # wall-clock budget "DD:HH:MM:SS"; training stops when it is spent
+    max_time: str | float | None = None  # wall-clock budget: "DD:HH:MM:SS", "90s", "15min", "1h" or seconds
     lr: float = 1e-3
     lr_schedule: str = "constant"  # constant | cosine (to zero over max_steps or max_time, whichever ends the run)
     weight_decay: float = 0.0
@@ -41,6 +53,53 @@ class TrainingConfig:
     log_every: int = 50  # steps between logged training losses
     val_batch_size: int = 1024
     progress: bool = True
+
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "batch_size": (1, 2**24), "epochs": (1, 2**40), "max_steps": (1, 2**40), "lr": (0.0, 1e3),
+        "weight_decay": (0.0, 1e3), "seed": (0, 2**32 - 1), "patience": (1, 2**20), "devices": (1, 4096),
+        "num_nodes": (1, 65536), "log_every": (1, 2**40), "val_batch_size": (1, 2**24),
+    }
+
+    def __post_init__(self) -> None:
+        from autoencoders.models.base import check_settings
+
+        check_settings(self, self.bounds, "training setting")
+        if self.max_time is not None:
+            self.max_time = parse_duration(self.max_time)
+        for name, value, choices in (
+            ("logger", self.logger, LOGGERS), ("lr_schedule", self.lr_schedule, LR_SCHEDULES),
+            ("precision", self.precision, PRECISIONS),
+        ):
+            if value not in choices:
+                raise ValueError(f"unknown training setting {name} {value!r}; choose one of {', '.join(choices)}")
+        if self.epochs is None and self.max_steps is None:
+            self.epochs = 10
+
+
+def parse_duration(value: str | float) -> str:
+    """A wall-clock budget as Lightning's "DD:HH:MM:SS", from that form (or HH:MM:SS, MM:SS), from a number of
+    seconds, or from text such as "90s", "15min", "1h", "1h30min", "2d"."""
+    seconds: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        if re.fullmatch(r"\d+(:\d+){1,3}", text):
+            parts = [int(part) for part in text.split(":")]
+            seconds = float(sum(part * unit for part, unit in zip(reversed(parts), (1, 60, 3600, 86400))))
+        elif re.fullmatch(r"(\d+(\.\d+)?(d|h|min|m|sec|s))+", text):
+            seconds = sum(
+                float(number) * DURATION_UNITS[unit] for number, _, unit in re.findall(r"(\d+(\.\d+)?)(d|h|min|m|sec|s)", text)
+            )
+        elif re.fullmatch(r"\d+(\.\d+)?", text):
+            seconds = float(text)
+    if seconds is None or not 1 <= seconds <= 365 * 86400:
+        raise ValueError(
+            f"training setting max_time is a duration from 1 s to a year, as DD:HH:MM:SS, 90s, 15min, 1h or 1h30min; "
+            f"got {value!r}"
+        )
+    whole = round(seconds)
+    return f"{whole // 86400:02d}:{whole % 86400 // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 def parse_settings(settings: dict[str, Any] | None) -> tuple[dict, dict, dict]:
@@ -59,34 +118,16 @@ def parse_settings(settings: dict[str, Any] | None) -> tuple[dict, dict, dict]:
 
 
 def training_config(values: dict[str, Any]) -> TrainingConfig:
-    from autoencoders.models.base import refuse_text_numbers
-
-    known = {field.name: field for field in dataclasses.fields(TrainingConfig)}
-    unknown = sorted(set(values) - set(known))
+    known = {field.name for field in dataclasses.fields(TrainingConfig)}
+    unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    refuse_text_numbers(known, values, "training setting")
-    config = TrainingConfig(**values)
-    if config.logger not in LOGGERS:
-        raise ValueError(f"unknown logger {config.logger!r}; choose one of {', '.join(LOGGERS)}")
-    if config.lr_schedule not in ("constant", "cosine"):
-        raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; choose constant or cosine")
-    if config.epochs is None and config.max_steps is None:
-        config.epochs = 10
-    return config
+        raise ValueError(f"unknown training setting(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
+    return TrainingConfig(**values)
 
 
 def model_settings(model_name: str, dataset, requested: dict[str, Any]) -> dict[str, Any]:
     """The dataset fills what the model must know about the data; the user's settings come on top."""
-    from autoencoders.models import MODELS
-
-    if model_name not in MODELS:
-        import difflib
-
-        close = difflib.get_close_matches(model_name, MODELS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(MODELS)}.{hint}")
-    cls = MODELS[model_name]
+    cls = model_class(model_name)
     is_unit_image = len(dataset.item_shape) == 3 and tuple(dataset.value_range) == (0.0, 1.0)
     settings: dict[str, Any] = {
         "input_shape": tuple(dataset.item_shape),
@@ -130,12 +171,14 @@ def train(
     settings: dict[str, Any] | None = None,
     progress: bool | None = None,
     resume: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Train ``model`` on ``data`` and write a run folder; returns its path.
 
     ``settings`` holds further model fields (``beta``), ``data.*`` options and ``training.*`` settings.
-    With ``resume=True`` the run in ``out`` continues from ``checkpoints/last.ckpt`` with its saved
-    settings (``epochs``/``max_steps`` may be raised).
+    With ``resume=True`` the run in ``out`` continues from ``checkpoints/last.ckpt`` (``best.ckpt`` when the last
+    one is missing) with its saved settings (``epochs``/``max_steps`` may be raised). A folder that holds a run is
+    refused unless it is resumed or ``overwrite=True`` replaces it; a folder in training is refused.
     """
     from autoencoders.data import load_dataset
 
@@ -152,22 +195,24 @@ def train(
             raise ValueError("--resume needs the run folder (--out DIR) to continue")
         out = Path(out)
         saved = read_config(out)
-        checkpoint = out / "checkpoints" / "last.ckpt"
-        if not checkpoint.exists():
-            raise ModelFileError(f"{out} has no checkpoints/last.ckpt to resume from; start the run again without --resume")
         extend = {key: training_requested[key] for key in ("epochs", "max_steps", "progress") if key in training_requested}
         run_config = {**saved, "training": {**saved["training"], **extend}}
-        data_config = saved["data"]
-        dataset = load_dataset(
-            data_config["name"], data_dir=data_dir or data_config.get("data_dir"), seed=data_config["seed"],
-            limit=data_config.get("limit"), **data_config.get("options", {}),
-        )
-    else:
-        out = Path(out) if out is not None else _unique_run_folder(model, data)
-        checkpoint = None
-        training = training_config(training_requested)
+        training_config({k: v for k, v in run_config["training"].items() if k not in OUTCOME_KEYS})
+        with claim_run_folder(out, resume=True):
+            checkpoint = resume_checkpoint(out)
+            data_config = saved["data"]
+            dataset = load_dataset(
+                data_config["name"], data_dir=run_data_dir(data_config, data_dir), seed=data_config["seed"],
+                limit=data_config.get("limit"), **data_config.get("options", {}),
+            )
+            return _fit(run_config, dataset, out, checkpoint)
+
+    out = Path(out) if out is not None else _unique_run_folder(model, data)
+    training = training_config(training_requested)
+    requested = {"arch": arch, "hidden": tuple(hidden) if hidden else None, "latent_dim": latent_dim, **model_requested}
+    check_model_settings(model, requested)
+    with claim_run_folder(out, overwrite=overwrite):
         dataset = load_dataset(data, data_dir=data_dir, seed=training.seed, limit=limit, **data_options)
-        requested = {"arch": arch, "hidden": tuple(hidden) if hidden else None, "latent_dim": latent_dim, **model_requested}
         run_config = {
             "model": {"name": model, "config": model_settings(model, dataset, requested)},
             "data": {
@@ -180,23 +225,63 @@ def train(
             },
             "training": dataclasses.asdict(training),
         }
-    return _fit(run_config, dataset, out, checkpoint)
+        return _fit(run_config, dataset, out, None)
+
+
+def resume_checkpoint(out: Path) -> Path:
+    """``checkpoints/last.ckpt``, or ``best.ckpt`` when the last one's first write never finished."""
+    last, best = out / "checkpoints" / "last.ckpt", out / "checkpoints" / "best.ckpt"
+    if last.exists():
+        return last
+    if best.exists():
+        log.warning("%s is missing (its write was interrupted); resuming from %s", last, best.name)
+        return best
+    raise ModelFileError(
+        f"{out} has no checkpoint to resume from (checkpoints/last.ckpt or best.ckpt); "
+        "start the run again with --overwrite"
+    )
+
+
+def run_data_dir(data_config: dict[str, Any], data_dir: str | Path | None) -> str | Path | None:
+    """Where a run's dataset is looked for: the user's ``data_dir`` or ``$AUTOENCODERS_DATA`` first; the folder the
+    run recorded is only a hint (a shared run folder must not choose what this machine reads)."""
+    from autoencoders.data.files import DATA_ENV
+
+    chosen = data_dir or os.environ.get(DATA_ENV) or data_config.get("data_dir")
+    if chosen and not Path(str(data_config.get("name", ""))).suffix:  # a named dataset, not a file of the user's
+        source = "--data-dir" if data_dir else f"${DATA_ENV}" if os.environ.get(DATA_ENV) else "the folder the run recorded"
+        log.info("reading dataset %s from %s (%s)", data_config.get("name"), chosen, source)
+    return chosen
+
+
+def check_model_settings(model_name: str, requested: dict[str, Any]) -> None:
+    """Refuse an unknown family or a bad model setting before any data is read (the data fills in shapes later)."""
+    model_class(model_name).config_class.from_dict({key: value for key, value in requested.items() if value is not None})
+
+
+def model_class(model_name: str):
+    from autoencoders.models import MODELS
+
+    if model_name not in MODELS:
+        import difflib
+
+        close = difflib.get_close_matches(model_name, MODELS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(MODELS)}.{hint}")
+    return MODELS[model_name]
 
 
 def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None) -> Path:
+    import warnings
+
     import lightning.pytorch as pl
-    import torch
 
     from autoencoders import __version__
     from autoencoders.io import build_model
     from autoencoders.training.callbacks import build_callbacks, build_loggers
-    from autoencoders.training.checkpoints import AtomicCheckpointIO
+    from autoencoders.training.checkpoints import AtomicCheckpointIO, load_checkpoint
     from autoencoders.training.data import TensorDataModule
-    from autoencoders.training.module import AutoencoderModule
-
-    import logging
-
-    import warnings
+    from autoencoders.training.module import AutoencoderModule, NonFiniteLossError
 
     # Lightning's start-up banner (accelerator lines, tips) and these notices are noise in a library call:
     # short runs log less often than log_every, a resumed run appends to its own metrics.csv
@@ -240,7 +325,15 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
     metrics_path = out / "metrics.csv"
     earlier_metrics = metrics_path.read_text() if checkpoint is not None and metrics_path.exists() else None
     started = time.perf_counter()
-    trainer.fit(module, datamodule=data, ckpt_path=checkpoint)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=checkpoint)
+    except NonFiniteLossError as error:
+        last = out / "checkpoints" / "last.ckpt"
+        kept = (
+            f"Its last checkpoint {last} is kept: fix the data and --resume, or start again with --overwrite and other settings"
+            if last.exists() else "No checkpoint had been written yet: start again with --overwrite and other settings"
+        )
+        raise NonFiniteLossError(f"{error} {kept}.") from None
     if earlier_metrics is not None and trainer.is_global_zero:
         _prepend_metrics(metrics_path, earlier_metrics)
     seconds = time.perf_counter() - started + run_config["training"].get("seconds", 0.0)
@@ -248,7 +341,7 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
     if training.patience is not None:  # early stopping: keep the best weights, not the last
         best = out / "checkpoints" / "best.ckpt"
         if best.exists():
-            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+            state = load_checkpoint(best)["state_dict"]
             module.load_state_dict(state)
     run_config["training"].update(
         steps_done=module.step, epochs_done=trainer.current_epoch, seconds=round(seconds, 2),

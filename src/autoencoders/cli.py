@@ -3,15 +3,49 @@
 from __future__ import annotations
 
 import functools
+import logging
 import re
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
+
+# what a user can fix: one line, exit code 2 (InputError is a ValueError; the others name a path or a missing extra)
+BAD_INPUT = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError, ImportError)
+REPORT_URL = "the project's issue tracker"
+
+
+class GuardedGroup(TyperGroup):
+    """Every command runs inside the one error path: bad input ends in a one-line message and exit code 2, a
+    failure of the library in one line that says to report it and exit code 1; ``--debug`` shows the traceback."""
+
+    def invoke(self, context: typer.Context) -> Any:
+        try:
+            return super().invoke(context)
+        except (typer.Exit, typer.Abort, typer.TyperException):  # the command line's own exits and usage errors
+            raise
+        except KeyboardInterrupt:
+            console.print("[bold red]interrupted[/]; a run continues with `autoencoders train ... --out DIR --resume`")
+            raise typer.Exit(code=130) from None
+        except Exception as error:  # noqa: BLE001 - the one place every command's errors end
+            if (context.obj or {}).get("debug"):
+                raise
+            message = " ".join(str(error).split()) or type(error).__name__
+            if isinstance(error, BAD_INPUT):
+                _fail(message)
+            console.print(
+                f"[bold red]internal error:[/] {type(error).__name__}: {message}\n"
+                f"This is a bug of autoencoders; rerun with --debug for the traceback and report it to {REPORT_URL}."
+            )
+            raise typer.Exit(code=1) from None
+
 
 app = typer.Typer(
+    cls=GuardedGroup,
     help="Train, evaluate and use autoencoders.\n\n"
     "Example: autoencoders train vae --data digits --epochs 20 --out runs/vae-digits && "
     "autoencoders report runs/vae-digits",
@@ -21,6 +55,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True, soft_wrap=True)  # error messages stay whole for grep and logs
+
+
+@app.callback()
+def options(
+    context: typer.Context,
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error (also AUTOENCODERS_DEBUG=1)."),
+) -> None:
+    """Options of every command."""
+    import os
+
+    context.obj = {"debug": debug or os.environ.get("AUTOENCODERS_DEBUG", "") not in ("", "0")}
+    library = logging.getLogger("autoencoders")  # the library's notes (where data is read from, a resume's checkpoint)
+    if not any(isinstance(handler, NoteHandler) for handler in library.handlers):
+        library.addHandler(NoteHandler())
+        library.setLevel(logging.INFO)
+
+
+class NoteHandler(logging.Handler):
+    def emit(self, record) -> None:
+        console.print(f"[dim]note:[/] {record.getMessage()}", markup=True, highlight=False)
+
 
 RunArg = typer.Argument(..., help="A run folder (written by `autoencoders train`) or a saved-model folder.")
 DataDirOpt = typer.Option(None, "--data-dir", help="Folder holding dataset files (else $AUTOENCODERS_DATA, then the cache).")
@@ -69,23 +124,6 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
             _fail(f"--set takes key=value (e.g. --set beta=4 or --set data.binarization=fixed); got {item!r}")
         settings[key.strip()] = _yaml(value)
     return settings
-
-
-def _guard(function, *args, **kwargs):
-    """Run a library call, turning the library's clear errors into a one-line message and exit code 2."""
-    from autoencoders.io import ModelFileError
-
-    errors: tuple[type[BaseException], ...] = (ValueError, ModelFileError, FileNotFoundError, ImportError)
-    try:
-        from autoencoders.data import DataError
-
-        errors += (DataError,)
-    except ImportError:
-        pass
-    try:
-        return function(*args, **kwargs)
-    except errors as error:
-        _fail(str(error))
 
 
 @app.command("models")
@@ -165,6 +203,7 @@ def train_command(
     set_: list[str] = typer.Option([], "--set", help="key=value: a model field (beta=4), data.* or training.* setting."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/MODEL-DATA)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run in --out (its files are removed first); without it a run folder is never overwritten."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N items of each split."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
     evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Evaluate on the test split at the end."),
@@ -217,15 +256,14 @@ def train_command(
 
     from autoencoders.training.run import train
 
-    run = _guard(
-        train, model, options.pop("data", None) or "", options.pop("out", None), settings=settings,
-        progress=False if no_progress else None, resume=resume, **options,
+    run = train(model, options.pop("data", None) or "", options.pop("out", None), settings=settings,
+        progress=False if no_progress else None, resume=resume, overwrite=overwrite, **options,
     )
     console.print(f"[bold green]trained[/] {model}: run folder [bold]{run}[/]")
     if evaluate:
         from autoencoders.metrics import evaluate as evaluate_run
 
-        _print_metrics(f"test metrics of {run}", _guard(evaluate_run, run, data_dir=data_dir))
+        _print_metrics(f"test metrics of {run}", evaluate_run(run, data_dir=data_dir))
     print(run)
 
 
@@ -234,14 +272,14 @@ def evaluate_command(
     run: Path = RunArg,
     data: Optional[str] = typer.Option(None, "--data", help="Evaluate on another dataset (default: the run's)."),
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated: mse,l1,bce,hamming,psnr,ssim,nll,neg_elbo,kl,probe,kmeans,classification_error,cluster_error,cluster_stability; generation: fid,kid,precision,recall (Inception), fid_domain,kid_domain,precision_domain,recall_domain,is (the dataset's classifier); disentanglement (sprites): mig,factor-score."),
-    samples: int = typer.Option(1000, "--samples", "-k", help="Importance samples per item for nll."),
+    samples: int = typer.Option(1000, "--samples", "-k", min=1, help="Importance samples per item for nll."),
     split: str = typer.Option("test", "--split", help="train | val | test."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N items."),
     data_dir: Optional[Path] = DataDirOpt,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object {metric: value} on stdout."),
     sampler: str = typer.Option("prior", "--sampler", help="Generation metrics: prior | gmm (a Gaussian mixture fitted on training codes; names get _gmm)."),
-    generated: int = typer.Option(10000, "--generated", help="Generation metrics: N samples against the first N items of the split."),
-    components: int = typer.Option(10, "--components", help="Gaussian components of the gmm sampler."),
+    generated: int = typer.Option(10000, "--generated", min=1, help="Generation metrics: N samples against the first N items of the split."),
+    components: int = typer.Option(10, "--components", min=1, help="Gaussian components of the gmm sampler."),
     device: str = typer.Option("cpu", "--device", help="Where the model runs: cpu | cuda (a GPU; probe and k-means still fit on the CPU)."),
 ) -> None:
     """Evaluate a trained model; results are also saved to RUN/metrics.json.
@@ -271,8 +309,7 @@ def evaluate_command(
     if sampler not in SAMPLERS:
         _fail(f"--sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
     names = [name.strip() for name in metrics.split(",") if name.strip()] if metrics else None
-    results = _guard(
-        evaluate, run, metrics=names, data=data, split=split, samples=samples, data_dir=data_dir, limit=limit,
+    results = evaluate(run, metrics=names, data=data, split=split, samples=samples, data_dir=data_dir, limit=limit,
         sampler=sampler, generated=generated, components=components, device=device,
     )
     if as_json:
@@ -323,14 +360,14 @@ def _text_alphabet(run: Path) -> str | None:
     """The alphabet of a run trained on text (one-hot characters), else None."""
     from autoencoders.io import read_config
 
-    preprocessing = ((_guard(read_config, run).get("data") or {}).get("preprocessing")) or {}
+    preprocessing = ((read_config(run).get("data") or {}).get("preprocessing")) or {}
     return preprocessing.get("alphabet") if preprocessing.get("kind") == "characters" else None
 
 
 @app.command("sample")
 def sample_command(
     run: Path = RunArg,
-    n: int = typer.Option(64, "-n", help="Number of samples."),
+    n: int = typer.Option(64, "-n", min=1, help="Number of samples."),
     output: Optional[Path] = typer.Option(
         None, "-o", "--output", help="A .png (image grid, or line plots of series), a .txt (text models: each sample then a line of 8 dashes) or a .npy array "
         "(default samples.png, samples.txt for text models).",
@@ -338,7 +375,7 @@ def sample_command(
     label: Optional[int] = typer.Option(None, "--label", help="Class to draw (conditional models)."),
     seed: int = typer.Option(0, "--seed"),
     sampler: str = typer.Option("prior", "--sampler", help="prior (the model's) | gmm (a Gaussian mixture fitted on training codes: any autoencoder)."),
-    components: int = typer.Option(10, "--components", help="Gaussian components of the gmm sampler."),
+    components: int = typer.Option(10, "--components", min=1, help="Gaussian components of the gmm sampler."),
     data_dir: Optional[Path] = DataDirOpt,
 ) -> None:
     """Draw new items from a generative model's prior, or from a Gaussian mixture fitted on any model's codes.
@@ -356,12 +393,12 @@ def sample_command(
 
     if sampler not in SAMPLERS:
         _fail(f"--sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
-    model = _guard(load, run)
+    model = load(run)
     if not model.generative and sampler == "prior":
         from autoencoders.catalog import GENERATIVE
 
         _fail(f"{model.name!r} has no prior to sample from; use --sampler gmm, or train one of: {', '.join(sorted(GENERATIVE))}")
-    samples = _guard(sample_run, run, n, sampler, label, components, seed, data_dir)
+    samples = sample_run(run, n, sampler, label, components, seed, data_dir)
     alphabet = _text_alphabet(run)
     output = output or Path("samples.txt" if alphabet else "samples.png")
     _save_picture(samples, output, model.config.value_range, alphabet=alphabet)
@@ -371,7 +408,7 @@ def sample_command(
 def _test_items(run: Path, n: int, data_dir, offset: int = 0):
     from autoencoders.io import load_run_data
 
-    dataset = _guard(load_run_data, run, data_dir=data_dir)
+    dataset = load_run_data(run, data_dir=data_dir)
     labels = dataset.test_labels
     return dataset.test[offset : offset + n], None if labels is None else labels[offset : offset + n]
 
@@ -380,7 +417,7 @@ def _test_items(run: Path, n: int, data_dir, offset: int = 0):
 def reconstruct_command(
     run: Path = RunArg,
     output: Path = typer.Option(Path("reconstructions.png"), "-o", "--output"),
-    n: int = typer.Option(16, "-n", help="Number of test items."),
+    n: int = typer.Option(16, "-n", min=1, help="Number of test items."),
     data_dir: Optional[Path] = DataDirOpt,
 ) -> None:
     """Picture test items (top of each pair) above their reconstructions.
@@ -390,7 +427,7 @@ def reconstruct_command(
     from autoencoders.io import load
     from autoencoders.plots import reconstruction_grid
 
-    model = _guard(load, run)
+    model = load(run)
     x, y = _test_items(run, n, data_dir)
     y = y if model.conditional else None
     reconstruction_grid(x, model.reconstruct(x, y), tuple(model.config.value_range)).save(output)
@@ -401,8 +438,8 @@ def reconstruct_command(
 def interpolate_command(
     run: Path = RunArg,
     output: Path = typer.Option(Path("interpolation.png"), "-o", "--output", help="A .png strip or a .npy array (pairs, steps, ...)."),
-    pairs: int = typer.Option(4, "--pairs", help="Rows: pairs of test items (without --from/--to)."),
-    steps: int = typer.Option(10, "--steps", help="Frames per row, endpoints included."),
+    pairs: int = typer.Option(4, "--pairs", min=1, help="Rows: pairs of test items (without --from/--to)."),
+    steps: int = typer.Option(10, "--steps", min=2, help="Frames per row, endpoints included."),
     start: Optional[str] = typer.Option(None, "--from", help="Start items: test-set indices or image files (3 or a.png or 3,a.png)."),
     end: Optional[str] = typer.Option(None, "--to", help="End items, as many as --from: one row per pair."),
     mode: str = typer.Option("linear", "--mode", help="linear (a straight line) or slerp (a great-circle arc)."),
@@ -429,7 +466,7 @@ def interpolate_command(
         _fail(f"--mode must be one of {', '.join(INTERPOLATION_MODES)}; got {mode!r}")
     if (start is None) != (end is None):
         _fail("give both --from and --to (or neither, to interpolate between test items)")
-    model = _guard(load, run)
+    model = load(run)
     if start is None:
         x, y = _test_items(run, 2 * pairs, data_dir)
         x1, x2, y1, y2 = x[:pairs], x[pairs:], *((None, None) if y is None else (y[:pairs], y[pairs:]))
@@ -465,7 +502,7 @@ def _chosen_items(run: Path, model, text: str, option: str, label: int | None, d
     if any(part.isdigit() for part in parts):
         from autoencoders.io import load_run_data
 
-        dataset = _guard(load_run_data, run, data_dir=data_dir)
+        dataset = load_run_data(run, data_dir=data_dir)
         test, labels = dataset.test, dataset.test_labels
     items, item_labels = [], []
     for part in parts:
@@ -477,7 +514,7 @@ def _chosen_items(run: Path, model, text: str, option: str, label: int | None, d
         elif Path(part).is_file():
             if len(model.config.input_shape) != 3:
                 _fail(f"{option}: {part} is a file, but the model takes items of shape {tuple(model.config.input_shape)}, not images; give test-set indices")
-            items.append(_guard(read_image, part, model.config.input_shape, model.config.value_range, resize=True))
+            items.append(read_image(part, model.config.input_shape, model.config.value_range, resize=True))
             item_labels.append(None if label is None else torch.tensor(label))
         else:
             _fail(f"{option}: {part!r} is neither a test-set index nor an image file")
@@ -506,12 +543,12 @@ def encode_command(
     from autoencoders.data import load_dataset
     from autoencoders.io import load, load_run_data, read_config
 
-    model = _guard(load, run)
+    model = load(run)
     if data is None:
-        dataset = _guard(load_run_data, run, data_dir=data_dir)
+        dataset = load_run_data(run, data_dir=data_dir)
     else:
         preprocessing = read_config(run)["data"].get("preprocessing") or None
-        dataset = _guard(load_dataset, data, data_dir=data_dir, preprocessing=preprocessing)
+        dataset = load_dataset(data, data_dir=data_dir, preprocessing=preprocessing)
     x, y = dataset.split(split), dataset.labels(split)
     with torch.no_grad():
         codes = torch.cat([
@@ -547,7 +584,7 @@ def decode_command(
 
     from autoencoders.io import load
 
-    model = _guard(load, run)
+    model = load(run)
     if not codes.exists():
         _fail(f"{codes} does not exist")
     if codes.suffix in (".parquet", ".pq"):
@@ -603,7 +640,7 @@ def style_transfer_command(
 
     from autoencoders.io import load
 
-    model = _guard(load, run)
+    model = load(run)
     if not hasattr(model, "style_transfer") or not model.conditional:
         _fail(f"style transfer needs a supervised AAE (autoencoders train aae --supervised); {run} is a {model.name}")
     classes = _label_list(labels, model.config.num_classes)
@@ -611,7 +648,7 @@ def style_transfer_command(
     if all(part.isdigit() for part in parts):
         from autoencoders.io import load_run_data
 
-        test = _guard(load_run_data, run, data_dir=data_dir).test
+        test = load_run_data(run, data_dir=data_dir).test
         if max(map(int, parts)) >= len(test):
             _fail(f"--source indices must be below the test set's {len(test)} items")
         x = test[[int(part) for part in parts]]
@@ -621,7 +658,7 @@ def style_transfer_command(
             _fail(f"--source: {', '.join(missing)} is neither a test-set index nor an image file")
         from autoencoders.data.inputs import read_items
 
-        x = _guard(read_items, parts, model.config.input_shape, model.config.value_range, resize=True).values
+        x = read_items(parts, model.config.input_shape, model.config.value_range, resize=True).values
     frames = model.style_transfer(x, torch.tensor(classes))  # (sources, labels, *shape)
     grid = torch.cat([x.unsqueeze(1), frames], dim=1).flatten(0, 1)
     _save_picture(grid, output, model.config.value_range, nrow=len(classes) + 1)
@@ -631,11 +668,11 @@ def style_transfer_command(
 @app.command("augment")
 def augment_command(
     run: Path = RunArg,
-    n: int = typer.Option(..., "-n", help="Number of synthetic items, balanced over the classes."),
+    n: int = typer.Option(..., "-n", min=1, help="Number of synthetic items, balanced over the classes."),
     output: Path = typer.Option(..., "-o", "--output", help="A folder (PNG files in one folder per class) or a .npz (x, y)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Classes to generate: 0-9 or 1,3,5 (default all)."),
     sampler: str = typer.Option("prior", "--sampler", help="prior | gmm (a Gaussian mixture fitted on training codes)."),
-    components: int = typer.Option(10, "--components", help="Gaussian components of the gmm sampler."),
+    components: int = typer.Option(10, "--components", min=1, help="Gaussian components of the gmm sampler."),
     seed: int = typer.Option(0, "--seed"),
     data_dir: Optional[Path] = DataDirOpt,
 ) -> None:
@@ -655,9 +692,9 @@ def augment_command(
 
     if sampler not in SAMPLERS:
         _fail(f"--sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
-    model = _guard(load, run)
+    model = load(run)
     classes = None if labels is None or not model.sample_classes else _label_list(labels, model.sample_classes)
-    path = _guard(augment_run, run, n, output, classes, sampler, components, seed, data_dir)
+    path = augment_run(run, n, output, classes, sampler, components, seed, data_dir)
     console.print(f"wrote {n} labelled samples to {path}")
     print(path)
 
@@ -679,7 +716,7 @@ def compress_command(
     """
     from autoencoders.uses.compress import compress_files
 
-    count, size = _guard(compress_files, run, inputs, output, step=step, data_dir=data_dir)
+    count, size = compress_files(run, inputs, output, step=step, data_dir=data_dir)
     console.print(f"wrote {count} items in {size} bytes ({size / count:.1f} bytes per item) to {output}")
 
 
@@ -696,7 +733,7 @@ def decompress_command(
     """
     from autoencoders.uses.compress import decompress_file
 
-    written = _guard(decompress_file, run, file, output, data_dir=data_dir)
+    written = decompress_file(run, file, output, data_dir=data_dir)
     console.print(f"wrote {len(written)} file(s) to {output}")
 
 
@@ -720,7 +757,7 @@ def denoise_command(
     """
     from autoencoders.uses.denoise import denoise_path
 
-    written = _guard(denoise_path, run, input_path, output)
+    written = denoise_path(run, input_path, output)
     console.print(f"denoised into {output}" + (f" ({len(written)} files)" if len(written) > 1 else ""))
 
 
@@ -735,14 +772,14 @@ def detect_command(
     quantile: float = typer.Option(0.99, "--quantile", help="Else flag items above this quantile of the reference items' scores."),
     id_column: Optional[str] = typer.Option(None, "--id-column", help="Table column holding row ids (default: the run's, else the row number)."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="Normal items to fit the detector on (default: the run's training data)."),
-    reference_items: int = typer.Option(10000, "--reference-items", help="At most this many reference items."),
-    neighbors: int = typer.Option(5, "--neighbors", help="latent score: mean distance to this many nearest reference codes."),
+    reference_items: int = typer.Option(10000, "--reference-items", min=1, help="At most this many reference items."),
+    neighbors: int = typer.Option(5, "--neighbors", min=1, help="latent score: mean distance to this many nearest reference codes."),
     latent_distance: str = typer.Option(
         "knn", "--latent-distance",
         help="latent score: knn, whitened (kNN after whitening the codes), cosine, mahalanobis, or a sum such as knn+whitened+cosine.",
     ),
-    samples: int = typer.Option(1, "--samples", help="elbo score: >1 gives the importance-sampled bound."),
-    pool: int = typer.Option(1, "--pool", help="recon score on images: average-pool the error over pool x pool patches."),
+    samples: int = typer.Option(1, "--samples", min=1, help="elbo score: >1 gives the importance-sampled bound."),
+    pool: int = typer.Option(1, "--pool", min=1, help="recon score on images: average-pool the error over pool x pool patches."),
     data_dir: Optional[Path] = DataDirOpt,
 ) -> None:
     """Score every row or image for how anomalous it is, and flag the outliers.
@@ -762,8 +799,7 @@ def detect_command(
         _fail(f"-o must be a .csv file; got {output}")
     from autoencoders.uses.anomaly import detect
 
-    frame = _guard(
-        detect, run, data, score=score, threshold=threshold, contamination=contamination, quantile=quantile,
+    frame = detect(run, data, score=score, threshold=threshold, contamination=contamination, quantile=quantile,
         id_column=id_column, reference=reference, reference_items=reference_items, data_dir=data_dir,
         neighbors=neighbors, latent_distance=latent_distance, samples=samples, pool=pool,
     )
@@ -779,8 +815,8 @@ app.add_typer(benchmark_app, name="benchmark")
 @benchmark_app.command("lines")
 def benchmark_lines_command(
     run: Path = RunArg,
-    pairs: int = typer.Option(256, "--pairs", help="Interpolations: test lines i and PAIRS + i."),
-    steps: int = typer.Option(16, "--steps", help="Frames per interpolation, endpoints included."),
+    pairs: int = typer.Option(256, "--pairs", min=1, help="Interpolations: test lines i and PAIRS + i."),
+    steps: int = typer.Option(16, "--steps", min=2, help="Frames per interpolation, endpoints included."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Also picture the first 8 interpolations (.png)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
@@ -796,9 +832,9 @@ def benchmark_lines_command(
     from autoencoders.io import atomic_write_json, load
     from autoencoders.metrics.lines import lines_benchmark
 
-    model = _guard(load, run)
-    test = _guard(load_dataset, "lines", limit=2 * pairs).test  # the first test lines, the same for every seed
-    scores, frames = _guard(lines_benchmark, model, test, pairs, steps)
+    model = load(run)
+    test = load_dataset("lines", limit=2 * pairs).test  # the first test lines, the same for every seed
+    scores, frames = lines_benchmark(model, test, pairs, steps)
     if output is not None:
         from autoencoders.plots import interpolation_strip
 
@@ -826,12 +862,15 @@ def report_command(
     """
     from autoencoders.report import write_report
 
-    path = _guard(write_report, run, data_dir=data_dir, projection=projection)
+    path = write_report(run, data_dir=data_dir, projection=projection)
     console.print(f"wrote [bold]{path}[/]")
     print(path)
 
 
 def main() -> None:
+    # --debug is an option of the whole program; take it wherever it stands on the line
+    if "--debug" in sys.argv[1:]:
+        sys.argv = [sys.argv[0], "--debug", *[argument for argument in sys.argv[1:] if argument != "--debug"]]
     app()
 
 

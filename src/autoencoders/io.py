@@ -14,12 +14,15 @@ A run folder holds::
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from autoencoders.errors import InputError
+from autoencoders.errors import InputError, short_repr
+
+log = logging.getLogger("autoencoders")
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -65,21 +68,56 @@ def _folder(path: str | Path) -> Path:
     return path
 
 
+MAX_CONFIG_BYTES = 64 << 20  # a config with a table's scaling or a text alphabet is kilobytes; refuse what is not
+MAX_PARAMETERS = 2**31  # numbers in a model's weights: 8 GB of float32
+
+
 def read_config(path: str | Path) -> dict[str, Any]:
-    """The parsed ``config.json`` of a run or saved-model folder."""
+    """The parsed ``config.json`` of a run or saved-model folder, its structure checked (the values are checked by
+    the model's and the trainer's configs when they are built)."""
     config_path = _folder(path) / CONFIG_FILE
     if not config_path.exists():
         raise ModelFileError(
             f"{config_path.parent} has no {CONFIG_FILE}; is it a run folder (autoencoders train ... --out DIR) "
             "or a folder written by save_pretrained?"
         )
+    if config_path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ModelFileError(f"{config_path} is {config_path.stat().st_size} bytes, more than any config this library writes; the file is not a model's config")
     try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ModelFileError(f"{config_path} is not valid JSON ({error}); the file is damaged") from error
-    if "model" not in config or "name" not in config.get("model", {}):
-        raise ModelFileError(f"{config_path} does not describe a model (no 'model.name' entry)")
+        config = json.loads(config_path.read_bytes())
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, bad UTF-8, an integer of 5000 digits, deep nesting
+        raise ModelFileError(f"{config_path} is not valid JSON ({str(error)[:200]}); the file is damaged") from error
+    problem = _config_problem(config)
+    if problem:
+        raise ModelFileError(f"{config_path} is not a model's config: {problem}")
     return config
+
+
+# entries of config.json and the types they must have (None allowed where a type tuple holds type(None))
+_SECTIONS = {"model": dict, "data": (dict, type(None)), "training": (dict, type(None))}
+_DATA_ENTRIES = {
+    "name": str, "data_dir": (str, type(None)), "seed": int, "limit": (int, type(None)), "options": dict,
+    "preprocessing": (dict, type(None)),
+}
+
+
+def _config_problem(config: Any) -> str | None:
+    """What is wrong with the structure of a parsed config.json, or None."""
+    if not isinstance(config, dict):
+        return f"it holds a {type(config).__name__}, not an object"
+    for key, kinds in _SECTIONS.items():
+        if key in config and not isinstance(config[key], kinds):
+            return f"its {key!r} entry is a {type(config[key]).__name__}, not an object"
+    model = config.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        return "it has no 'model.name' entry"
+    if not isinstance(model.get("config", {}), dict):
+        return "its 'model.config' entry is not an object"
+    for key, kinds in _DATA_ENTRIES.items():
+        data = config.get("data") or {}
+        if key in data and not isinstance(data[key], kinds) or isinstance(data.get(key), bool):
+            return f"its 'data.{key}' entry is a {type(data[key]).__name__}"
+    return None
 
 
 def save_model(model, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
@@ -101,13 +139,25 @@ def save_model(model, folder: str | Path, extra: dict[str, Any] | None = None) -
 
 
 def build_model(name: str, settings: dict[str, Any]):
-    """A fresh model of family ``name`` from a config dict."""
+    """A fresh model of family ``name`` from a config dict. The config's values are checked first, then the
+    network is built on the meta device (no memory) to count its weights, so a config from a file cannot make
+    the real build allocate without bound."""
+    import torch
+
     from autoencoders.models import MODELS
 
     if name not in MODELS:
-        raise ModelFileError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+        raise ModelFileError(f"unknown model {short_repr(name)}; known models: {', '.join(MODELS)}")
     cls = MODELS[name]
-    return cls(cls.config_class.from_dict(settings))
+    config = cls.config_class.from_dict(settings)
+    try:
+        with torch.device("meta"):
+            numbers = sum(tensor.numel() for tensor in cls(config).state_dict().values())
+    except RuntimeError as error:  # shapes the layers cannot take (a kernel larger than the image ...)
+        raise ValueError(f"these settings do not build a {name}: {str(error).splitlines()[0][:200]}") from error
+    if numbers > MAX_PARAMETERS:
+        raise ValueError(f"these settings give a {name} of {numbers:,} weights, more than the {MAX_PARAMETERS:,} this library builds; use smaller widths or codes")
+    return cls(config)
 
 
 def load(path: str | Path, expected: str | None = None, device: str = "cpu"):
@@ -127,7 +177,7 @@ def load(path: str | Path, expected: str | None = None, device: str = "cpu"):
             f"Resume it with `autoencoders train ... --out {folder} --resume`"
         )
     try:
-        model = build_model(name, config["model"]["config"])
+        model = build_model(name, config["model"].get("config", {}))
     except (TypeError, ValueError) as error:
         raise ModelFileError(f"{folder / CONFIG_FILE}: the model config does not build a {name!r}: {error}") from error
     try:
@@ -144,7 +194,12 @@ def load(path: str | Path, expected: str | None = None, device: str = "cpu"):
         for key in expected_state
         if key in state and state[key].shape != expected_state[key].shape
     ]
-    if missing or unexpected or mismatched:
+    retyped = [
+        f"{key}: file {state[key].dtype} vs model {expected_state[key].dtype}"
+        for key in expected_state
+        if key in state and state[key].dtype != expected_state[key].dtype
+    ]
+    if missing or unexpected or mismatched or retyped:
         problems = []
         if missing:
             problems.append(f"missing {', '.join(missing[:5])}")
@@ -152,9 +207,17 @@ def load(path: str | Path, expected: str | None = None, device: str = "cpu"):
             problems.append(f"unexpected {', '.join(unexpected[:5])}")
         if mismatched:
             problems.append("shape mismatch " + "; ".join(mismatched[:5]))
+        if retyped:
+            problems.append("dtype mismatch " + "; ".join(retyped[:5]))
         raise ModelFileError(
             f"{weights_path} does not fit the {name!r} model described by its config.json ({' | '.join(problems)}). "
             "The weights and config come from different models; save them together again"
+        )
+    broken = [key for key, tensor in state.items() if tensor.is_floating_point() and not bool(tensor.isfinite().all())]
+    if broken:
+        raise ModelFileError(
+            f"{weights_path} holds NaN or infinite weights ({', '.join(broken[:5])}); the model diverged or the file "
+            "is damaged: retrain it"
         )
     model.load_state_dict(state)
     return model.to(device).eval()
@@ -169,9 +232,21 @@ def load_run_data(run_dir: str | Path, data_dir: str | Path | None = None, split
         raise ModelFileError(f"{run_dir} records no dataset; pass --data NAME|PATH")
     return load_dataset(
         data["name"],
-        data_dir=data_dir or data.get("data_dir"),
+        data_dir=run_data_dir(data, data_dir),
         seed=data.get("seed", 0),
         limit=split_limit if split_limit is not None else data.get("limit"),
         preprocessing=data.get("preprocessing") or None,
         **data.get("options", {}),
     )
+
+
+def run_data_dir(data_config: dict[str, Any], data_dir: str | Path | None) -> str | Path | None:
+    """Where a run's dataset is looked for: the user's ``data_dir`` or ``$AUTOENCODERS_DATA`` first; the folder the
+    run recorded is only a hint (a shared run folder must not choose what this machine reads)."""
+    from autoencoders.data.files import DATA_ENV
+
+    chosen = data_dir or os.environ.get(DATA_ENV) or data_config.get("data_dir")
+    if chosen and not Path(str(data_config.get("name", ""))).suffix:  # a named dataset, not a file of the user's
+        source = "--data-dir" if data_dir else f"${DATA_ENV}" if os.environ.get(DATA_ENV) else "the folder the run recorded"
+        log.info("reading dataset %s from %s (%s)", data_config.get("name"), chosen, source)
+    return chosen

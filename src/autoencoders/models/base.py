@@ -15,6 +15,8 @@ from typing import Any, Callable, ClassVar, Iterable
 import torch
 from torch import Tensor, nn
 
+from autoencoders.errors import short_repr
+
 
 # Bounds that keep a setting from a file or a flag from allocating or looping without end before anything else
 # can check it: integers not named in a config's ``bounds`` lie in [0, MAX_INT_SETTING].
@@ -68,15 +70,9 @@ class ModelConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
-                f"unknown setting(s) {', '.join(map(short_repr, unknown))} for {cls.__name__}; known: {', '.join(sorted(known))}"
+                f"unknown setting(s) {', '.join(str(name)[:60] for name in unknown[:10])} for {cls.__name__}; known: {', '.join(sorted(known))}"
             )
         return cls(**values)
-
-
-def short_repr(value: Any, width: int = 60) -> str:
-    """A value's repr cut to ``width`` characters: a message stays one line, whatever a file held."""
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _fits(kind: str, value: Any) -> bool:
@@ -124,7 +120,8 @@ def check_settings(config: Any, bounds: dict[str, tuple[float, float]], kind: st
         integers = all(isinstance(entry, int) for entry in numbers)
         low, high = bounds.get(name, (0, MAX_INT_SETTING) if integers else (-math.inf, math.inf))
         if any(not low <= entry <= high for entry in numbers):
-            raise ValueError(f"{kind} {name} must lie in [{low}, {high}]; got {short_repr(value)}")
+            allowed = f"be at least {low}" if high >= 2**30 else f"lie in [{low}, {high}]"
+            raise ValueError(f"{kind} {name} must {allowed}; got {short_repr(value)}")
 
 
 @dataclass

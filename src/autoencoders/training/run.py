@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from autoencoders.io import ModelFileError, atomic_write_bytes, atomic_write_json, read_config, save_model
+from autoencoders.io import ModelFileError, atomic_write_bytes, atomic_write_json, read_config, run_data_dir, save_model
 from autoencoders.training.folder import claim_run_folder
 
 log = logging.getLogger("autoencoders")
@@ -121,7 +120,7 @@ def training_config(values: dict[str, Any]) -> TrainingConfig:
     known = {field.name for field in dataclasses.fields(TrainingConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown training setting(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
+        raise ValueError(f"unknown training setting(s) {', '.join(str(name)[:60] for name in unknown[:10])}; known: {', '.join(sorted(known))}")
     return TrainingConfig(**values)
 
 
@@ -242,18 +241,6 @@ def resume_checkpoint(out: Path) -> Path:
     )
 
 
-def run_data_dir(data_config: dict[str, Any], data_dir: str | Path | None) -> str | Path | None:
-    """Where a run's dataset is looked for: the user's ``data_dir`` or ``$AUTOENCODERS_DATA`` first; the folder the
-    run recorded is only a hint (a shared run folder must not choose what this machine reads)."""
-    from autoencoders.data.files import DATA_ENV
-
-    chosen = data_dir or os.environ.get(DATA_ENV) or data_config.get("data_dir")
-    if chosen and not Path(str(data_config.get("name", ""))).suffix:  # a named dataset, not a file of the user's
-        source = "--data-dir" if data_dir else f"${DATA_ENV}" if os.environ.get(DATA_ENV) else "the folder the run recorded"
-        log.info("reading dataset %s from %s (%s)", data_config.get("name"), chosen, source)
-    return chosen
-
-
 def check_model_settings(model_name: str, requested: dict[str, Any]) -> None:
     """Refuse an unknown family or a bad model setting before any data is read (the data fills in shapes later)."""
     model_class(model_name).config_class.from_dict({key: value for key, value in requested.items() if value is not None})
@@ -284,9 +271,13 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
     from autoencoders.training.module import AutoencoderModule, NonFiniteLossError
 
     # Lightning's start-up banner (accelerator lines, tips) and these notices are noise in a library call:
-    # short runs log less often than log_every, a resumed run appends to its own metrics.csv
+    # short runs log less often than log_every, a resumed run appends to its own metrics.csv and checkpoints,
+    # a run shorter than an epoch has no val/loss for best.ckpt yet
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-    for notice in ("The number of training batches", "Experiment logs directory", r"`isinstance\(treespec, LeafSpec\)`"):
+    for notice in (
+        "The number of training batches", "Experiment logs directory", r"`isinstance\(treespec, LeafSpec\)`",
+        "Checkpoint directory .* exists and is not empty", r"`ModelCheckpoint\(monitor='val/loss'\)` could not find",
+    ):
         warnings.filterwarnings("ignore", message=notice)
     training = training_config({k: v for k, v in run_config["training"].items() if k not in OUTCOME_KEYS})
     pl.seed_everything(training.seed, workers=False, verbose=False)

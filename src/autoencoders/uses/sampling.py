@@ -107,10 +107,15 @@ def draw_samples(
     ])
 
 
+MAX_SAMPLES = 1_000_000
+
+
 def sample_run(run, n: int, sampler: str = "prior", label: int | None = None, components: int = 10, seed: int = 0, data_dir=None) -> Tensor:
     """``n`` samples of a run folder's model; the gmm sampler is fitted on the run's own training data."""
     from autoencoders.io import load, load_run_data
 
+    if not 1 <= n <= MAX_SAMPLES:
+        raise ValueError(f"the number of samples must lie in [1, {MAX_SAMPLES}]; got {n}")
     model = load(run)
     train = train_labels = None
     if sampler == "gmm":

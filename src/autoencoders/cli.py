@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -38,7 +39,7 @@ class GuardedGroup(TyperGroup):
             if isinstance(error, BAD_INPUT):
                 _fail(message)
             console.print(
-                f"[bold red]internal error:[/] {type(error).__name__}: {message}\n"
+                f"[bold red]internal error:[/] {type(error).__name__}: {escape(message)}\n"
                 f"This is a bug of autoencoders; rerun with --debug for the traceback and report it to {REPORT_URL}."
             )
             raise typer.Exit(code=1) from None
@@ -74,7 +75,7 @@ def options(
 
 class NoteHandler(logging.Handler):
     def emit(self, record) -> None:
-        console.print(f"[dim]note:[/] {record.getMessage()}", markup=True, highlight=False)
+        console.print(f"[dim]note:[/] {escape(record.getMessage())}", highlight=False)
 
 
 RunArg = typer.Argument(..., help="A run folder (written by `autoencoders train`) or a saved-model folder.")
@@ -82,7 +83,7 @@ DataDirOpt = typer.Option(None, "--data-dir", help="Folder holding dataset files
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code=2)
 
 

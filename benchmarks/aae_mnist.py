@@ -115,7 +115,7 @@ def run_one(
     started = time.perf_counter()
     autoencoders.train(
         model, "mnist", out, arch=arch, hidden=hidden, batch_size=100, epochs=1000, max_steps=max_steps, lr=1e-3, seed=seed,
-        data_dir=data_dir(), progress=False,
+        data_dir=data_dir(), progress=False, overwrite=True,
         settings={
             **settings, **game, "recon_loss": "bce",
             "training.max_time": f"00:{minutes // 60:02d}:{minutes % 60:02d}:00", "training.log_every": 200,

@@ -83,7 +83,7 @@ def run_one(dataset_name: str, sigma: float, network: dict, train_minutes: float
     started = time.perf_counter()
     autoencoders.train(
         "dae", dataset_name, out, **network, batch_size=128, max_steps=10**7, lr=1e-3, seed=seed,
-        data_dir=data_dir(), progress=False,
+        data_dir=data_dir(), progress=False, overwrite=True,
         settings={
             "noise": "gaussian", "noise_level": sigma, "recon_loss": "bce",
             "training.max_time": f"00:00:{seconds // 60:02d}:{seconds % 60:02d}", "training.log_every": 500,

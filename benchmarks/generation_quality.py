@@ -53,7 +53,7 @@ def train_run(name: str, steps: int, minutes: float, seed: int) -> tuple[Path, d
     seconds = int(minutes * 60)
     autoencoders.train(
         model, "mnist", out, hidden=(512, 256), batch_size=100, max_steps=steps, lr=1e-3, seed=seed, data_dir=data_dir(),
-        progress=False,
+        progress=False, overwrite=True,
         settings={
             **settings, "recon_loss": "bce", "training.log_every": 200,
             "training.max_time": f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}",

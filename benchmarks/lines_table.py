@@ -110,7 +110,7 @@ def train_and_measure(label: str, seed: int, setting: Setting) -> dict:
     started = time.perf_counter()
     autoencoders.train(
         model_name, "lines", out, arch="acai", latent_dim=LATENT_DIM, batch_size=64,
-        max_steps=setting.steps, lr=setting.lr, seed=seed, progress=False,
+        max_steps=setting.steps, lr=setting.lr, seed=seed, progress=False, overwrite=True,
         settings={**settings, "depth": DEPTH, "scales": setting.scales, "training.log_every": 200},
     )
     seconds = time.perf_counter() - started

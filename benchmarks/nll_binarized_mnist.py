@@ -41,7 +41,7 @@ def main() -> None:
         minutes = int(args.budget_minutes)
         autoencoders.train(
             "vae", "mnist-binary", args.out, arch="conv", hidden=(32, 64), latent_dim=32, batch_size=128,
-            epochs=args.epochs, lr=1e-3, seed=0, data_dir=data_dir(), progress=False,
+            epochs=args.epochs, lr=1e-3, seed=0, data_dir=data_dir(), progress=False, overwrite=True,
             settings={"training.lr_schedule": "cosine", "training.max_time": f"00:{minutes // 60:02d}:{minutes % 60:02d}:00",
                       "training.log_every": 100},
         )

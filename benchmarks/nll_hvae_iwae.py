@@ -113,7 +113,7 @@ def main() -> None:
         seconds = int(args.train_minutes * 60)
         autoencoders.train(
             args.model, "mnist-binary", out, arch=args.arch, hidden=hidden, latent_dim=args.latent_dim,
-            batch_size=args.batch_size, max_steps=max_steps, lr=args.lr, seed=0, data_dir=data_dir(), progress=False,
+            batch_size=args.batch_size, max_steps=max_steps, lr=args.lr, seed=0, data_dir=data_dir(), progress=False, overwrite=True,
             settings={
                 **model_settings(args),
                 "training.lr_schedule": "cosine", "training.log_every": 200, "training.accelerator": args.accelerator,

@@ -86,7 +86,7 @@ def _train(folder: Path, dataset: str, rate_weight: float, args) -> None:
     length = {"max_steps": args.max_steps} if args.max_steps else {"epochs": 1000}
     autoencoders.train(
         "compressive-ae", dataset, folder, arch="spatial", hidden=args.hidden, latent_dim=8 * 7 * 7, batch_size=64,
-        lr=2e-3, seed=args.seed, data_dir=data_dir(), progress=False, **length,
+        lr=2e-3, seed=args.seed, data_dir=data_dir(), progress=False, overwrite=True, **length,
         settings={"recon_loss": "mse", "rate_weight": rate_weight, "training.max_time": f"00:00:{whole:02d}:{rest:02d}",
                   "training.lr_schedule": args.lr_schedule, "training.val_batch_size": 2000, "training.log_every": 200},
     )

@@ -44,7 +44,7 @@ def run_one(
     started = time.perf_counter()
     autoencoders.train(
         model_name, "mnist", out, arch="acai", latent_dim=latent_dim, batch_size=64, epochs=1000, lr=lr, seed=seed,
-        data_dir=data_dir(), progress=False,
+        data_dir=data_dir(), progress=False, overwrite=True,
         settings={**settings, "depth": depth, "scales": 3, "recon_loss": "mse",
                   "training.max_time": f"00:{minutes // 60:02d}:{minutes % 60:02d}:00", "training.log_every": 200,
                   "training.lr_schedule": lr_schedule, "training.precision": precision},

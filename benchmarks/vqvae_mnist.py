@@ -121,7 +121,7 @@ def main() -> None:
         tick = time.perf_counter()
         train(
             "vqvae", "mnist", run, latent_dim=args.latent_dim, hidden=hidden, batch_size=args.batch_size,
-            max_steps=args.ae_steps + args.prior_steps, lr=args.lr, seed=args.seed, data_dir=data_dir(),
+            max_steps=args.ae_steps + args.prior_steps, lr=args.lr, seed=args.seed, data_dir=data_dir(), overwrite=True,
             settings={
                 **common, "codebook_size": args.codebook_size, "prior_start": args.ae_steps,
                 "prior_channels": args.prior_channels, "prior_layers": args.prior_layers,
@@ -166,7 +166,7 @@ def main() -> None:
         else:
             train(
                 name, "mnist", baseline, arch="conv", latent_dim=d, batch_size=args.batch_size,
-                max_steps=args.ae_steps, lr=args.lr, seed=args.seed, data_dir=data_dir(),
+                max_steps=args.ae_steps, lr=args.lr, seed=args.seed, data_dir=data_dir(), overwrite=True,
                 settings={**common, "training.max_time": max_time(share)},
             )
             minutes = (time.perf_counter() - tick) / 60

@@ -24,7 +24,7 @@ install-dev: $(BIN)/python
 # the test split, write its HTML report, print where it is.
 demo: install
 	$(BIN)/autoencoders train vae --data digits --arch mlp --hidden 256,128 --latent-dim 8 --epochs 150 --batch-size 32 \
-		--out runs/demo-vae-digits --no-progress
+		--out runs/demo-vae-digits --overwrite --no-progress
 	$(BIN)/autoencoders report runs/demo-vae-digits
 
 test: install-dev

@@ -594,10 +594,12 @@ def decode_command(
         frame = pd.read_parquet(codes)
         array = frame[[c for c in frame.columns if c.startswith("z")]].to_numpy()
     else:
-        array = np.load(codes)
-    if array.ndim != 2 or array.shape[1] != model.code_size:
-        _fail(f"codes must have shape (N, {model.code_size}); {codes} has {array.shape}")
-    z = torch.as_tensor(array, dtype=torch.float32)
+        array = np.load(codes, allow_pickle=False, mmap_mode="r")  # the header's shape is checked before reading
+    if array.ndim != 2 or array.shape[1] != model.code_size or not np.issubdtype(array.dtype, np.number):
+        _fail(f"codes must be numbers of shape (N, {model.code_size}); {codes} has {array.dtype} {array.shape}")
+    z = torch.as_tensor(np.asarray(array, dtype=np.float32))
+    if not torch.isfinite(z).all():
+        _fail(f"{codes} holds NaN or infinite codes; decode finite codes")
     labels = None
     if model.conditional:
         if label is None:

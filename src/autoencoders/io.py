@@ -117,6 +117,10 @@ def _config_problem(config: Any) -> str | None:
         data = config.get("data") or {}
         if key in data and not isinstance(data[key], kinds) or isinstance(data.get(key), bool):
             return f"its 'data.{key}' entry is a {type(data[key]).__name__}"
+    if config.get("training"):
+        from autoencoders.training.run import recorded_training_problem
+
+        return recorded_training_problem(config["training"])
     return None
 
 

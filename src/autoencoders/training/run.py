@@ -101,6 +101,22 @@ def parse_duration(value: str | float) -> str:
     return f"{whole // 86400:02d}:{whole % 86400 // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
+def recorded_training_problem(values: dict[str, Any]) -> str | None:
+    """What is wrong with a run's recorded "training" entry (its settings and outcome), or None. Keys this
+    version does not know are left alone: a run from an older version still loads."""
+    known = {field.name for field in dataclasses.fields(TrainingConfig)}
+    try:
+        training_config({key: value for key, value in values.items() if key in known})
+    except ValueError as error:
+        return str(error)
+    outcome = {"steps_done": int, "epochs_done": int, "seconds": (int, float), "stopped_early": bool}
+    for key, kinds in outcome.items():
+        value = values.get(key)
+        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool) and kinds is not bool):
+            return f"training.{key} is a {type(value).__name__}"
+    return None
+
+
 def parse_settings(settings: dict[str, Any] | None) -> tuple[dict, dict, dict]:
     """Split flat settings into (model, data options, training) by their ``data.``/``training.`` prefix."""
     model: dict[str, Any] = {}

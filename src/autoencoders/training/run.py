@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from autoencoders.errors import InputError
 from autoencoders.io import ModelFileError, atomic_write_bytes, atomic_write_json, read_config, run_data_dir, save_model
 from autoencoders.training.folder import claim_run_folder
 
@@ -278,11 +279,11 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
     import warnings
 
     import lightning.pytorch as pl
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     from autoencoders import __version__
     from autoencoders.io import build_model
-    from autoencoders.training.callbacks import build_callbacks, build_loggers
-    from autoencoders.training.checkpoints import AtomicCheckpointIO, load_checkpoint
+    from autoencoders.training.checkpoints import load_checkpoint
     from autoencoders.training.data import TensorDataModule
     from autoencoders.training.module import AutoencoderModule, NonFiniteLossError
 
@@ -298,10 +299,6 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
     training = training_config({k: v for k, v in run_config["training"].items() if k not in OUTCOME_KEYS})
     pl.seed_everything(training.seed, workers=False, verbose=False)
     model = build_model(run_config["model"]["name"], run_config["model"]["config"])
-    out.mkdir(parents=True, exist_ok=True)
-    run_config["autoencoders_version"] = __version__
-    atomic_write_json(out / "config.json", run_config)  # a crashed run still says what it was
-
     module = AutoencoderModule(
         model, lr=training.lr, weight_decay=training.weight_decay, max_steps=training.max_steps, log_every=training.log_every,
         lr_schedule=training.lr_schedule,
@@ -310,25 +307,13 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
         dataset, training.batch_size, training.seed, training.val_batch_size, labels=model.uses_labels,
         labelled_items=model.labelled_items,
     )
-    trainer = pl.Trainer(
-        default_root_dir=out,
-        max_epochs=training.epochs if training.epochs is not None else -1,
-        max_time=training.max_time,
-        max_steps=module.optimizer_steps(training.max_steps) if training.max_steps is not None else -1,
-        accelerator=training.accelerator,
-        devices=training.devices,
-        # each player's backward reaches only its own parameters: DDP must not expect every parameter in every one
-        strategy="ddp_find_unused_parameters_true" if training.strategy == "ddp" and len(module.players) > 1 else training.strategy,
-        num_nodes=training.num_nodes,
-        precision=training.precision,
-        logger=build_loggers(out, training.logger),
-        callbacks=build_callbacks(out, training.patience, training.progress, module.phase_starts()),
-        plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=training.progress,
-        enable_model_summary=False,
-        log_every_n_steps=training.log_every,
-        num_sanity_val_steps=0,
-    )
+    try:
+        trainer = _trainer(training, module, out)
+    except MisconfigurationException as error:  # settings this machine cannot run (accelerator=gpu without one ...)
+        raise InputError(f"training settings: {' '.join(str(error).split())}") from error
+    out.mkdir(parents=True, exist_ok=True)
+    run_config["autoencoders_version"] = __version__
+    atomic_write_json(out / "config.json", run_config)  # a crashed run still says what it was
     metrics_path = out / "metrics.csv"
     earlier_metrics = metrics_path.read_text() if checkpoint is not None and metrics_path.exists() else None
     started = time.perf_counter()
@@ -357,6 +342,34 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
     if trainer.is_global_zero:
         save_model(model.cpu(), out, extra=run_config)
     return out
+
+
+def _trainer(training: TrainingConfig, module, out: Path):
+    """The one Lightning ``Trainer`` of a run."""
+    import lightning.pytorch as pl
+
+    from autoencoders.training.callbacks import build_callbacks, build_loggers
+    from autoencoders.training.checkpoints import AtomicCheckpointIO
+
+    return pl.Trainer(
+        default_root_dir=out,
+        max_epochs=training.epochs if training.epochs is not None else -1,
+        max_time=training.max_time,
+        max_steps=module.optimizer_steps(training.max_steps) if training.max_steps is not None else -1,
+        accelerator=training.accelerator,
+        devices=training.devices,
+        # each player's backward reaches only its own parameters: DDP must not expect every parameter in every one
+        strategy="ddp_find_unused_parameters_true" if training.strategy == "ddp" and len(module.players) > 1 else training.strategy,
+        num_nodes=training.num_nodes,
+        precision=training.precision,
+        logger=build_loggers(out, training.logger),
+        callbacks=build_callbacks(out, training.patience, training.progress, module.phase_starts()),
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=training.progress,
+        enable_model_summary=False,
+        log_every_n_steps=training.log_every,
+        num_sanity_val_steps=0,
+    )
 
 
 def _prepend_metrics(metrics_path: Path, earlier: str) -> None:

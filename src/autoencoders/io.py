@@ -81,10 +81,12 @@ def read_config(path: str | Path) -> dict[str, Any]:
             f"{config_path.parent} has no {CONFIG_FILE}; is it a run folder (autoencoders train ... --out DIR) "
             "or a folder written by save_pretrained?"
         )
-    if config_path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ModelFileError(f"{config_path} is {config_path.stat().st_size} bytes, more than any config this library writes; the file is not a model's config")
+    with config_path.open("rb") as handle:  # read with a limit: a link to /dev/zero has no size to check first
+        text = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ModelFileError(f"{config_path} is larger than {MAX_CONFIG_BYTES} bytes, more than any config this library writes")
     try:
-        config = json.loads(config_path.read_bytes())
+        config = json.loads(text)
     except (ValueError, RecursionError) as error:  # JSONDecodeError, bad UTF-8, an integer of 5000 digits, deep nesting
         raise ModelFileError(f"{config_path} is not valid JSON ({str(error)[:200]}); the file is damaged") from error
     problem = _config_problem(config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shutil
 import struct
+import tracemalloc
 import zlib
 
 import numpy as np
@@ -25,6 +26,7 @@ from autoencoders.uses.compress import (
     Tables,
     bytes_to_words,
     decode_symbols,
+    decompress_file,
     encode_symbols,
     model_fingerprint,
     words_to_bytes,
@@ -186,6 +188,126 @@ def test_damaged_truncated_or_foreign_files_are_refused(runs, test_items, damage
     codec = Codec.from_run(runs["cae"])
     with pytest.raises(CompressionError, match=message):
         codec.decompress(damage(codec.compress(test_items)))
+
+
+def _recrafted(data: bytes, payload: bytes | None = None, **header_fields) -> bytes:
+    """``data`` with header fields (count, step, kind) or its payload replaced, under a correct checksum: what
+    a crafted file looks like, past the checks that catch accidental damage."""
+    header, start = Header.parse(data)
+    fields = {"kind": header.kind, "model_id": header.model_id, "step": header.step, "count": header.count}
+    body = Header(**{**fields, **header_fields}).to_bytes()
+    body += data[start:-CHECKSUM_BYTES] if payload is None else payload
+    return body + struct.pack(">I", zlib.crc32(body))
+
+
+def test_a_huge_item_count_is_refused_before_anything_is_allocated(runs, test_items):
+    codec = Codec.from_run(runs["cae"])
+    crafted = _recrafted(codec.compress(test_items), count=2**60)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CompressionError, match="claims 1152921504606846976 items"):
+            codec.decompress(crafted)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+
+
+def _listing(folder) -> dict[str, tuple[int, int]]:
+    """Every file and folder under ``folder`` with its size and modification time."""
+    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns) for path in folder.rglob("*")}
+
+
+def test_decompressing_a_file_of_another_step_writes_nothing_into_the_run(runs, test_items, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(runs["cae"], run)
+    file = tmp_path / "crafted.aec"
+    file.write_bytes(_recrafted(Codec.from_run(run).compress(test_items), step=0.5))
+    before = _listing(run)
+    with pytest.raises(CompressionError, match="another model"):
+        decompress_file(run, file, tmp_path / "out.npy")
+    assert _listing(run) == before
+    assert not (tmp_path / "out.npy").exists()
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"count": 0}, "holds no items"),
+        ({"count": 2**64}, "runs past 64 bits"),
+        ({"step": math.nan}, "invalid quantization step nan"),
+        ({"step": math.inf}, "invalid quantization step inf"),
+        ({"step": 0.0}, "invalid quantization step 0"),
+        ({"step": -0.25}, "invalid quantization step -0.25"),
+        ({"kind": 1, "step": 0.25}, "integer codes with a quantization step"),
+    ],
+)
+def test_crafted_header_fields_are_refused(runs, test_items, fields, message):
+    codec = Codec.from_run(runs["cae"])
+    with pytest.raises(CompressionError, match=message):
+        codec.decompress(_recrafted(codec.compress(test_items), **fields))
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x00" * 3, b"\xff" * 8])
+def test_a_crafted_payload_too_short_for_its_items_is_refused(runs, test_items, payload):
+    codec = Codec.from_run(runs["cae"])
+    assert codec.tables.most_items(2) < 4000  # what 8 bytes of payload can hold
+    with pytest.raises(CompressionError, match="hold at most"):
+        codec.decompress(_recrafted(codec.compress(test_items), payload=payload, count=4000))
+
+
+def test_a_payload_longer_than_its_items_is_refused(runs, test_items):
+    codec = Codec.from_run(runs["cae"])
+    data = codec.compress(test_items)
+    with pytest.raises(CompressionError, match="payload left over after its 20 items"):
+        codec.decompress(_recrafted(data, count=20))
+    header, start = Header.parse(data)
+    with pytest.raises(CompressionError, match="payload left over after its 40 items"):
+        codec.decompress(_recrafted(data, payload=data[start:-CHECKSUM_BYTES] + b"\x5a" * 8))
+
+
+def test_codebook_indices_outside_the_codebook_are_refused():
+    from autoencoders.models import MODELS
+
+    cls = MODELS["vqvae"]
+    torch.manual_seed(0)
+    model = cls(cls.config_class(input_shape=(1, 8, 8), arch="conv", hidden=(16,), latent_dim=4, codebook_size=32)).eval()
+    codec = Codec.fit(model, torch.rand(300, 1, 8, 8))
+    symbols = codec.symbols_of_codes(model.encode(torch.rand(2, 1, 8, 8)))
+    symbols[1, 0] = 32 + 7  # past the codebook: written raw, after the escape symbol
+    valid = codec.compress(torch.rand(2, 1, 8, 8))
+    crafted = _recrafted(valid, payload=words_to_bytes(encode_symbols(symbols, codec.tables)))
+    with pytest.raises(CompressionError, match="codebook indices must lie in 0..31"):
+        codec.decompress(crafted)
+
+
+def test_edited_tables_in_the_run_are_refitted_not_trusted(runs, test_items, tmp_path):
+    from safetensors.numpy import save_file
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["cae"], run)
+    codec = Codec.from_run(run)
+    file = tmp_path / "items.aec"
+    file.write_bytes(codec.compress(test_items))
+    cached = run / "compression" / "step-1.0.safetensors"
+    saved = load_file(cached)
+    save_file({**saved, "counts": np.zeros_like(saved["counts"])}, cached)  # the model's digest, no counts
+    decompress_file(run, file, tmp_path / "out.npy")
+    assert np.array_equal(np.load(tmp_path / "out.npy"), codec.decompress(file.read_bytes()).numpy())
+
+
+def test_a_folder_given_as_the_compressed_file_is_refused(runs, tmp_path):
+    with pytest.raises(CompressionError, match="is a folder"):
+        decompress_file(runs["cae"], tmp_path, tmp_path / "out.npy")
+
+
+def test_an_empty_array_is_refused_naming_the_file(runs, tmp_path):
+    empty = tmp_path / "empty.npy"
+    np.save(empty, np.zeros((0, 1, 8, 8), dtype=np.float32))
+    result = runner.invoke(app, ["compress", str(runs["cae"]), str(empty), "-o", str(tmp_path / "empty.aec")])
+    assert result.exit_code == 2, result.output
+    assert "empty.npy" in result.output and "no items" in result.output
+    assert not (tmp_path / "empty.aec").exists()
 
 
 def test_entropy_model_is_a_distribution_over_integers():

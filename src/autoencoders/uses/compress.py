@@ -20,6 +20,11 @@ follows)::
     payload     range-coder words, 4 bytes each, big-endian, without the last word's trailing zero bytes
     checksum    4 bytes   CRC-32 of everything before it
 
+A file is checked before anything is sized by it: the checksum, then the step (finite, positive; 1 for integer
+codes) and the count (at least 1, and no more than the payload can hold under the tables: every symbol costs
+at least the bits of its position's most probable one), so a crafted header cannot make decoding allocate more
+than the payload could have described. Decompressing never writes into the run folder.
+
 Shapes are not stored: the model id fixes the model, hence the item and code shapes. Header and checksum take
 13 bytes (17 with a step other than 1) for a file of fewer than 128 items; a file of many items pays them
 once, so their cost per item falls as 13 / count bytes (the benchmark reports one image per file and the
@@ -57,6 +62,15 @@ TABLES_FOLDER = "compression"
 MAX_TABLE_WIDTH = 4096
 ESCAPE_BITS = 16  # escaped values go out as two uniform 16-bit halves of a zigzag-coded int32
 BATCH = 1024
+# constriction's categorical models hold probabilities as 24-bit fixed point: rounding gives a symbol less than
+# 2 parts in 2**24 more than its float probability (4 are allowed for), and every other symbol at least 1 part,
+# so no symbol costs less than LEAST_SYMBOL_BITS
+PRECISION_BITS = 24
+ROUNDING_PARTS = 4
+LEAST_SYMBOL_BITS = -math.log2(1 - 2.0**-PRECISION_BITS)
+# a range coder's payload carries all but at most this many bits of its symbols' information: 32 bits of
+# coder state never written out, and up to 3 trailing zero bytes dropped by ``words_to_bytes``
+CODER_SLACK_BITS = 64
 
 
 class CompressionError(InputError):
@@ -90,12 +104,11 @@ class _Reader:
         while True:
             byte = self.take(1)[0]
             value |= (byte & 0x7F) << shift
+            shift += 7
+            if value >> 64 or (shift > 63 and byte & 0x80):
+                raise CompressionError(f"{self.source} has a malformed header (a number runs past 64 bits)")
             if not byte & 0x80:
                 return value
-            shift += 7
-            if shift > 63:
-                raise CompressionError(f"{self.source} has a malformed header (a number runs past 64 bits)")
-
 
 
 @dataclass(frozen=True)
@@ -147,7 +160,25 @@ class Header:
             )
         if not (math.isfinite(step) and step > 0):
             raise CompressionError(f"{source} has an invalid quantization step {step}; the file is damaged")
+        if header.kind == INTEGER_CODES and flags & STEP_FLAG:
+            raise CompressionError(
+                f"{source} holds integer codes with a quantization step ({step}), which `compress` never writes; "
+                "the file is damaged"
+            )
+        if count == 0:
+            raise CompressionError(f"{source} holds no items, which `compress` never writes; the file is damaged")
+        payload_words = -(-(len(data) - reader.position - CHECKSUM_BYTES) // 4)
+        if count > payload_bits(payload_words) / LEAST_SYMBOL_BITS:  # the model's tables bound it tighter
+            raise CompressionError(
+                f"{source} claims {count} items, more than its {4 * payload_words} bytes of payload can hold; "
+                "the file is damaged"
+            )
         return header, reader.position
+
+
+def payload_bits(words: int) -> int:
+    """The most information, in bits, that ``words`` range-coder words can carry."""
+    return 32 * words + CODER_SLACK_BITS
 
 
 def words_to_bytes(words: np.ndarray) -> bytes:
@@ -194,6 +225,17 @@ class Tables:
     def probabilities(self) -> np.ndarray:
         return self.counts / self.counts.sum(axis=1, keepdims=True)
 
+    def least_item_bits(self) -> float:
+        """The fewest bits an item can cost: each position's most probable symbol, its probability raised by
+        the range coder's rounding."""
+        most_probable = self.probabilities().max(axis=1) + ROUNDING_PARTS * 2.0**-PRECISION_BITS
+        return float(np.maximum(-np.log2(np.minimum(most_probable, 1.0)), LEAST_SYMBOL_BITS).sum())
+
+    def most_items(self, words: int) -> int:
+        """How many items ``words`` range-coder words can hold at most: a bound on a file's count that holds
+        before anything is decoded (so a header claiming more is refused, not allocated for)."""
+        return math.floor(payload_bits(words) / self.least_item_bits())
+
     def to_bytes(self) -> bytes:
         return self.offsets.astype("<i8").tobytes() + self.counts.astype("<i8").tobytes()
 
@@ -236,8 +278,11 @@ class Codec:
         return cls(model, step, tables, integer_codes, tuple(codes.shape[1:]))
 
     @classmethod
-    def from_run(cls, run: str | Path, step: float | None = None, data_dir: str | Path | None = None) -> "Codec":
-        """The codec of a run folder: its tables for ``step`` are read from the folder or fitted and saved.
+    def from_run(cls, run: str | Path, step: float | None = None, data_dir: str | Path | None = None,
+                 write_tables: bool = True) -> "Codec":
+        """The codec of a run folder: its tables for ``step`` are read from the folder or fitted (and saved
+        there unless ``write_tables`` is false: decompressing takes its step from a file, which must not
+        change the run).
 
         Saved tables are used only while the model is the one they were fitted for (a resumed run refits).
         """
@@ -258,7 +303,7 @@ class Codec:
                 saved = load_file(cached) if cached.exists() else {}
             except (SafetensorError, OSError):  # a damaged cache is refitted below
                 saved = {}
-            if "model" in saved and np.array_equal(saved["model"], digest):
+            if "model" in saved and np.array_equal(saved["model"], digest) and _well_formed(saved):
                 code_shape = tuple(int(size) for size in saved["code_shape"])
                 return cls(model, step, Tables(saved["offsets"], saved["counts"]), bool(saved["integer_codes"][0]), code_shape)
         try:
@@ -268,6 +313,8 @@ class Codec:
                 f"the probability tables of {run} are fitted on its training data, which cannot be loaded ({error})"
             ) from error
         codec = cls.fit(model, training, step)
+        if not write_tables:
+            return codec
         atomic_write_bytes(Path(run) / TABLES_FOLDER / f"step-{codec.step!r}.safetensors", save({
             "offsets": codec.tables.offsets, "counts": codec.tables.counts, "model": digest,
             "code_shape": np.array(codec.code_shape, dtype=np.int64),
@@ -293,6 +340,8 @@ class Codec:
     def compress(self, items: "torch.Tensor") -> bytes:
         """The file's bytes for ``items`` (N, *item_shape)."""
         item_shape = tuple(self.model.config.input_shape)
+        if len(items) == 0:
+            raise CompressionError("there are no items to compress; give at least one")
         if tuple(items.shape[1:]) != item_shape:
             raise CompressionError(
                 f"the model takes items of shape {item_shape}; got {len(items)} of shape {tuple(items.shape[1:])}"
@@ -303,12 +352,24 @@ class Codec:
         return body + struct.pack(">I", zlib.crc32(body))
 
     def decompress(self, data: bytes, source: str = "the file") -> "torch.Tensor":
-        """The decoded items of a file written by ``compress`` with this codec."""
+        """The decoded items of a file written by ``compress`` with this codec; any bytes that are not such a
+        file raise ``CompressionError``."""
+        import torch
+
         header, start = Header.parse(data, source)
         self.check(header, source)
         words = bytes_to_words(data[start:-CHECKSUM_BYTES])
-        symbols = decode_symbols(words, self.tables, header.count, source)
-        return decode_batches(self.model, self.codes_of_symbols(symbols))
+        codes = self.codes_of_symbols(decode_symbols(words, self.tables, header.count, source))
+        if not torch.isfinite(codes).all():
+            raise CompressionError(
+                f"{source} holds codes too large for float32 at step {self.step:g}; the file is damaged"
+            )
+        try:
+            return decode_batches(self.model, codes)
+        except ValueError as error:  # the model's own check of its codes (a VQ model's codebook range)
+            raise CompressionError(
+                f"{source} holds codes this model cannot decode ({error}); the file is damaged"
+            ) from error
 
     def check(self, header: Header, source: str = "the file") -> None:
         """Refuse a file written by another model (or other tables): decoding it would give garbage."""
@@ -370,6 +431,20 @@ def _checked_step(step: float) -> float:
     return step
 
 
+def _well_formed(saved: dict[str, np.ndarray]) -> bool:
+    """Whether saved tables have the fields, shapes and counts ``Tables.fit`` gives them: an edited or damaged
+    file is refitted rather than trusted (zero or overflowing counts would break the range coder's models)."""
+    if not {"offsets", "counts", "code_shape", "integer_codes"} <= saved.keys():
+        return False
+    offsets, counts, code_shape = saved["offsets"], saved["counts"], saved["code_shape"]
+    return (
+        offsets.ndim == 1 and counts.ndim == 2 and code_shape.ndim == 1 and saved["integer_codes"].shape == (1,)
+        and counts.shape[0] == len(offsets) == math.prod(int(size) for size in code_shape)
+        and 2 <= counts.shape[1] <= MAX_TABLE_WIDTH + 1
+        and bool((counts >= 0).all() and (counts[:, -1] > 0).all() and (counts.sum(axis=1) < 2**52).all())
+    )
+
+
 def _check_model(model) -> None:
     if getattr(model, "conditional", False):
         raise CompressionError(
@@ -412,6 +487,13 @@ def encode_symbols(symbols: np.ndarray, tables: Tables) -> np.ndarray:
 
 
 def decode_symbols(words: np.ndarray, tables: Tables, count: int, source: str) -> np.ndarray:
+    """The symbols (count, positions) of ``words``; a count more than the words can hold is refused first."""
+    most = tables.most_items(len(words))
+    if count > most:
+        raise CompressionError(
+            f"{source} claims {count} items, but its {4 * len(words)} bytes of payload hold at most {most} under "
+            "this model's tables; the file is damaged"
+        )
     width = tables.counts.shape[1] - 1
     decoder = constriction.stream.queue.RangeDecoder(words)
     probabilities = tables.probabilities()
@@ -429,6 +511,8 @@ def decode_symbols(words: np.ndarray, tables: Tables, count: int, source: str) -
             symbols.T[escaped.T] = _unzigzag((halves[:, 0] << ESCAPE_BITS) | halves[:, 1])
     except (ValueError, RuntimeError, AssertionError) as error:
         raise CompressionError(f"{source} cannot be decoded ({error}); the file is damaged") from error
+    if not decoder.maybe_exhausted():  # the encoder writes no word more than its symbols need
+        raise CompressionError(f"{source} has payload left over after its {count} items; the file is damaged")
     return symbols
 
 
@@ -442,6 +526,9 @@ def compress_files(run: str | Path, inputs: list[str | Path], out: str | Path, s
     codec = Codec.from_run(run, step=step, data_dir=data_dir)
     config = codec.model.config
     items = read_items(inputs, tuple(config.input_shape), tuple(config.value_range)).values
+    if len(items) == 0:
+        names = ", ".join(str(source) for source in ([inputs] if isinstance(inputs, (str, Path)) else inputs))
+        raise CompressionError(f"{names}: no items to compress; give images or a .npy array of at least one item")
     data = codec.compress(items)
     atomic_write_bytes(out, data)
     return len(items), len(data)
@@ -449,13 +536,20 @@ def compress_files(run: str | Path, inputs: list[str | Path], out: str | Path, s
 
 def decompress_file(run: str | Path, path: str | Path, out: str | Path,
                     data_dir: str | Path | None = None) -> list[Path]:
-    """Decode a file written by ``compress_files`` with the same run; writes .npy, a .png or a folder of PNGs."""
+    """Decode a file written by ``compress_files`` with the same run; writes .npy, a .png or a folder of PNGs.
+
+    Nothing is written into the run: tables for a step the run has not saved are fitted in memory only."""
     from autoencoders.data.inputs import write_items
 
     path = Path(path)
     if not path.exists():
         raise CompressionError(f"{path} does not exist")
-    data = path.read_bytes()
+    if path.is_dir():
+        raise CompressionError(f"{path} is a folder; give the compressed file written by `autoencoders compress`")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise CompressionError(f"{path} cannot be read ({error.strerror})") from error
     header, _ = Header.parse(data, str(path))
-    codec = Codec.from_run(run, step=header.step, data_dir=data_dir)
+    codec = Codec.from_run(run, step=header.step, data_dir=data_dir, write_tables=False)
     return write_items(codec.decompress(data, str(path)), out, tuple(codec.model.config.value_range))

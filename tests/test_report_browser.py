@@ -1,6 +1,7 @@
 """A run's report.html in a real browser (headless Chromium): every embedded image decodes and has a size.
 
-Needs a Chromium binary (Debian: ``apt-get install chromium``); skipped, saying so, where there is none.
+Needs a Chromium binary (Debian: ``apt-get install chromium``, which .ci/run does); skipped, saying so, where there is
+none, except in CI, where a missing browser is an error.
 The page itself has no script: the test renders a copy with a small one added that records, once the page has
 loaded, each image's natural size, and reads it back from the DOM Chromium dumps.
 """
@@ -8,6 +9,7 @@ loaded, each image's natural size, and reads it back from the DOM Chromium dumps
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -21,6 +23,8 @@ from autoencoders.report import write_report
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 BROWSER = next((path for path in map(shutil.which, BROWSERS) if path), None)
+if BROWSER is None and os.environ.get("CI"):  # .ci/run installs Chromium: a skip there would hide a broken install
+    raise RuntimeError("CI runs the browser test, but no Chromium binary was found; .ci/run installs the Debian package")
 pytestmark = pytest.mark.skipif(
     BROWSER is None, reason="no Chromium binary found (install the Debian package `chromium` to run this test)"
 )

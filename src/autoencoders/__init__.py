@@ -2,7 +2,7 @@
 
     import autoencoders
     run = autoencoders.train("vae", "digits", "runs/vae-digits", max_steps=2000)
-    model = autoencoders.load(run)
+    model = autoencoders.load(run)              # or autoencoders.VAE.from_pretrained(run)
     autoencoders.evaluate(run, metrics=["mse", "nll"])
 
 Heavy modules (torch, Lightning) load on first use, so ``import autoencoders`` and the CLI start fast.
@@ -15,6 +15,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# the model classes, by the names they have in autoencoders.models
+MODEL_CLASSES = (
+    "Autoencoder", "AE", "DAE", "VAE", "BetaVAE", "CVAE", "IWAE", "DVAE", "HVAE", "FactorVAE", "BetaTCVAE", "VQVAE", "VRNN",
+    "AAE", "AAESemi", "AAECluster", "ACAI", "CompressiveAE",
+)
 _LAZY = {
     "train": "autoencoders.training.run",
     "load": "autoencoders.io",
@@ -25,6 +30,8 @@ _LAZY = {
     "AutoencoderTransformer": "autoencoders.uses.estimator",
     "AnomalyDetector": "autoencoders.uses.anomaly",
     "AnomalyEnsemble": "autoencoders.uses.anomaly",
+    "InputError": "autoencoders.errors",
+    **{name: "autoencoders.models" for name in MODEL_CLASSES},
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -34,3 +41,7 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'autoencoders' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

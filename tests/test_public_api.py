@@ -1,0 +1,34 @@
+"""The public API: what `import autoencoders` offers, lazily and listed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import autoencoders
+from autoencoders.models import MODELS
+
+
+def test_every_model_class_is_importable_from_the_package_and_listed():
+    for cls in MODELS.values():
+        assert getattr(autoencoders, cls.__name__) is cls
+        assert cls.__name__ in dir(autoencoders)
+    assert {"train", "load", "evaluate", "AnomalyDetector", "InputError"} <= set(dir(autoencoders))
+
+
+def test_from_pretrained_through_the_package(tmp_path):
+    from autoencoders import AE, VAE
+
+    run = autoencoders.train("vae", "digits", tmp_path / "run", hidden=(8,), latent_dim=2, max_steps=2, progress=False)
+    assert isinstance(VAE.from_pretrained(run), VAE)
+    try:
+        AE.from_pretrained(run)
+    except autoencoders.InputError as error:
+        assert "holds a 'vae' model, not a 'ae'" in str(error)
+    else:
+        raise AssertionError("a VAE loaded as an AE")
+
+
+def test_importing_the_package_stays_light():
+    code = "import sys, autoencoders; from autoencoders import __version__; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -411,6 +411,58 @@ def test_table_scaling_round_trips(tmp_path, suffix):
     assert rows[:, 0].mean() > 5  # +100 cm is about ten of the first table's standard deviations
 
 
+def _numbers_table(path: Path, cells: dict[tuple[int, str], str], rows: int = 20) -> Path:
+    """A CSV of columns id, time (descending), a and b with ``cells`` ((row, column) -> text) written over."""
+    lines = ["id,time,a,b"]
+    for row in range(rows):
+        values = {"id": f"r{row}", "time": str(rows - row), "a": str(row), "b": str(2 * row % 7)}
+        values.update({column: text for (at, column), text in cells.items() if at == row})
+        lines.append(",".join(values[column] for column in ("id", "time", "a", "b")))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_table_with_non_finite_values_is_refused_by_row_and_column_or_those_rows_are_dropped(tmp_path):
+    table = _numbers_table(tmp_path / "t.csv", {(3, "b"): "inf", (11, "a"): "", (15, "a"): "-inf", (15, "b"): "nan"})
+    with pytest.raises(DataError) as error:
+        load_dataset(table, id_column="id", columns="a,b")
+    message = str(error.value)
+    assert "\n" not in message and "3 rows" in message and "--set data.drop_nonfinite=true" in message
+    assert "row 4 (b=inf)" in message and "row 12 (a=nan)" in message and "row 16 (a=-inf, b=nan)" in message
+    with pytest.raises(DataError, match=r"row 4 \(b=inf\)"):  # rows are counted in the file, before sorting by time
+        load_dataset(table, columns="a,b", time_column="time", window=2)
+
+    with pytest.warns(UserWarning, match=r"dropped 3 rows .*NaN or infinite"):
+        data = load_dataset(table, id_column="id", columns="a,b", drop_nonfinite=True)
+    kept = data.ids["train"] + data.ids["val"] + data.ids["test"]
+    assert sorted(kept) == sorted(f"r{row}" for row in range(20) if row not in (3, 11, 15))
+    assert all(torch.isfinite(data.split(split)).all() for split in ("train", "val", "test"))
+    assert data.preprocessing["dropped_rows"] == 3
+    json.dumps(data.preprocessing, allow_nan=False)
+    with pytest.warns(UserWarning, match="dropped 3 rows"):
+        windows = load_dataset(table, columns="a,b", time_column="time", window=2, drop_nonfinite=True)
+    assert all(torch.isfinite(windows.split(split)).all() for split in ("train", "val", "test"))
+
+
+def test_table_whose_scaling_overflows_is_refused_by_column(tmp_path):
+    huge = _numbers_table(tmp_path / "huge.csv", {(row, "b"): "1e200" if row % 2 else "-1e200" for row in range(20)})
+    with pytest.raises(DataError, match=r"huge\.csv: column b's standard deviation overflows") as error:
+        load_dataset(huge, id_column="id", columns="a,b")
+    assert "\n" not in str(error.value)
+    sums_to_infinity = _numbers_table(tmp_path / "sum.csv", {(row, "a"): "1.5e308" for row in range(20)})
+    with pytest.raises(DataError, match=r"column a's mean overflows"):
+        load_dataset(sums_to_infinity, id_column="id", columns="a,b")
+
+    # scaling saved by a run: an older version could save Infinity; a tiny std can push new rows past float32
+    saved = {"kind": "standardize", "columns": ["a", "b"], "mean": [0.0, float("inf")], "std": [1.0, 1.0], "label_classes": None}
+    table = _numbers_table(tmp_path / "t.csv", {})
+    with pytest.raises(DataError, match=r"saved scaling of column b is not finite"):
+        load_dataset(table, id_column="id", preprocessing=saved)
+    saved.update(mean=[0.0, 0.0], std=[1e-38, 1.0])
+    with pytest.raises(DataError, match=r"column a .*beyond float32"):
+        load_dataset(table, id_column="id", preprocessing=saved)
+
+
 def test_unknown_names_options_and_paths():
     with pytest.raises(DataError) as error:
         load_dataset("mnsit")

@@ -8,9 +8,13 @@ set by the seed; the test split is the official test set.
 from __future__ import annotations
 
 import gzip
+import io
 import pickle
+import pickletools
+import re
 import struct
 import tarfile
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any
@@ -158,14 +162,105 @@ _CIFAR_FOLDER = "cifar-10-batches-py"
 _CIFAR_BATCHES = [*(f"data_batch_{index}" for index in range(1, 6)), "test_batch"]
 
 
-def _unpickle_batch(raw: bytes, source: Path) -> dict[str, Any]:
-    """One CIFAR batch (a pickled dict, with bytes keys in the original Python 2 files) with str keys."""
+def _latin1_bytes(text: str, encoding: str) -> bytes:
+    """``_codecs.encode`` as Python 3 pickles bytes at protocol 2 (always Latin-1), and nothing else of it."""
+    if encoding != "latin1":
+        raise pickle.UnpicklingError(f"_codecs.encode with {encoding!r}: CIFAR-10 batches encode bytes as latin1")
+    return text.encode("latin1")
+
+
+class _PickledArray:
+    """What a batch's array unpickles to: its pickled state, turned into an array by ``_uint8_array`` after checks,
+    so no byte of the file reaches numpy's own unpickling code."""
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+class _PickledDtype:
+    """What a batch's ``numpy.dtype(...)`` unpickles to: its arguments (its state, byte order and flags, is moot
+    for the one dtype allowed, uint8)."""
+
+    def __init__(self, *arguments: Any):
+        self.arguments = arguments
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+_NDARRAY = object()  # a batch's numpy.ndarray global: only ever the type argument of _reconstruct, never called
+
+
+def _reconstruct(subtype: object, shape: Any, dtype: Any) -> _PickledArray:
+    """numpy's ``_reconstruct`` as an array's pickle calls it: an empty array that the pickled state then fills."""
+    if subtype is not _NDARRAY:
+        raise pickle.UnpicklingError(f"_reconstruct of {subtype!r}, not of a numpy.ndarray")
+    return _PickledArray()
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR-10 batch and refuses every global the format does not need, so a file planted in a
+    data folder cannot run code: a batch is a dict of bytes keys, lists of ints and bytes, and one uint8 array
+    (numpy's ``_reconstruct`` of an ``ndarray`` and ``dtype``, under numpy 1's or 2's module name), plus the
+    Latin-1 encoding Python 3 writes bytes with at protocol 2. The allowed globals build stand-ins, not numpy
+    objects, so a crafted shape or state cannot allocate memory or reach numpy's C code."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy", "ndarray"): _NDARRAY,
+        ("numpy", "dtype"): _PickledDtype,
+        ("_codecs", "encode"): _latin1_bytes,
+    }
+
+    def __init__(self, raw: bytes, source: Path | str):
+        super().__init__(io.BytesIO(raw), encoding="bytes")
+        self.source = source
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise DataError(
+                f"{self.source} is no CIFAR-10 batch: it asks to load {module}.{name}, which a batch never needs and "
+                f"which could run code, so it is not unpickled; {_FIX}"
+            )
+        return self._ALLOWED[module, name]
+
+
+def _check_memo_indices(raw: bytes) -> None:
+    """Refuse a pickle that stores an object at a memo index beyond its own length: the unpickler would grow its
+    memo to that index (up to 32 GB), where a real pickle numbers its memo entries 0, 1, 2, ..."""
+    for count, (opcode, argument, _) in enumerate(pickletools.genops(raw)):
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and int(argument) > count:
+            raise pickle.UnpicklingError(f"memo index {argument} at opcode {count}")
+
+
+def _uint8_array(value: Any) -> np.ndarray:
+    """A batch's ``data`` as the uint8 array its pickled state describes: (version, shape, dtype, Fortran order,
+    bytes); the bytes must fill the shape exactly."""
+    if not isinstance(value, _PickledArray):
+        raise ValueError(f"its data is a {type(value).__name__}, not a numpy array")
+    _, shape, dtype, fortran_order, raw = value.state
+    if not isinstance(dtype, _PickledDtype) or dtype.arguments[:1] not in (("u1",), (b"u1",)):
+        raise ValueError("its data is not a uint8 array")
+    if not isinstance(raw, bytes) or not all(isinstance(size, int) for size in shape):
+        raise ValueError(f"its data array has shape {shape!r} and {type(raw).__name__} contents")
+    return np.frombuffer(raw, np.uint8).reshape(shape, order="F" if fortran_order else "C").copy()  # writable
+
+
+def _unpickle_batch(raw: bytes, source: Path | str) -> dict[str, Any]:
+    """One CIFAR batch (a pickled dict, with bytes keys in the original Python 2 files) with str keys; whether
+    from the md5-verified archive or from files found in a data folder, only the batch format is unpickled."""
     try:
-        batch = pickle.loads(raw, encoding="bytes")  # the md5-verified archive, or files the user put there
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # a damaged protocol-0 string's escapes
+            _check_memo_indices(raw)
+            batch = _CifarUnpickler(raw, source).load()
         batch = {key.decode() if isinstance(key, bytes) else key: value for key, value in batch.items()}
-        data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        data = _uint8_array(batch["data"]).reshape(-1, 3, 32, 32)
         return {"data": data, "labels": _checked_labels(np.asarray(batch["labels"]), len(data), source)}
-    except (pickle.UnpicklingError, EOFError, AttributeError, KeyError, ValueError, TypeError) as error:
+    except DataError:
+        raise
+    except (pickle.UnpicklingError, EOFError, AttributeError, KeyError, ValueError, TypeError, IndexError, OverflowError) as error:
         raise DataError(f"{source} holds a CIFAR-10 batch that cannot be read ({error!r}); {_FIX}") from error
 
 
@@ -185,7 +280,7 @@ def _cifar_batches(request: Request) -> dict[str, dict[str, Any]]:
             members = {name: tar.extractfile(f"{_CIFAR_FOLDER}/{name}").read() for name in _CIFAR_BATCHES}
     except (tarfile.TarError, OSError, EOFError, zlib.error, KeyError) as error:
         raise DataError(f"{archive} cannot be read as the CIFAR-10 archive ({error}); {_FIX}") from error
-    return {name: _unpickle_batch(raw, archive) for name, raw in members.items()}
+    return {name: _unpickle_batch(raw, f"{archive}:{_CIFAR_FOLDER}/{name}") for name, raw in members.items()}
 
 
 def load_cifar10(request: Request) -> Dataset:
@@ -231,6 +326,29 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
+def open_image(path: Path):
+    """An image file with its pixels decoded. One over Pillow's decompression-bomb limit
+    (``PIL.Image.MAX_IMAGE_PIXELS``, where Pillow would only warn as well as where it raises) is refused before
+    its pixels are decoded, and a file Pillow cannot read is a DataError that names it."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            image.load()
+            return image
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        counted = re.search(r"\((\d+) pixels\)", str(error))  # Pillow's message is the one place that counts them
+        size = f"{int(counted.group(1)):,} pixels" if counted else "more pixels than allowed"
+        raise DataError(
+            f"{path} has {size}, over the limit of {Image.MAX_IMAGE_PIXELS:,} pixels that guards against "
+            "decompression bombs; shrink the image, or raise PIL.Image.MAX_IMAGE_PIXELS in Python if you trust it"
+        ) from error
+    except (OSError, ValueError, EOFError) as error:  # OSError includes Pillow's UnidentifiedImageError
+        raise DataError(f"{path} cannot be read as an image ({error}); fix or remove it") from error
+
+
 def _image_size(value: Any) -> tuple[int, int]:
     """(height, width) from an int or a pair."""
     size = (value, value) if isinstance(value, int) else tuple(value)
@@ -248,7 +366,7 @@ def load_image_folder(
     the size and mode (grey: 1 channel, else RGB) of the first one, or ``image_size`` (height, width); the
     ``preprocessing`` of an earlier load re-applies its size, mode and class names.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     root = Path(request.name).expanduser()
     files = sorted(path for path in root.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
@@ -257,14 +375,6 @@ def load_image_folder(
     classes_of = [path.relative_to(root).parts[0] if path.parent != root else None for path in files]
     if None in classes_of and any(classes_of):
         raise DataError(f"{root} mixes loose images with class sub-folders; move the loose images into a sub-folder")
-
-    def open_image(path: Path) -> Image.Image:
-        try:
-            image = Image.open(path)
-            image.load()
-            return image
-        except (UnidentifiedImageError, OSError) as error:
-            raise DataError(f"{path} cannot be read as an image ({error}); fix or remove it") from error
 
     # the preprocessing of an earlier load of a folder (a run's data may have been of another kind)
     previous = request.preprocessing if (request.preprocessing or {}).get("kind") == "image-folder" else {}
@@ -305,6 +415,43 @@ def load_image_folder(
 
 
 _ARRAY_KIND = "divide"
+_NUMBER_KINDS = "biuf"  # bool, signed and unsigned integers, floats: the dtypes an array of items may have
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """A ``.npy`` file's array of numbers. It is mapped from the file before it is copied, so a header that
+    promises more data than the file holds is refused before anything is allocated; object arrays (pickles)
+    are never loaded."""
+    try:
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise DataError(
+            f"{path} cannot be read as a .npy array ({error}); it may be cut short or not written by numpy.save: "
+            "save the array again with numpy.save (numbers only)"
+        ) from error
+    if not isinstance(mapped, np.ndarray):  # np.load opens .npz archives as well
+        mapped.close()
+        raise DataError(f"{path} is a .npz archive, not a .npy array; save one array with numpy.save")
+    if mapped.dtype.kind not in _NUMBER_KINDS:
+        raise DataError(f"{path} holds {mapped.dtype} values; save numbers (bool, integer or float) with numpy.save")
+    if mapped.size == 0:
+        raise DataError(f"{path} holds no items (its shape is {mapped.shape}); save an array of at least one item")
+    return np.array(mapped)  # a copy in memory: the file is not held open
+
+
+def finite_float32(array: np.ndarray, path: Path) -> np.ndarray:
+    """The array as float32; NaN, infinities and values beyond float32's range are refused, with the index of
+    the first one."""
+    with np.errstate(over="ignore", invalid="ignore"):  # a value too large for float32 becomes inf, refused below
+        values = array.astype(np.float32)
+    finite = np.isfinite(values)
+    if not finite.all():
+        first = tuple(int(index) for index in np.argwhere(~finite)[0])
+        raise DataError(
+            f"{path} holds {int((~finite).sum())} NaN or infinite values (or values beyond float32's ±3.4e38), the "
+            f"first at index {first}; replace them or remove those items"
+        )
+    return values
 
 
 def load_array(request: Request, test_size: int | float | None = None) -> Dataset:
@@ -313,17 +460,12 @@ def load_array(request: Request, test_size: int | float | None = None) -> Datase
     ``value_range`` is (0, 1) when every value lies there, else the observed (min, max).
     """
     path = Path(request.name).expanduser()
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path} cannot be read as a .npy array ({error})") from error
-    if array.ndim < 2 or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise DataError(f"{path} holds a {array.dtype} array of shape {array.shape}; expected numbers shaped (N, ...)")
+    array = read_npy(path)
+    if array.ndim < 2:
+        raise DataError(f"{path} holds an array of shape {array.shape}; expected items shaped (N, ...)")
     previous = request.preprocessing if (request.preprocessing or {}).get("kind") == _ARRAY_KIND else None
     divisor = previous["divisor"] if previous else (255.0 if array.dtype == np.uint8 else 1.0)
-    items = torch.from_numpy(array.astype(np.float32)).div_(divisor)
-    if not torch.isfinite(items).all():
-        raise DataError(f"{path} contains NaN or infinite values; replace them before training")
+    items = torch.from_numpy(finite_float32(array, path)).div_(divisor)
     low, high = float(items.min()), float(items.max())
     train, val, test = three_way_split(len(items), request.seed, request.val_size, test_size)
     return Dataset(

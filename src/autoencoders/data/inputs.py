@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from autoencoders.data.errors import DataError
-from autoencoders.data.images import IMAGE_SUFFIXES
+from autoencoders.data.images import IMAGE_SUFFIXES, finite_float32, open_image, read_npy
 
 _SUFFIXES = ", ".join(sorted(IMAGE_SUFFIXES))
 
@@ -93,26 +93,22 @@ def read_items(
 
 def read_image(path: str | Path, item_shape: Sequence[int], value_range: Sequence[float], resize: bool = False) -> Tensor:
     """One image file as a (C, H, W) item in ``value_range``, in the model's channels."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     path = Path(path)
     if not is_image_shape(item_shape):
         raise DataError(f"the model takes items of shape {tuple(item_shape)}; only 1- and 3-channel image models read image files")
     channels, height, width = item_shape
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if (image.height, image.width) != (height, width) and not resize:
-                raise DataError(
-                    f"{path} is {image.width}x{image.height} pixels; the model takes {width}x{height}. Resize it "
-                    "first (it is not resampled here: that would blur the detail this command should keep)"
-                )
-            image = image.convert("L" if channels == 1 else "RGB")
-            if (image.height, image.width) != (height, width):
-                image = image.resize((width, height), Image.BILINEAR)
-            pixels = np.asarray(image, dtype=np.float32)
-    except (UnidentifiedImageError, OSError) as error:
-        raise DataError(f"{path} cannot be read as an image ({error}); fix or remove it") from error
+    with open_image(path) as image:
+        if (image.height, image.width) != (height, width) and not resize:
+            raise DataError(
+                f"{path} is {image.width}x{image.height} pixels; the model takes {width}x{height}. Resize it "
+                "first (it is not resampled here: that would blur the detail this command should keep)"
+            )
+        image = image.convert("L" if channels == 1 else "RGB")
+        if (image.height, image.width) != (height, width):
+            image = image.resize((width, height), Image.BILINEAR)
+        pixels = np.asarray(image, dtype=np.float32)
     unit = torch.from_numpy(pixels / 255.0).reshape(height, width, channels).permute(2, 0, 1).contiguous()
     low, high = value_range
     return unit * (high - low) + low
@@ -121,13 +117,8 @@ def read_image(path: str | Path, item_shape: Sequence[int], value_range: Sequenc
 def read_array(path: str | Path, item_shape: Sequence[int], value_range: Sequence[float]) -> tuple[Tensor, tuple[tuple[int, ...], str]]:
     """A ``.npy`` array as (N, *item_shape) float32 items, with the array's own shape and dtype."""
     path, item_shape = Path(path), tuple(item_shape)
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path} cannot be read as a .npy array ({error})") from error
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise DataError(f"{path} holds {array.dtype} values; expected numbers")
-    values = torch.from_numpy(array.astype(np.float32))
+    array = read_npy(path)
+    values = torch.from_numpy(finite_float32(array, path))
     if array.dtype == np.uint8:
         low, high = value_range
         values = values / 255.0 * (high - low) + low
@@ -142,8 +133,6 @@ def read_array(path: str | Path, item_shape: Sequence[int], value_range: Sequenc
             f"{path} holds an array of shape {array.shape}; the model takes items of shape {item_shape}, so give "
             f"(N, {', '.join(map(str, item_shape))})"
         )
-    if not torch.isfinite(values).all():
-        raise DataError(f"{path} contains NaN or infinite values")
     return values, (tuple(array.shape), str(array.dtype))
 
 

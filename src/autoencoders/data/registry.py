@@ -210,11 +210,12 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 # A path instead of a name: (loader, accepted options) by what the path is.
+_TABLE_OPTIONS = ("columns", "label_column", "id_column", "test_size", "time_column", "window", "stride", "drop_nonfinite")
 _PATH_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "folder": ("images:load_image_folder", ("image_size", "test_size")),
-    ".csv": ("tables:load_table", ("columns", "label_column", "id_column", "test_size", "time_column", "window", "stride")),
-    ".parquet": ("tables:load_table", ("columns", "label_column", "id_column", "test_size", "time_column", "window", "stride")),
-    ".pq": ("tables:load_table", ("columns", "label_column", "id_column", "test_size", "time_column", "window", "stride")),
+    ".csv": ("tables:load_table", _TABLE_OPTIONS),
+    ".parquet": ("tables:load_table", _TABLE_OPTIONS),
+    ".pq": ("tables:load_table", _TABLE_OPTIONS),
     ".npy": ("images:load_array", ("test_size",)),
 }
 _PATH_HELP = "a folder of images (class sub-folders optional), a .csv/.parquet/.pq table, or a .npy array"

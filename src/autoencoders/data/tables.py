@@ -1,17 +1,23 @@
 """The user's table (CSV or Parquet): numeric columns, standardized with the training split's mean and std.
 
-``Dataset.preprocessing`` records the columns, means, stds and label classes, so a later load of the same
-or a new table (``preprocessing=``) is scaled exactly as the model saw its training data; ``inverse`` maps
-model outputs back to the table's units.
+``Dataset.preprocessing`` records the columns, means, stds and label classes (and, with ``drop_nonfinite``, how
+many rows were dropped), so a later load of the same or a new table (``preprocessing=``) is scaled exactly as
+the model saw its training data; ``inverse`` maps model outputs back to the table's units.
 
 With a ``time_column`` and a ``window`` the table is a time series: rows are sorted by time, split in time
 (train the earliest rows, then val, test the latest, so no window straddles two splits) and each split is cut
 into windows of ``window`` consecutive rows every ``stride`` rows: items (window, n_columns) for sequence
 models. ``Dataset.ids`` then lists, per window, the ids of its rows (the ``id_column``, else the times).
+
+Every feature value must be a finite number: a row with an empty, NaN or infinite cell is refused by its row
+number (or dropped, with ``drop_nonfinite``; a window then joins the rows on either side of a dropped one), and
+so is a column whose mean or std overflows or whose scaled values leave float32's range, so the scaling saved
+with a run and every item a model sees are finite.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,15 +29,36 @@ from autoencoders.data.registry import Dataset, Request
 from autoencoders.data.splits import three_way_split
 
 PREPROCESSING_KIND = "standardize"
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_SHOWN_ROWS = 3  # rows named in an error: enough to find the pattern, short enough for one line
 
 
 def _read_table(path: Path):
     import pandas as pd
 
     try:
-        return pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
-    except (OSError, ValueError, pd.errors.ParserError) as error:  # pyarrow's errors are ValueErrors
-        raise DataError(f"{path} cannot be read as a {path.suffix} table ({error})") from error
+        frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    # pyarrow's errors subclass these builtins; a Parquet file's damaged pandas metadata raises KeyError or TypeError
+    except (OSError, ValueError, KeyError, TypeError, IndexError, NotImplementedError, pd.errors.ParserError) as error:
+        raise DataError(f"{path} cannot be read as a {path.suffix} table ({_one_line(error)}); fix the file") from error
+    if frame.empty:
+        raise DataError(f"{path} holds no rows of data (a header at most); give a table with a row per item")
+    return frame.reset_index(drop=True)  # the index is the row number in the file (Parquet may store another)
+
+
+def _one_line(error: Exception) -> str:
+    """An error's message on one line (pandas' messages may span several, or quote a cell with a line break)."""
+    return " ".join(str(error).split())
+
+
+def _name(value: Any) -> str:
+    """A column name or label as text on one line: quoted where it holds line breaks or other unprintables."""
+    text = str(value)
+    return text if text.isprintable() else repr(text)
+
+
+def _names(values) -> str:
+    return ", ".join(map(_name, values))
 
 
 def _column_list(columns: str | Sequence[str] | None) -> list[str] | None:
@@ -57,10 +84,13 @@ def load_table(
     time_column: str | None = None,
     window: int | None = None,
     stride: int | None = None,
+    drop_nonfinite: bool = False,
 ) -> Dataset:
     """Rows of a table as float32 (n_columns,) items, standardized; ``label_column`` gives class labels.
 
     With ``time_column`` and ``window``: windows of consecutive rows, (window, n_columns) items (see above).
+    ``drop_nonfinite`` drops the rows with empty, NaN or infinite feature values (with a warning that counts
+    them) instead of refusing the table.
     """
     import pandas as pd
 
@@ -75,7 +105,7 @@ def load_table(
     absent = [name for name in [*features, *special] if name not in frame.columns]
     if absent:
         raise DataError(
-            f"{path} has no column(s) {', '.join(map(str, absent))}; its columns: {', '.join(map(str, frame.columns))}"
+            f"{path} has no column(s) {_names(absent)}; its columns: {_names(frame.columns)}"
         )
     if not features:
         raise DataError(f"{path} has no feature columns besides the label/id columns")
@@ -83,25 +113,35 @@ def load_table(
     if non_numeric:
         numeric = [name for name in features if name not in non_numeric]
         raise DataError(
-            f"{path}: column(s) {', '.join(map(str, non_numeric))} are not numeric. Choose numeric columns with "
-            f"--set data.columns={','.join(map(str, numeric)) or 'a,b,c'} (columns=[...] in Python), make one the "
+            f"{path}: column(s) {_names(non_numeric)} are not numeric. Choose numeric columns with "
+            f"--set data.columns={','.join(map(_name, numeric)) or 'a,b,c'} (columns=[...] in Python), make one the "
             "label with --set data.label_column=NAME, or drop them from the table"
         )
-    with_gaps = [name for name in [*features, *special] if frame[name].isna().any()]
+    with_gaps = [name for name in special if frame[name].isna().any() or _has_infinity(frame[name])]
     if with_gaps:
-        raise DataError(f"{path}: column(s) {', '.join(map(str, with_gaps))} have missing values; fill or drop those rows")
+        raise DataError(
+            f"{path}: column(s) {_names(with_gaps)} have missing or infinite values; fill or drop those rows"
+        )
+    if not isinstance(drop_nonfinite, bool):
+        raise DataError(f"drop_nonfinite must be true or false; got {drop_nonfinite!r}")
+    frame, values, dropped = _finite_rows(frame, features, path, drop_nonfinite)
 
-    values = frame[features].to_numpy(dtype=np.float64)
     if window is not None:
         train, val, test = _time_split(len(frame), request.val_size, test_size, int(window))
     else:
         train, val, test = three_way_split(len(frame), request.seed, request.val_size, test_size)
     if previous:
-        mean, std = np.asarray(previous["mean"]), np.asarray(previous["std"])
+        mean, std = np.asarray(previous["mean"], dtype=np.float64), np.asarray(previous["std"], dtype=np.float64)
+        _check_saved_scaling(features, mean, std)
     else:
-        mean, std = values[train.numpy()].mean(0), values[train.numpy()].std(0)
-        std[std == 0] = 1.0  # a constant column stays constant (0) instead of dividing by zero
-    scaled = torch.from_numpy((values - mean) / std).float()
+        mean, std = _column_statistics(values[train.numpy()], features, path)
+    scaled = torch.from_numpy(_standardized(values, mean, std, features, path)).float()
+    preprocessing = {
+        "kind": PREPROCESSING_KIND, "columns": [str(name) for name in features],
+        "mean": mean.tolist(), "std": std.tolist(), "label_classes": None,
+    }
+    if drop_nonfinite:
+        preprocessing["dropped_rows"] = dropped
 
     labels, classes = None, None
     if label_column is not None:
@@ -109,7 +149,7 @@ def load_table(
         codes = pd.Categorical(frame[label_column], categories=classes).codes
         if (codes < 0).any():
             unknown = sorted(set(frame[label_column][codes < 0].astype(str)))
-            raise DataError(f"{path}: labels {', '.join(unknown[:10])} are not among the model's classes {classes}")
+            raise DataError(f"{path}: labels {_names(unknown[:10])} are not among the model's classes {classes}")
         labels = torch.from_numpy(codes.astype(np.int64))
     row_ids = frame[id_column].to_numpy() if id_column is not None else None
     splits = {"train": train, "val": val, "test": test}
@@ -117,10 +157,7 @@ def load_table(
         return _windowed(
             request.name, path, scaled, {split: index.numpy() for split, index in splits.items()}, int(window),
             int(stride or window), frame[id_column if id_column is not None else time_column].to_numpy(),
-            preprocessing={
-                "kind": PREPROCESSING_KIND, "columns": [str(name) for name in features],
-                "mean": mean.tolist(), "std": std.tolist(), "label_classes": None,
-            },
+            preprocessing=preprocessing, dropped=dropped,
         )
     return Dataset(
         name=request.name,
@@ -131,14 +168,100 @@ def load_table(
         item_shape=(len(features),),
         value_range=(float(scaled.min()), float(scaled.max())),
         num_classes=len(classes) if classes is not None else 0,
-        description=f"{len(frame)} rows x {len(features)} numeric columns from {path}, standardized",
-        preprocessing={
-            "kind": PREPROCESSING_KIND, "columns": [str(name) for name in features],
-            "mean": mean.tolist(), "std": std.tolist(), "label_classes": classes,
-        },
+        description=f"{len(frame)} rows x {len(features)} numeric columns from {path}, standardized{_dropped_note(dropped)}",
+        preprocessing={**preprocessing, "label_classes": classes},
         class_names=None if classes is None else [str(name) for name in classes],
         ids=None if row_ids is None else {split: row_ids[index.numpy()].tolist() for split, index in splits.items()},
     )
+
+
+def _finite_rows(frame, features: list, path: Path, drop: bool):
+    """(frame, its feature values as float64, rows dropped): rows with an empty, NaN or infinite feature value
+    are dropped with ``drop``, else refused with an error that names the first few by their row in the file."""
+    values = frame[features].to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(values)
+    bad_rows = np.flatnonzero(bad.any(axis=1))
+    if len(bad_rows) == 0:
+        return frame, values, 0
+    if not drop:
+        bad_rows = bad_rows[np.argsort(frame.index[bad_rows], kind="stable")]  # file order, also after sorting by time
+        shown = ", ".join(
+            f"row {frame.index[row] + 1} ("
+            + ", ".join(f"{_name(features[column])}={values[row, column]}" for column in np.flatnonzero(bad[row])) + ")"
+            for row in bad_rows[:_SHOWN_ROWS]
+        )
+        more = ", ..." if len(bad_rows) > _SHOWN_ROWS else ""
+        raise DataError(
+            f"{path} has {_rows(len(bad_rows))} with empty, NaN or infinite values: {shown}{more} (rows counted from 1 "
+            "below the header); fix those cells, or drop such rows with --set data.drop_nonfinite=true "
+            "(drop_nonfinite=True in Python)"
+        )
+    keep = ~bad.any(axis=1)
+    if not keep.any():
+        raise DataError(f"{path}: every row has empty, NaN or infinite values, so dropping them leaves nothing; fix the table")
+    warnings.warn(
+        f"{path}: dropped {_rows(len(bad_rows))} with empty, NaN or infinite values (data.drop_nonfinite); "
+        f"{_rows(int(keep.sum()))} remain",
+        stacklevel=4,  # the caller of load_dataset
+    )
+    return frame[keep], values[keep], len(bad_rows)
+
+
+def _has_infinity(column) -> bool:
+    """Whether a label, id or time column holds ±inf (a class, id or time no one can mean; JSON cannot save it)."""
+    import pandas as pd
+
+    return pd.api.types.is_float_dtype(column) and bool(np.isinf(column.to_numpy(dtype=np.float64)).any())
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
+
+
+def _dropped_note(dropped: int) -> str:
+    return f", {_rows(dropped)} with empty, NaN or infinite values dropped" if dropped else ""
+
+
+def _column_statistics(values: np.ndarray, features: list, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and std of the training rows; a column whose mean or std overflows float64 is refused
+    (it would be saved as Infinity and its values scaled to 0 or NaN)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked below, by column
+        mean, std = values.mean(axis=0), values.std(axis=0)
+    for name, column_mean, column_std, column in zip(features, mean, std, values.T):
+        statistic = "mean" if not np.isfinite(column_mean) else "standard deviation" if not np.isfinite(column_std) else None
+        if statistic:
+            raise DataError(
+                f"{path}: column {_name(name)}'s {statistic} overflows (its values reach {np.abs(column).max():.3g}); divide "
+                "the column by a power of ten, or leave it out with --set data.columns=..."
+            )
+    std[std == 0] = 1.0  # a constant column stays constant (0) instead of dividing by zero
+    return mean, std
+
+
+def _check_saved_scaling(features: list, mean: np.ndarray, std: np.ndarray) -> None:
+    """A run's saved scaling must be finite with positive stds (an older version could save Infinity)."""
+    for name, column_mean, column_std in zip(features, mean, std):
+        if not (np.isfinite(column_mean) and np.isfinite(column_std) and column_std > 0):
+            raise DataError(
+                f"the saved scaling of column {_name(name)} is not finite (mean {column_mean}, std {column_std}), so its "
+                "values would be lost; train the model again to save a usable scaling"
+            )
+
+
+def _standardized(values: np.ndarray, mean: np.ndarray, std: np.ndarray, features: list, path: Path) -> np.ndarray:
+    """(values - mean) / std, refused by column where a value leaves float32's range (a tiny std, or rows far
+    from the training rows)."""
+    with np.errstate(over="ignore"):  # checked below, by column
+        scaled = (values - mean) / std
+    too_large = ~(np.abs(scaled) <= _FLOAT32_MAX)
+    if too_large.any():
+        column = int(np.flatnonzero(too_large.any(axis=0))[0])
+        raise DataError(
+            f"{path}: column {_name(features[column])} lies beyond float32's range once standardized (mean "
+            f"{mean[column]:.3g}, std {std[column]:.3g}, value {values[too_large[:, column], column][0]:.3g}); "
+            "rescale the column, or leave it out with --set data.columns=..."
+        )
+    return scaled
 
 
 def _sorted_by_time(frame, path: Path, time_column: str | None, window: int | None, label_column: str | None):
@@ -153,7 +276,7 @@ def _sorted_by_time(frame, path: Path, time_column: str | None, window: int | No
     if label_column is not None:
         raise DataError("windows of a time series carry no class labels; drop data.label_column or data.window")
     if time_column not in frame.columns:
-        raise DataError(f"{path} has no column {time_column!r}; its columns: {', '.join(map(str, frame.columns))}")
+        raise DataError(f"{path} has no column {time_column!r}; its columns: {_names(frame.columns)}")
     if int(window) < 1:
         raise DataError(f"window must be a positive number of rows; got {window}")
     times = frame[time_column]
@@ -161,9 +284,9 @@ def _sorted_by_time(frame, path: Path, time_column: str | None, window: int | No
         try:
             times = pd.to_datetime(times)
         except (ValueError, TypeError) as error:
-            raise DataError(f"{path}: time column {time_column!r} is neither numbers nor dates ({error})") from error
+            raise DataError(f"{path}: time column {time_column!r} is neither numbers nor dates ({_one_line(error)})") from error
     order = np.argsort(times.to_numpy(), kind="stable")
-    return frame.iloc[order].reset_index(drop=True)
+    return frame.iloc[order]  # the index keeps each row's number in the file, for error messages
 
 
 def _time_split(
@@ -190,7 +313,7 @@ def _time_split(
 
 def _windowed(
     name: str, path: Path, scaled: torch.Tensor, splits: dict[str, np.ndarray], window: int, stride: int,
-    row_ids: np.ndarray, preprocessing: dict[str, Any],
+    row_ids: np.ndarray, preprocessing: dict[str, Any], dropped: int,
 ) -> Dataset:
     """Every split cut into windows (N, window, n_columns) every ``stride`` rows; ids: each window's row ids."""
     if stride < 1:
@@ -210,7 +333,7 @@ def _windowed(
         num_classes=0,
         description=(
             f"{len(scaled)} rows x {scaled.shape[1]} numeric columns from {path}, standardized, in time order, "
-            f"as windows of {window} rows every {stride}"
+            f"as windows of {window} rows every {stride}{_dropped_note(dropped)}"
         ),
         preprocessing=preprocessing,
         ids=ids,

@@ -32,3 +32,16 @@ def test_from_pretrained_through_the_package(tmp_path):
 def test_importing_the_package_stays_light():
     code = "import sys, autoencoders; from autoencoders import __version__; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_train_model_help_lists_that_models_own_settings():
+    from typer.testing import CliRunner
+
+    from autoencoders.cli import app
+
+    result = CliRunner().invoke(app, ["train", "aae", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "--discriminator-r1" in result.output and "weight of the R1 gradient penalty" in result.output
+    assert "--gamma" not in result.output  # FactorVAE's, not the AAE's
+    plain = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert plain.exit_code == 0 and "autoencoders train MODEL --help" in plain.output

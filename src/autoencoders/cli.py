@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 # what a user can fix: one line, exit code 2 (InputError is a ValueError; the others name a path or a missing extra)
 BAD_INPUT = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError, ImportError)
@@ -184,8 +184,40 @@ def _model_flags(arguments: list[str]) -> dict[str, Any]:
     return settings
 
 
+class TrainCommand(TyperCommand):
+    """`train MODEL --help` also lists MODEL's own settings, each a flag (`--beta 4`), from its config class."""
+
+    def parse_args(self, context: typer.Context, args: list[str]) -> list[str]:
+        context.meta["train_arguments"] = list(args)  # --help is answered before MODEL is parsed
+        return super().parse_args(context, args)
+
+    def format_help(self, context: typer.Context, formatter: Any) -> None:
+        super().format_help(context, formatter)
+        from autoencoders.catalog import MODEL_DESCRIPTIONS
+
+        model = next((word for word in context.meta.get("train_arguments", []) if not word.startswith("-")), None)
+        if model not in MODEL_DESCRIPTIONS:
+            Console().print("Run `autoencoders train MODEL --help` to list a model family's own settings.")
+            return
+        from autoencoders.models import MODELS
+        from autoencoders.models.base import describe_settings
+
+        table = Table(title=f"{model} settings: --name value or --set name=value (dashes or underscores)")
+        table.add_column("flag", no_wrap=True)
+        for column in ("type", "default", "what it is"):
+            table.add_column(column)
+        for name, kind, default, comment in describe_settings(MODELS[model].config_class):
+            shown = "from the data" if name in FILLED_FROM_DATA else repr(default)
+            table.add_row(f"--{name.replace('_', '-')}", escape(kind), escape(shown), escape(comment))
+        Console().print(table)
+
+
+# model settings that training takes from the dataset (a flag still overrides recon_loss; these rarely need one)
+FILLED_FROM_DATA = {"input_shape", "value_range", "num_classes", "dataset_size"}
+
+
 @app.command(
-    "train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    "train", cls=TrainCommand, context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
 def train_command(
     context: typer.Context,

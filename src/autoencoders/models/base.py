@@ -94,6 +94,24 @@ def _fits(kind: str, value: Any) -> bool:
     return True  # annotations this check does not know (dicts, modules) are the family's own business
 
 
+def describe_settings(config_class: type) -> list[tuple[str, str, Any, str]]:
+    """(name, type, default, what it is) of every field of a config dataclass, the last read from the field's
+    comment in the source (``beta: float = 1.0  # weight of the KL``), as `train MODEL --help` lists them."""
+    import inspect
+
+    comments: dict[str, str] = {}
+    for cls in reversed(config_class.__mro__):  # a subclass's comment wins over its parent's
+        if dataclasses.is_dataclass(cls):
+            for line in inspect.getsource(cls).splitlines():
+                name, sep, comment = line.strip().partition("  # ")
+                if sep and ":" in name:
+                    comments[name.split(":")[0].strip()] = comment.strip()
+    return [
+        (field_.name, str(field_.type), field_.default if field_.default is not dataclasses.MISSING else None, comments.get(field_.name, ""))
+        for field_ in dataclasses.fields(config_class)
+    ]
+
+
 KIND_NAMES = {
     "None": "null", "bool": "true or false", "int": "an integer", "float": "a finite number", "str": "text",
     "tuple[int, ...]": "a list of integers", "tuple[float, float]": "a list of two finite numbers",
@@ -126,10 +144,17 @@ def check_settings(config: Any, bounds: dict[str, tuple[float, float]], kind: st
 
 @dataclass
 class Player:
-    """One optimizer's share of a model: its parameters, its loss, how often it steps."""
+    """One optimizer's share of a model: its parameters, its loss, how often it steps.
+
+    The training module calls ``loss(x, y, step=step, state=state)`` with one fresh ``state`` dict per batch,
+    the same for every player and every repeat on that batch. A player that computes something a later player
+    reuses (codes, decoded mixtures) puts it there, detached where the later player must not train through it;
+    the later player reads it from there and computes it itself when it is absent (its loss called alone, or
+    ``state`` None). Players share per-batch results only this way, never through attributes of the model.
+    """
 
     parameters: Callable[[], Iterable[nn.Parameter]]
-    loss: Callable[..., dict[str, Tensor]]  # (x, y, step) -> {"loss": total, other named terms...}
+    loss: Callable[..., dict[str, Tensor]]  # (x, y, step, state) -> {"loss": total, other named terms...}
     lr: float | None = None  # None: the training learning rate
     betas: tuple[float, float] = (0.9, 0.999)
     every: int = 1  # step this player on every n-th batch
@@ -180,8 +205,11 @@ class Autoencoder(nn.Module):
     def forward(self, x: Tensor, y: Tensor | None = None) -> Output:
         raise NotImplementedError
 
-    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
-        """Named loss terms of a batch; ``"loss"`` is the total that is minimised."""
+    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
+        """Named loss terms of a batch; ``"loss"`` is the total that is minimised.
+
+        Every loss a player runs, this one included, takes the batch's shared ``state`` (see ``Player``); a model
+        whose players share nothing ignores it, and a loss called alone may be given none."""
         raise NotImplementedError
 
     def players(self) -> dict[str, Player]:

@@ -45,3 +45,12 @@ def test_train_model_help_lists_that_models_own_settings():
     assert "--gamma" not in result.output  # FactorVAE's, not the AAE's
     plain = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert plain.exit_code == 0 and "autoencoders train MODEL --help" in plain.output
+
+
+def test_every_metric_has_a_unit_and_a_direction():
+    from autoencoders.catalog import METRIC_UNITS, metric_unit
+    from autoencoders.metrics import METRICS
+
+    assert set(METRICS) - {"fid_domain", "kid_domain", "precision_domain", "recall_domain"} <= set(METRIC_UNITS)
+    assert all(direction in ("↑", "↓") for _, direction in METRIC_UNITS.values())
+    assert metric_unit("val/psnr") == ("dB", "↑") and metric_unit("fid_domain_gmm") == ("", "↓")

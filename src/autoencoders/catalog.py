@@ -23,3 +23,22 @@ MODEL_DESCRIPTIONS = {
     "vqvae": "VQ-VAE: integer code grid, EMA codebook with dead-code restarts, gated PixelCNN prior trained after it",
 }
 GENERATIVE = {"vae", "beta-vae", "cvae", "aae", "aae-semi", "aae-cluster", "vrnn", "factor-vae", "beta-tcvae", "hvae", "iwae", "dvae", "vqvae"}
+
+# unit and direction of every metric (↑: higher is better), for tables a person reads; readable without torch
+METRIC_UNITS = {
+    "mse": ("per value", "↓"), "l1": ("per value", "↓"), "bce": ("nats per item", "↓"),
+    "hamming": ("values per item", "↓"), "psnr": ("dB", "↑"), "ssim": ("", "↑"),
+    "nll": ("nats per item", "↓"), "neg_elbo": ("nats per item", "↓"), "kl": ("nats per item", "↓"),
+    "probe": ("accuracy", "↑"), "kmeans": ("accuracy", "↑"), "classification_error": ("share", "↓"),
+    "cluster_error": ("share", "↓"), "cluster_stability": ("share", "↑"),
+    "fid": ("", "↓"), "kid": ("", "↓"), "precision": ("share", "↑"), "recall": ("share", "↑"), "is": ("", "↑"),
+    "mig": ("", "↑"), "factor-score": ("accuracy", "↑"),
+    "lines_mean_distance": ("", "↓"), "lines_smoothness": ("", "↓"),
+}
+
+
+def metric_unit(name: str) -> tuple[str, str]:
+    """(unit, ↑ or ↓) of a metric as it is saved: ``val/psnr``, ``fid_domain_gmm`` and ``fid_gmm`` are fid's and psnr's;
+    ("", "") for a name this table does not know."""
+    base = name.rsplit("/", 1)[-1].removesuffix("_gmm").removesuffix("_domain")
+    return METRIC_UNITS.get(base, ("", ""))

@@ -352,11 +352,13 @@ def evaluate_command(
 
 
 def _print_metrics(title: str, results: dict[str, float]) -> None:
-    table = Table(title=title)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
+    from autoencoders.catalog import metric_unit
+
+    table = Table(title=title, caption="↑ higher is better, ↓ lower is better")
+    for column, justify in (("metric", "left"), ("value", "right"), ("unit", "left"), ("", "center")):
+        table.add_column(column, justify=justify)
     for name, value in results.items():
-        table.add_row(name, f"{value:.4f}")
+        table.add_row(name, f"{value:.4f}", *metric_unit(name))
     Console().print(table)
 
 

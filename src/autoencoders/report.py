@@ -478,8 +478,15 @@ def _model_settings(model: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _metrics_section(metrics: dict[str, Any]) -> Section:
-    rows = [(str(name), _format_value(value)) for name, value in metrics.items()]
-    note = '<p class="hint">From metrics.json (written by autoencoders evaluate).</p>'
+    from autoencoders.catalog import metric_unit
+
+    def label(name: str) -> str:
+        unit, direction = metric_unit(name)
+        details = ", ".join(part for part in (unit, direction) if part)
+        return f"{name} ({details})" if details else name
+
+    rows = [(label(str(name)), _format_value(value)) for name, value in metrics.items()]
+    note = '<p class="hint">From metrics.json (written by autoencoders evaluate); ↑ higher is better, ↓ lower is better.</p>'
     return Section("metrics", "Metrics", _table(rows, header=("metric", "value")) + note)
 
 

@@ -17,7 +17,7 @@ with a run and every item a model sees are finite.
 
 from __future__ import annotations
 
-import warnings
+import logging
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,6 +27,8 @@ import torch
 from autoencoders.data.errors import DataError
 from autoencoders.data.registry import Dataset, Request
 from autoencoders.data.splits import three_way_split
+
+log = logging.getLogger("autoencoders")
 
 PREPROCESSING_KIND = "standardize"
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -199,10 +201,9 @@ def _finite_rows(frame, features: list, path: Path, drop: bool):
     keep = ~bad.any(axis=1)
     if not keep.any():
         raise DataError(f"{path}: every row has empty, NaN or infinite values, so dropping them leaves nothing; fix the table")
-    warnings.warn(
-        f"{path}: dropped {_rows(len(bad_rows))} with empty, NaN or infinite values (data.drop_nonfinite); "
-        f"{_rows(int(keep.sum()))} remain",
-        stacklevel=4,  # the caller of load_dataset
+    log.warning(
+        "%s: dropped %s with empty, NaN or infinite values (data.drop_nonfinite); %s remain",
+        path, _rows(len(bad_rows)), _rows(int(keep.sum())),
     )
     return frame[keep], values[keep], len(bad_rows)
 

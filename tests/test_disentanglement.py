@@ -259,6 +259,19 @@ def test_factor_score_is_high_for_copied_factors_and_chance_for_noise():
     assert rescaled == 1.0
 
 
+def test_factor_score_prunes_on_the_standard_deviation_as_disentanglement_lib():
+    index_std = np.sqrt((np.array(SPRITE_FACTOR_SIZES) ** 2 - 1) / 12)  # of a uniformly drawn factor index
+
+    def copies_with_std(stds: list[float]):
+        return lambda factors: factors.double().numpy() / index_std * np.array(stds)
+
+    # x's and y's copies at std 0.1 (variance 0.01) are kept: each is the least varying dimension when its factor
+    # is fixed, so every vote is right (pruned on the variance, their votes went to other factors': about 3/5)
+    assert factor_score_of(copies_with_std([1, 1, 1, 0.1, 0.1]), sample_factors, train_votes=100, eval_votes=100) == 1.0
+    # std 0.04 is below the threshold: every dimension is pruned, and a code of none scores 0
+    assert factor_score_of(copies_with_std([0.04] * 5), sample_factors, train_votes=100, eval_votes=100) == 0.0
+
+
 def test_metrics_through_evaluate_and_clear_errors():
     sprites = load_dataset("sprites", limit=300)
     model = make("vae", input_shape=(1, 64, 64), latent_dim=4, hidden=(32,))

@@ -12,9 +12,13 @@ e.g. the procedural ``sprites``: shape, scale, orientation, x, y). Codes are the
 - ``factor-score``, the FactorVAE score (Kim & Mnih 2018): the codes are divided by their standard deviation
   over the data; each vote fixes one factor at a random value, draws a batch of fresh items with the other
   factors random, and records the (factor, dimension of least variance in the batch) pair. Dimensions whose
-  variance over the data is below 0.05 are left out (they carry nothing). A majority-vote classifier maps
-  each dimension to the factor it most often stood for in the training votes; the score is its accuracy on
-  held-out votes. The fresh items need a generator of the data from factors (``FACTOR_GENERATORS``).
+  standard deviation over the data is below 0.05 are left out (they carry nothing), as disentanglement_lib's
+  ``_prune_dims`` does with the threshold of its study configs: the threshold is on the standard deviation,
+  not the variance, so a dimension of std 0.1 (variance 0.01) counts. A majority-vote classifier maps each
+  dimension to the factor it most often stood for in the training votes; the score is its accuracy on
+  held-out votes. The default counts are disentanglement_lib's: 10,000 training and 5,000 held-out votes of
+  64 items, the scale from 10,000 items. The fresh items need a generator of the data from factors
+  (``FACTOR_GENERATORS``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from autoencoders.data.synthetic import render_sprites, sample_factors
 from autoencoders.metrics.representation import codes as encode_items
 
 MIG_BINS = 20
-PRUNE_VARIANCE = 0.05  # dimensions with less variance over the data (in code units) carry nothing
+PRUNE_STD = 0.05  # dimensions with a smaller standard deviation over the data (in code units) carry nothing
 
 
 # dataset name -> (sample_factors(count, generator) -> int64 (count, K), render(factors) -> items)
@@ -121,17 +125,16 @@ def least_variance_votes(
 
 
 def factor_score_of(
-    codes_of: Callable[[torch.Tensor], np.ndarray], sample: Callable, seed: int = 0, train_votes: int = 500,
-    eval_votes: int = 500, batch: int = 64, scale_items: int = 5000,
+    codes_of: Callable[[torch.Tensor], np.ndarray], sample: Callable, seed: int = 0, train_votes: int = 10000,
+    eval_votes: int = 5000, batch: int = 64, scale_items: int = 10000,
 ) -> float:
     """The FactorVAE score of the codes ``codes_of(factors)`` gives for factor indices drawn by ``sample``."""
     generator = torch.Generator().manual_seed(seed)
     data_codes = codes_of(sample(scale_items, generator))
-    variance = data_codes.var(axis=0, ddof=1)
-    active = variance >= PRUNE_VARIANCE
+    scale = data_codes.std(axis=0, ddof=1)
+    active = scale >= PRUNE_STD
     if not active.any():  # a collapsed code tells nothing about any factor
         return 0.0
-    scale = np.sqrt(variance)
     scale[~active] = 1.0
     train = least_variance_votes(codes_of, sample, train_votes, batch, scale, active, generator)
     held_out = least_variance_votes(codes_of, sample, eval_votes, batch, scale, active, generator)

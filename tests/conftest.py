@@ -27,11 +27,12 @@ def step_each_player():
             own = {names_of[id(parameter)] for parameter in player.parameters()}
             before = {key: value.detach().clone() for key, value in model.named_parameters()}
             optimizer = make_optimizer(player.parameters(), 1e-2, player.betas, 0.0)
-            for other in players.values():  # the earlier players run first, as in training (shared forward passes)
+            state = {}  # one batch's shared state, as in training
+            for other in players.values():  # the earlier players run first and may share their results through it
                 if other is player:
                     break
-                other.loss(x, y, step=0)
-            loss = player.loss(x, y, step=0)["loss"]
+                other.loss(x, y, step=0, state=state)
+            loss = player.loss(x, y, step=0, state=state)["loss"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -53,6 +53,43 @@ def test_each_player_changes_only_its_own_parameters(name, overrides, digits, st
     step_each_player(model, x, y)
 
 
+def holds(value, tensor: Tensor) -> bool:
+    """Whether ``value`` is ``tensor`` or a tuple, list or dict that holds it."""
+    if isinstance(value, (tuple, list)):
+        return any(holds(item, tensor) for item in value)
+    if isinstance(value, dict):
+        return any(holds(item, tensor) for item in value.values())
+    return value is tensor
+
+
+@pytest.mark.parametrize(
+    "name, overrides",
+    [("aae", {}), ("aae", {"supervised": True, "num_classes": 10}), ("aae-semi", {"labels": 20}), ("aae-cluster", {}),
+     ("acai", {}), ("factor-vae", {"discriminator_hidden": (16,), "code_memory": 2})],
+)
+def test_the_second_player_reuses_what_the_autoencoder_player_put_in_the_batch_state(name, overrides, digits):
+    """The discriminator (or critic) takes the codes (or decoded mixtures) of the batch from the state the
+    autoencoder player filled, detached, instead of encoding again; called alone it encodes the batch itself.
+    The model itself keeps nothing of the batch."""
+    x, y = digits
+    model = make(name, **overrides).train()
+    encoder_passes = []
+    model.encoder.register_forward_hook(lambda *_: encoder_passes.append(1))
+    autoencoder, second = list(model.players().values())[:2]
+    state = {}
+    autoencoder.loss(x, y, step=0, state=state)
+    assert not any(holds(value, x) for value in vars(model).values()), "the model keeps the batch"
+    shared_tensors = [value for entry in state.values() for value in (entry if isinstance(entry, tuple) else (entry,))]
+    assert shared_tensors and not any(value.requires_grad for value in shared_tensors)  # detached
+    shared = dict(state)
+    passes = len(encoder_passes)
+    second.loss(x, y, step=0, state=state)["loss"].backward()
+    assert len(encoder_passes) == passes  # no second encoder pass: the codes came from state
+    assert all(state[key] is value for key, value in shared.items())
+    second.loss(x, y, step=0)  # alone, without a state
+    assert len(encoder_passes) == passes + 1
+
+
 def test_critic_learns_to_predict_alpha():
     """On a tiny batch with the same mixing coefficients every step, the critic's α error shrinks and its
     guesses move from 0 to the level of α. (Telling α's apart item by item takes a trained autoencoder and

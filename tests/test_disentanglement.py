@@ -160,10 +160,11 @@ def test_factor_vae_code_memory_keeps_the_last_batches_and_draws_from_them(digit
     model = make("factor-vae", code_memory=2).train()
     batches = digits.split(16)
     for seen, batch in enumerate(batches[:3], start=1):
-        model.loss(batch)
-        codes = model._codes[1]
+        state = {}
+        model.loss(batch, state=state)
+        codes = state["codes"]
         for _ in range(2):  # repeated updates on one batch remember it once
-            joint, product = model._joint_and_product_codes(batch)
+            joint, product = model._joint_and_product_codes(batch, state)
         assert len(model._memory) == min(seen, 2) and model._memory[-1] is codes
     pool = torch.cat(model._memory)  # the second and third batches' codes
     assert joint.shape == product.shape == codes.shape
@@ -171,8 +172,9 @@ def test_factor_vae_code_memory_keeps_the_last_batches_and_draws_from_them(digit
     for column in range(pool.shape[1]):  # each dimension of the product draws from that dimension of the pool
         assert torch.isin(product[:, column], pool[:, column]).all()
     model.eval()
-    model.loss(batches[3])
-    model.discriminator_loss(batches[3])
+    state = {}
+    model.loss(batches[3], state=state)
+    model.discriminator_loss(batches[3], state=state)
     assert len(model._memory) == 2 and model._memory[-1] is codes  # validation batches are not remembered
     with pytest.raises(ValueError, match="code_memory"):
         make("factor-vae", code_memory=-1)

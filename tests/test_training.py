@@ -142,3 +142,41 @@ def test_cosine_schedule_ends_with_the_run_whether_steps_or_the_wall_clock_end_i
     )
     factors = logged_factors(by_time)
     assert len(factors) > 20 and factors[0] > 0.95 and factors[-1] < 0.05 and (np.diff(factors) <= 1e-9).all()
+
+
+class StateRecorder(torch.nn.Module):
+    """Two players on one weight each; every loss call records (player, step, state, what state held then)."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.second = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+        self.calls: list[tuple[str, int, dict, dict]] = []
+
+    def first_loss(self, x, y=None, step=0, state=None):
+        self.calls.append(("first", step, state, dict(state)))
+        state["first"] = step
+        return {"loss": self.first(x).pow(2).mean()}
+
+    def second_loss(self, x, y=None, step=0, state=None):
+        self.calls.append(("second", step, state, dict(state)))
+        return {"loss": self.second(x).pow(2).mean()}
+
+    def players(self):
+        from autoencoders.models.base import Player
+
+        return {"first": Player(self.first.parameters, self.first_loss), "second": Player(self.second.parameters, self.second_loss, repeats=2)}
+
+
+def test_every_player_of_a_batch_gets_the_same_fresh_state():
+    """The training module hands one new dict per batch to every player's loss, repeats included: what the first
+    player puts there the second reads on that batch, and the next batch starts empty."""
+    from autoencoders.uses.estimator import fit_model
+
+    model = fit_model(StateRecorder(), torch.rand(32, 2), max_steps=3, batch_size=8, lr=1e-2)
+    assert [(player, step) for player, step, _, _ in model.calls] == [
+        (player, step) for step in range(3) for player in ("first", "second", "second")
+    ]
+    states = [model.calls[index : index + 3] for index in range(0, 9, 3)]
+    for step, ((_, _, first, first_saw), (_, _, second, second_saw), (_, _, repeat, repeat_saw)) in enumerate(states):
+        assert first is second is repeat and first_saw == {} and second_saw == repeat_saw == {"first": step}
+    assert len({id(calls[0][2]) for calls in states}) == 3

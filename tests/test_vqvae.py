@@ -109,6 +109,23 @@ def test_encode_gives_integers_that_decode_to_the_reconstruction():
     assert torch.allclose(frames[-1], model.reconstruct(x[1:2])[0], atol=1e-6)
 
 
+def test_prior_takes_the_codes_the_autoencoder_player_put_in_the_batch_state():
+    """On a batch both players see (validation), the prior trains on the integer codes of the autoencoder's pass,
+    read from the batch's state, not on a second quantization; called alone it quantizes the batch itself."""
+    model = make().train()
+    x = torch.rand(16, 1, 8, 8)
+    encoder_passes = []
+    model.encoder.register_forward_hook(lambda *_: encoder_passes.append(1))
+    state = {}
+    model.autoencoder_loss(x, state=state)
+    assert state["codes"].dtype == torch.int64 and state["codes"].shape == (16, 2, 2)
+    model.prior_loss(x, state=state)
+    assert len(encoder_passes) == 1
+    model.prior_loss(x)
+    assert len(encoder_passes) == 2
+    assert not any(value is x or (isinstance(value, tuple) and any(item is x for item in value)) for value in vars(model).values())
+
+
 def test_pixelcnn_is_causal_in_raster_order():
     torch.manual_seed(0)
     prior = GatedPixelCNN(5, 8, 3)

@@ -127,6 +127,15 @@ def r1_penalty(discriminate, real: Tensor) -> Tensor:
     return gradient.pow(2).sum(dim=1).mean() / 2
 
 
+def batch_codes(encode, x: Tensor, state: dict | None) -> Tensor:
+    """The detached codes of ``x`` that the autoencoder player put in the batch's ``state``, or encoded afresh."""
+    codes = state.get("codes") if state is not None else None
+    if codes is None:
+        with torch.no_grad():
+            codes = encode(x)
+    return codes
+
+
 def fooling_loss(discriminate, fake: Tensor) -> Tensor:
     """The generator's loss: make ``fake`` score 1 (the non-saturating GAN loss)."""
     logits = discriminate(fake)
@@ -180,7 +189,6 @@ class AAE(Autoencoder):
         self.encoder = build_encoder(config, config.input_shape, config.latent_dim)
         self.decoder = build_decoder(config, config.latent_dim + label_features, config.input_shape)
         self.discriminator = discriminator(config.latent_dim, config.discriminator_hidden)
-        self._codes: tuple[Tensor, Tensor] | None = None  # (batch, its detached codes) for the discriminator
 
     @classmethod
     def needs_classes(cls, settings) -> bool:
@@ -212,22 +220,15 @@ class AAE(Autoencoder):
         return self.discriminator(z).squeeze(1)
 
     # -- the phases ----------------------------------------------------------------------------------------
-    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
         output = self(x, y)
-        self._codes = (x, output.latent.detach())
+        if state is not None:  # the discriminator's fakes
+            state["codes"] = output.latent.detach()
         recon = reconstruction_loss(output.decoded, x, self.config.recon_loss).mean()
         return {"loss": recon, "recon": recon}
 
-    def _batch_codes(self, x: Tensor) -> Tensor:
-        """The codes of ``x`` from the reconstruction phase of this batch, or computed afresh."""
-        if self._codes is not None and self._codes[0] is x:
-            return self._codes[1]
-        with torch.no_grad():
-            return self.encode(x)
-
-    def discriminator_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
-        codes = self._batch_codes(x)
-        self._codes = None
+    def discriminator_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
+        codes = batch_codes(self.encode, x, state)
         prior = self.sample_prior(x.shape[0])
         loss = adversarial_losses(self.discriminate, prior, codes)
         if not (self.training and self.config.discriminator_r1):  # a training regularizer: validation runs without grad
@@ -235,7 +236,7 @@ class AAE(Autoencoder):
         penalty = r1_penalty(self.discriminate, prior)
         return {"loss": loss + self.config.discriminator_r1 * penalty, "adversarial": loss, "r1": penalty}
 
-    def generator_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+    def generator_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
         loss = fooling_loss(self.discriminate, self.encode(x))
         return {"loss": loss}
 
@@ -327,7 +328,6 @@ class CategoricalAAE(Autoencoder):
         self.decoder = build_decoder(config, categories + config.latent_dim, config.input_shape)
         self.category_discriminator = discriminator(categories, config.discriminator_hidden)
         self.style_discriminator = discriminator(config.latent_dim, config.discriminator_hidden)
-        self._codes: tuple[Tensor, Tensor] | None = None
 
     @property
     def code_size(self) -> int:
@@ -380,19 +380,15 @@ class CategoricalAAE(Autoencoder):
         return self.decode(self._prior_code(n, y))
 
     # -- the phases ----------------------------------------------------------------------------------------
-    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
         output = self(x)
-        self._codes = (x, output.latent.detach())
+        if state is not None:  # the discriminators' fakes
+            state["codes"] = output.latent.detach()
         recon = reconstruction_loss(output.decoded, x, self.config.recon_loss).mean()
         return {"loss": recon, "recon": recon}
 
-    def discriminator_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
-        if self._codes is not None and self._codes[0] is x:
-            codes = self._codes[1]
-        else:
-            with torch.no_grad():
-                codes = self.encode(x)
-        self._codes = None
+    def discriminator_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
+        codes = batch_codes(self.encode, x, state)
         prior = self._prior_code(x.shape[0])
         k = self.categories
         category = adversarial_losses(self.category_discriminator, prior[:, :k], codes[:, :k])
@@ -403,7 +399,7 @@ class CategoricalAAE(Autoencoder):
             losses.update(loss=losses["loss"] + self.config.discriminator_r1 * penalty, r1=penalty)
         return losses
 
-    def generator_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+    def generator_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
         codes = self.encode(x)
         k = self.categories
         category = fooling_loss(self.category_discriminator, codes[:, :k])
@@ -465,7 +461,7 @@ class AAESemi(CategoricalAAE):
     def needs_classes(cls, settings) -> bool:
         return True
 
-    def classifier_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+    def classifier_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
         """Cross-entropy of the label head on the batch's labelled items (label -1: unlabelled)."""
         if y is None:
             raise ValueError("aae-semi trains on batches with labels (-1 for unlabelled items)")

@@ -40,9 +40,6 @@ class ACAI(AE):
     def __init__(self, config: ACAIConfig):
         super().__init__(config)
         self.critic = build_encoder(config, config.input_shape, config.latent_dim)
-        # the critic trains on the autoencoder's outputs for the same batch (one graph in the paper);
-        # keeping them saves a second encoder/decoder pass per batch
-        self._for_critic: tuple[Tensor, ...] | None = None
 
     def critic_score(self, x: Tensor) -> Tensor:
         """The critic's estimate of the mixing coefficient α of each item (0 for real data)."""
@@ -55,32 +52,34 @@ class ACAI(AE):
         mixed = alpha * z + (1 - alpha) * z.flip(0)
         return self.decode_raw(self.latent_dropout(z)), self.decode_raw(mixed), alpha.squeeze(1)
 
-    def autoencoder_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+    def autoencoder_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
         decoded, decoded_mix, alpha = self.mix(x)
         recon = reconstruction_loss(decoded, x, self.config.recon_loss).mean()
         mixture = self.to_data_space(decoded_mix)
         fooling = self.critic_score(mixture).pow(2).mean()
-        self._for_critic = (x, self.to_data_space(decoded).detach(), mixture.detach(), alpha)
+        if state is not None:
+            # the critic trains on these outputs for the same batch (one graph in the paper): sharing them
+            # saves it a second encoder/decoder pass
+            state["critic_inputs"] = (self.to_data_space(decoded).detach(), mixture.detach(), alpha)
         # as in the paper, the reconstruction term is a mean over the item's values (``recon`` is their sum,
         # like every model's), so λ weighs the critic against a per-pixel error
         loss = recon / math.prod(self.config.input_shape) + self.config.interpolation_weight * fooling
         return {"loss": loss, "recon": recon, "critic_on_mixtures": fooling}
 
-    def critic_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
-        if self._for_critic is not None and self._for_critic[0] is x:
-            _, reconstruction, mixture, alpha = self._for_critic
-        else:  # called on its own (not right after the autoencoder's step on this batch)
+    def critic_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
+        if state is not None and "critic_inputs" in state:
+            reconstruction, mixture, alpha = state["critic_inputs"]
+        else:  # called on its own (not after the autoencoder player on this batch)
             with torch.no_grad():
                 decoded, decoded_mix, alpha = self.mix(x)
                 reconstruction, mixture = self.to_data_space(decoded), self.to_data_space(decoded_mix)
-        self._for_critic = None
         alpha_error = (self.critic_score(mixture) - alpha).pow(2).mean()
         gamma = self.config.critic_mix
         realism = self.critic_score(gamma * x + (1 - gamma) * reconstruction).pow(2).mean()
         return {"loss": alpha_error + realism, "alpha_error": alpha_error, "on_real": realism}
 
-    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
-        return self.autoencoder_loss(x, y, step)
+    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
+        return self.autoencoder_loss(x, y, step, state)
 
     def players(self) -> dict[str, Player]:
         return {

@@ -48,7 +48,7 @@ class AE(Autoencoder):
         """What the encoder sees in training; the plain AE sees x itself."""
         return x
 
-    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
         output = self(self.corrupt(x) if self.training else x)
         recon = reconstruction_loss(output.decoded, x, self.config.recon_loss).mean()
         return {"loss": recon, "recon": recon}

@@ -117,7 +117,7 @@ class BetaTCVAE(VAE):
     def data_settings(cls, dataset, settings: dict[str, Any]) -> dict[str, Any]:
         return {"dataset_size": len(dataset.train)}
 
-    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
         output = self(x, y)
         mean, log_var = output.extras["mean"], output.extras["log_var"]
         recon = -self.log_likelihood(output.decoded, x).mean()

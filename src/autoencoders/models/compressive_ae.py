@@ -109,7 +109,7 @@ class CompressiveAE(Autoencoder):
         code = self.quantize(latent)
         return Output(decoded=self.decode_raw(code), latent=code, extras={"unquantized": latent})
 
-    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
         output = self(x)
         distortion = reconstruction_loss(output.decoded, x, self.config.recon_loss).mean()
         bits = self.density.bits(output.latent).mean()

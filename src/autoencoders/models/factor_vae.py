@@ -93,7 +93,6 @@ class FactorVAE(VAE):
         if isinstance(memory, bool) or not isinstance(memory, int) or memory < 0:
             raise ValueError(f"code_memory counts recent batches whose codes the discriminator sees and must be an integer >= 0; got {memory!r}")
         self.discriminator = tc_discriminator(config.latent_dim, tuple(config.discriminator_hidden))
-        self._codes: tuple[Tensor, Tensor] | None = None  # (batch, its detached posterior samples)
         self._memory: list[Tensor] = []  # detached codes of the last code_memory batches (not saved: rebuilt in training)
 
     def discriminate(self, z: Tensor) -> Tensor:
@@ -101,9 +100,10 @@ class FactorVAE(VAE):
         return self.discriminator(z).squeeze(1)
 
     # -- the players -------------------------------------------------------------------------------------
-    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
         output = self(x, y)
-        self._codes = (x, output.latent.detach())
+        if state is not None:  # the discriminator's samples of q(z)
+            state["codes"] = output.latent.detach()
         recon = -self.log_likelihood(output.decoded, x).mean()
         kl = gaussian_kl(output.extras["mean"], output.extras["log_var"]).mean()
         self.discriminator.requires_grad_(False)  # the gradient flows to the codes only, not into D's weights
@@ -112,29 +112,27 @@ class FactorVAE(VAE):
         loss = recon + self.kl_weight(step) * kl + self.config.gamma * tc
         return {"loss": loss, "recon": recon, "kl": kl, "tc": tc, "elbo": -(recon + kl)}
 
-    def _batch_codes(self, x: Tensor) -> Tensor:
-        """The posterior samples of ``x`` from this batch's autoencoder phase, or drawn afresh."""
-        if self._codes is not None and self._codes[0] is x:
-            return self._codes[1]
-        with torch.no_grad():
-            codes = self(x).latent
-        self._codes = (x, codes)
-        return codes
-
-    def _joint_and_product_codes(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def _joint_and_product_codes(self, x: Tensor, state: dict) -> tuple[Tensor, Tensor]:
         """Samples of q(z) and of Π_j q(z_j) for one discriminator update: from this batch's codes, or with a code
-        memory, a batch-sized draw from the codes of the recent batches (this one among them)."""
-        codes = self._batch_codes(x)  # kept: each of the discriminator's steps on this batch reuses them
+        memory, a batch-sized draw from the codes of the recent batches (this one among them).
+
+        ``state`` holds the batch's codes (from the autoencoder player, or drawn here by the first update) and,
+        once this batch has joined the memory, the codes drawn from; each update on the batch reuses both."""
+        codes = state.get("codes")
+        if codes is None:
+            with torch.no_grad():
+                codes = state["codes"] = self(x).latent
         if not self.config.code_memory or not self.training:  # validation batches stay out of the memory
             return codes, permute_dims(codes)
-        if not self._memory or self._memory[-1] is not codes:  # the first of this batch's updates
+        pool = state.get("remembered_codes")
+        if pool is None:  # the first of this batch's updates
             self._memory = (self._memory + [codes])[-self.config.code_memory:]
-        pool = torch.cat(self._memory)
+            pool = state["remembered_codes"] = torch.cat(self._memory)
         joint = pool[torch.randint(len(pool), (len(codes),), device=pool.device)]
         return joint, permute_dims(pool)[: len(codes)]
 
-    def discriminator_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
-        joint, product = self._joint_and_product_codes(x)
+    def discriminator_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
+        joint, product = self._joint_and_product_codes(x, {} if state is None else state)
         joint_logits, product_logits = self.discriminate(joint), self.discriminate(product)
         loss = 0.5 * (
             F.binary_cross_entropy_with_logits(joint_logits, torch.ones_like(joint_logits))

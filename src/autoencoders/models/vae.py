@@ -147,7 +147,7 @@ class VariationalAutoencoder(Autoencoder):
         """KL(q(z|x) || p(z)) per item, summed over the stochastic layers (one sample of the layers above)."""
         return self.elbo_terms(x, y)[1].sum(dim=1)
 
-    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
         source = self.corrupt(x) if self.training else x
         if self.config.iwae_samples > 1:
             return self.importance_weighted_loss(x, y, source, self.kl_weight(step))

@@ -256,7 +256,6 @@ class VQVAE(Autoencoder):
         )
         self.prior = GatedPixelCNN(config.codebook_size, config.prior_channels, config.prior_layers)
         self.register_buffer("prior_steps", torch.zeros((), dtype=torch.long))  # sample() warns if it is still 0
-        self._codes: tuple[Tensor, Tensor] | None = None  # (batch, its detached codes) for the prior's step
 
     @property
     def code_size(self) -> int:
@@ -313,7 +312,7 @@ class VQVAE(Autoencoder):
         straight_through = z_e + (z_q - z_e).detach()  # forward: z_q; backward: the gradient goes to z_e
         return Output(decoded=self.decoder(straight_through), latent=z_q, extras={"z_e": z_e, "indices": indices})
 
-    def autoencoder_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+    def autoencoder_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
         output = self(x)
         z_e, z_q, indices = output.extras["z_e"], output.latent, output.extras["indices"]
         recon = reconstruction_loss(output.decoded, x, self.config.recon_loss).mean()
@@ -323,7 +322,8 @@ class VQVAE(Autoencoder):
             counts = self.codebook.update(z_e.detach().permute(0, 2, 3, 1).reshape(-1, z_e.shape[1]), flat_indices)
         else:
             counts = torch.bincount(flat_indices, minlength=self.config.codebook_size).to(z_e.dtype)
-        self._codes = (x, indices.detach())
+        if state is not None:  # the prior's targets
+            state["codes"] = indices.detach()
         frequencies = counts / counts.sum()
         perplexity = torch.exp(-(frequencies * torch.log(frequencies + 1e-10)).sum())
         usage = (counts > 0).to(z_e.dtype).mean()
@@ -332,21 +332,19 @@ class VQVAE(Autoencoder):
             "perplexity": perplexity, "usage": usage,
         }
 
-    def prior_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
-        """Cross-entropy of the PixelCNN on the batch's codes (reused from the autoencoder's step when there)."""
-        if self._codes is not None and self._codes[0] is x:
-            grid = self._codes[1]
-        else:
+    def prior_loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
+        """Cross-entropy of the PixelCNN on the batch's codes (those the autoencoder player put in ``state``, when there)."""
+        grid = state.get("codes") if state is not None else None
+        if grid is None:
             with torch.no_grad():
                 grid = self.quantize(x)[2]
-        self._codes = None
         nats = F.cross_entropy(self.prior(grid), grid)  # mean over items and positions
         if self.training and torch.is_grad_enabled():
             self.prior_steps += 1
         return {"loss": nats, "nll": nats * self.code_size, "bits_per_code": nats / math.log(2)}
 
-    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
-        return self.autoencoder_loss(x, y, step)
+    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
+        return self.autoencoder_loss(x, y, step, state)
 
     def players(self) -> dict[str, Player]:
         return {

@@ -202,7 +202,7 @@ class VRNN(Autoencoder):
         return gaussian_kl_between(inferred["mean"], inferred["log_var"], inferred["prior_mean"], inferred["prior_log_var"])
 
     # -- the interface ----------------------------------------------------------------------------------
-    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
         inferred = self.infer(x)
         recon = -inferred["log_likelihood"].sum(1).mean()
         kl = self._step_kl(inferred).sum(1).mean()

@@ -70,7 +70,7 @@ class RotationPredictor(nn.Module):
         """Logits of the four turns, (N, 4)."""
         return self.network(x)
 
-    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+    def loss(self, x: Tensor, y: Tensor | None = None, step: int = 0, state: dict | None = None) -> dict[str, Tensor]:
         turns = torch.arange(QUARTER_TURNS, device=x.device).repeat_interleave(len(x))
         cross_entropy = F.cross_entropy(self(quarter_turns(x)), turns)
         return {"loss": cross_entropy, "cross_entropy": cross_entropy}

@@ -23,7 +23,7 @@ from urllib.error import URLError
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autoencoders.data import DataError, load_dataset

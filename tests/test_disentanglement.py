@@ -225,7 +225,7 @@ def test_beta_tcvae_takes_the_dataset_size_from_the_training_data_and_its_report
         make("beta-tcvae", estimator="exact")
     with pytest.raises(ValueError, match="iwae_samples and free_bits do not apply"):
         make("factor-vae", iwae_samples=5)
-    with pytest.raises(ValueError, match="layer widths"):
+    with pytest.raises(ValueError, match="discriminator_hidden takes a list of integers"):
         make("factor-vae", discriminator_hidden="32,32")
 
 

@@ -54,3 +54,17 @@ def test_every_metric_has_a_unit_and_a_direction():
     assert set(METRICS) - {"fid_domain", "kid_domain", "precision_domain", "recall_domain"} <= set(METRIC_UNITS)
     assert all(direction in ("↑", "↓") for _, direction in METRIC_UNITS.values())
     assert metric_unit("val/psnr") == ("dB", "↑") and metric_unit("fid_domain_gmm") == ("", "↓")
+
+
+def test_declared_capabilities_match_what_each_family_has():
+    import dataclasses
+
+    for name, cls in MODELS.items():
+        fields = {field.name for field in dataclasses.fields(cls.config_class)}
+        assert cls.has_likelihood == all(hasattr(cls, method) for method in ("log_importance_weights", "negative_elbo", "kl_divergence")), name
+        assert cls.gaussian_posterior == hasattr(cls, "posterior"), name
+        assert cls.has_code_prior == hasattr(cls, "sample_prior"), name
+        assert cls.classifies == (hasattr(cls, "predict") and hasattr(cls, "move")), name
+        assert cls.denoises == ("noise" in fields), name
+        assert (cls.quantization_step is not None) == (name == "compressive-ae"), name
+    assert {name for name, cls in MODELS.items() if cls.classifies} == {"aae-semi", "aae-cluster"}

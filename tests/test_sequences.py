@@ -227,7 +227,8 @@ def test_vrnn_text_samples_are_characters_of_the_corpus():
 def test_cli_samples_text_as_lines_and_series_as_line_plots(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from autoencoders.cli import TEXT_SEPARATOR, app
+    from autoencoders.cli import app
+    from autoencoders.uses.items import TEXT_SEPARATOR
 
     runner = CliRunner()
     text = autoencoders.train("vrnn", "text", tmp_path / "text", max_steps=3, batch_size=16, progress=False,

@@ -362,43 +362,6 @@ def _print_metrics(title: str, results: dict[str, float]) -> None:
     Console().print(table)
 
 
-TEXT_SEPARATOR = "-" * 8
-
-
-def _save_picture(items, path: Path, value_range, nrow: int | None = None, alphabet: str | None = None) -> None:
-    """Items as a file: ``.npy`` (the array), ``.txt`` (a text model's strings, each followed by a line
-    ``TEXT_SEPARATOR``: the strings hold newlines of their own) or a picture (an image grid, or line plots of
-    series). ``alphabet``: a text model's characters (see ``_text_alphabet``)."""
-    import numpy as np
-
-    from autoencoders import plots
-
-    if path.suffix == ".npy":
-        np.save(path, items.cpu().numpy())
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".txt":
-        if alphabet is None:
-            _fail(f"{path}: .txt is for text models (trained on characters); give a .png or a .npy file")
-        from autoencoders.data.sequences import to_text
-
-        path.write_text("".join(f"{text}\n{TEXT_SEPARATOR}\n" for text in to_text(items.cpu(), alphabet)))
-    elif alphabet is not None:
-        _fail(f"{path}: a text model's items are text; give a .txt (one string per line) or a .npy file")
-    elif plots.is_image_shape(tuple(items.shape[1:])):
-        plots.image_grid(items, nrow=nrow, value_range=tuple(value_range)).save(path)
-    else:  # series (N, T, C) and vectors (N, D)
-        plots.save_picture(plots.line_plot_grid(items.cpu(), ncols=nrow, titles=[f"item {i}" for i in range(len(items))]), path)
-
-
-def _text_alphabet(run: Path) -> str | None:
-    """The alphabet of a run trained on text (one-hot characters), else None."""
-    from autoencoders.io import read_config
-
-    preprocessing = ((read_config(run).get("data") or {}).get("preprocessing")) or {}
-    return preprocessing.get("alphabet") if preprocessing.get("kind") == "characters" else None
-
-
 @app.command("sample")
 def sample_command(
     run: Path = RunArg,
@@ -424,6 +387,7 @@ def sample_command(
       autoencoders sample runs/vrnn-text -n 5 -o text.txt
     """
     from autoencoders.io import load
+    from autoencoders.uses.items import text_alphabet, write_items
     from autoencoders.uses.sampling import SAMPLERS, sample_run
 
     if sampler not in SAMPLERS:
@@ -434,18 +398,10 @@ def sample_command(
 
         _fail(f"{model.name!r} has no prior to sample from; use --sampler gmm, or train one of: {', '.join(sorted(GENERATIVE))}")
     samples = sample_run(run, n, sampler, label, components, seed, data_dir)
-    alphabet = _text_alphabet(run)
+    alphabet = text_alphabet(run)
     output = output or Path("samples.txt" if alphabet else "samples.png")
-    _save_picture(samples, output, model.config.value_range, alphabet=alphabet)
+    write_items(samples, output, model.config.value_range, alphabet=alphabet)
     console.print(f"wrote {n} samples to {output}")
-
-
-def _test_items(run: Path, n: int, data_dir, offset: int = 0):
-    from autoencoders.io import load_run_data
-
-    dataset = load_run_data(run, data_dir=data_dir)
-    labels = dataset.test_labels
-    return dataset.test[offset : offset + n], None if labels is None else labels[offset : offset + n]
 
 
 @app.command("reconstruct")
@@ -461,9 +417,10 @@ def reconstruct_command(
     """
     from autoencoders.io import load
     from autoencoders.plots import reconstruction_grid
+    from autoencoders.uses.items import first_test_items
 
     model = load(run)
-    x, y = _test_items(run, n, data_dir)
+    x, y = first_test_items(run, n, data_dir)
     y = y if model.conditional else None
     reconstruction_grid(x, model.reconstruct(x, y), tuple(model.config.value_range)).save(output)
     console.print(f"wrote {output}")
@@ -494,70 +451,11 @@ def interpolate_command(
       autoencoders interpolate runs/vae --from a.png,b.png --to c.png,7 -o rows.png
     """
     from autoencoders.io import load
-    from autoencoders.models.base import INTERPOLATION_MODES
-    from autoencoders.plots import interpolation_strip, is_image_shape
+    from autoencoders.uses.items import interpolate_run, write_interpolations
 
-    if mode not in INTERPOLATION_MODES:
-        _fail(f"--mode must be one of {', '.join(INTERPOLATION_MODES)}; got {mode!r}")
-    if (start is None) != (end is None):
-        _fail("give both --from and --to (or neither, to interpolate between test items)")
-    model = load(run)
-    if start is None:
-        x, y = _test_items(run, 2 * pairs, data_dir)
-        x1, x2, y1, y2 = x[:pairs], x[pairs:], *((None, None) if y is None else (y[:pairs], y[pairs:]))
-    else:
-        x1, y1 = _chosen_items(run, model, start, "--from", label, data_dir)
-        x2, y2 = _chosen_items(run, model, end, "--to", label, data_dir)
-        if len(x1) != len(x2):
-            _fail(f"--from names {len(x1)} item(s) and --to {len(x2)}; give as many of each (one row per pair)")
-    if not model.conditional:
-        y1 = y2 = None
-    frames = model.interpolate(x1, x2, steps, y1, y2, mode=mode).transpose(0, 1)  # (pairs, steps, ...)
-    if output.suffix == ".npy":
-        import numpy as np
-
-        np.save(output, frames.numpy())
-    elif not is_image_shape(tuple(model.config.input_shape)):
-        _fail(f"items of shape {tuple(model.config.input_shape)} are not images: write them with -o FILE.npy")
-    else:
-        interpolation_strip(frames, tuple(model.config.value_range)).save(output)
+    frames = interpolate_run(run, pairs, steps, start, end, mode, label, data_dir)
+    write_interpolations(frames, output, load(run).config.value_range)
     console.print(f"wrote {output}")
-
-
-def _chosen_items(run: Path, model, text: str, option: str, label: int | None, data_dir):
-    """Items named by test-set indices and/or image files ("3", "a.png", "3,a.png"), with their labels."""
-    import torch
-
-    from autoencoders.data.inputs import read_image
-
-    parts = [part.strip() for part in text.split(",") if part.strip()]
-    if not parts:
-        _fail(f"{option} names no items; give test-set indices or image files")
-    test = labels = None
-    if any(part.isdigit() for part in parts):
-        from autoencoders.io import load_run_data
-
-        dataset = load_run_data(run, data_dir=data_dir)
-        test, labels = dataset.test, dataset.test_labels
-    items, item_labels = [], []
-    for part in parts:
-        if part.isdigit():
-            if int(part) >= len(test):
-                _fail(f"{option}: index {part} is beyond the test set's {len(test)} items")
-            items.append(test[int(part)])
-            item_labels.append(None if labels is None else labels[int(part)])
-        elif Path(part).is_file():
-            if len(model.config.input_shape) != 3:
-                _fail(f"{option}: {part} is a file, but the model takes items of shape {tuple(model.config.input_shape)}, not images; give test-set indices")
-            items.append(read_image(part, model.config.input_shape, model.config.value_range, resize=True))
-            item_labels.append(None if label is None else torch.tensor(label))
-        else:
-            _fail(f"{option}: {part!r} is neither a test-set index nor an image file")
-    if model.conditional:
-        if any(value is None for value in item_labels):
-            _fail(f"this model is conditional: pass --label CLASS for the image files in {option}")
-        return torch.stack(items), torch.stack([torch.as_tensor(value) for value in item_labels])
-    return torch.stack(items), None
 
 
 @app.command("encode")
@@ -572,35 +470,11 @@ def encode_command(
 
     Example: autoencoders encode runs/vae --data mnist -o codes.parquet
     """
-    import numpy as np
-    import torch
+    from autoencoders.uses.codes import encode_run, write_codes
 
-    from autoencoders.data import load_dataset
-    from autoencoders.io import load, load_run_data, read_config
-
-    model = load(run)
-    if data is None:
-        dataset = load_run_data(run, data_dir=data_dir)
-    else:
-        preprocessing = read_config(run)["data"].get("preprocessing") or None
-        dataset = load_dataset(data, data_dir=data_dir, preprocessing=preprocessing)
-    x, y = dataset.split(split), dataset.labels(split)
-    with torch.no_grad():
-        codes = torch.cat([
-            model.encode(x[i : i + 1024], None if not model.conditional else y[i : i + 1024]) for i in range(0, len(x), 1024)
-        ]).numpy()
-    if output.suffix in (".parquet", ".pq"):
-        import pandas as pd
-
-        frame = pd.DataFrame(codes, columns=[f"z{i}" for i in range(codes.shape[1])])
-        if y is not None and y.dim() == 1:
-            frame["label"] = y.numpy()
-        frame.to_parquet(output)
-    elif output.suffix == ".npy":
-        np.save(output, codes)
-    else:
-        _fail("-o must end in .npy or .parquet")
-    console.print(f"wrote {codes.shape[0]} codes of size {codes.shape[1]} to {output}")
+    codes, labels = encode_run(run, data, split, data_dir)
+    write_codes(codes, labels, output)
+    console.print(f"wrote {len(codes)} codes of size {codes[0].numel()} to {output}")
 
 
 @app.command("decode")
@@ -614,34 +488,13 @@ def decode_command(
 
     Example: autoencoders decode runs/vae codes.npy -o decoded.png
     """
-    import numpy as np
-    import torch
-
     from autoencoders.io import load
+    from autoencoders.uses.codes import decode_codes
+    from autoencoders.uses.items import text_alphabet, write_items
 
-    model = load(run)
-    if not codes.exists():
-        _fail(f"{codes} does not exist")
-    if codes.suffix in (".parquet", ".pq"):
-        import pandas as pd
-
-        frame = pd.read_parquet(codes)
-        array = frame[[c for c in frame.columns if c.startswith("z")]].to_numpy()
-    else:
-        array = np.load(codes, allow_pickle=False, mmap_mode="r")  # the header's shape is checked before reading
-    if array.ndim != 2 or array.shape[1] != model.code_size or not np.issubdtype(array.dtype, np.number):
-        _fail(f"codes must be numbers of shape (N, {model.code_size}); {codes} has {array.dtype} {array.shape}")
-    z = torch.as_tensor(np.asarray(array, dtype=np.float32))
-    if not torch.isfinite(z).all():
-        _fail(f"{codes} holds NaN or infinite codes; decode finite codes")
-    labels = None
-    if model.conditional:
-        if label is None:
-            _fail("this model is conditional: pass --label CLASS")
-        labels = torch.full((len(z),), label, dtype=torch.long)
-    with torch.no_grad():
-        _save_picture(model.decode(z, labels), output, model.config.value_range, alphabet=_text_alphabet(run))
-    console.print(f"wrote {len(z)} decoded items to {output}")
+    items = decode_codes(run, codes, label)
+    write_items(items, output, load(run).config.value_range, alphabet=text_alphabet(run))
+    console.print(f"wrote {len(items)} decoded items to {output}")
 
 
 def _label_list(text: str | None, count: int) -> list[int]:
@@ -673,33 +526,15 @@ def style_transfer_command(
 
     Example: autoencoders style-transfer runs/aae-sup --source 0,1,2 --labels 0-9 -o styles.png
     """
-    import torch
-
     from autoencoders.io import load
+    from autoencoders.uses.items import write_items
+    from autoencoders.uses.style import style_transfer_run
 
-    model = load(run)
-    if not hasattr(model, "style_transfer") or not model.conditional:
-        _fail(f"style transfer needs a supervised AAE (autoencoders train aae --supervised); {run} is a {model.name}")
-    classes = _label_list(labels, model.config.num_classes)
-    parts = [part.strip() for part in source.split(",") if part.strip()]
-    if all(part.isdigit() for part in parts):
-        from autoencoders.io import load_run_data
-
-        test = load_run_data(run, data_dir=data_dir).test
-        if max(map(int, parts)) >= len(test):
-            _fail(f"--source indices must be below the test set's {len(test)} items")
-        x = test[[int(part) for part in parts]]
-    else:
-        missing = [part for part in parts if not Path(part).is_file()]
-        if missing:
-            _fail(f"--source: {', '.join(missing)} is neither a test-set index nor an image file")
-        from autoencoders.data.inputs import read_items
-
-        x = read_items(parts, model.config.input_shape, model.config.value_range, resize=True).values
-    frames = model.style_transfer(x, torch.tensor(classes))  # (sources, labels, *shape)
-    grid = torch.cat([x.unsqueeze(1), frames], dim=1).flatten(0, 1)
-    _save_picture(grid, output, model.config.value_range, nrow=len(classes) + 1)
-    console.print(f"wrote {len(parts)} source(s) x {len(classes)} labels to {output}")
+    config = load(run).config
+    classes = _label_list(labels, config.num_classes)
+    grid = style_transfer_run(run, source, classes, data_dir)
+    write_items(grid, output, config.value_range, nrow=len(classes) + 1)
+    console.print(f"wrote {len(grid) // (len(classes) + 1)} source(s) x {len(classes)} labels to {output}")
 
 
 @app.command("augment")
@@ -865,22 +700,13 @@ def benchmark_lines_command(
     """
     import json
 
-    from autoencoders.data import load_dataset
-    from autoencoders.io import atomic_write_json, load
-    from autoencoders.metrics.lines import lines_benchmark
+    from autoencoders.metrics.lines import lines_benchmark_run
 
-    model = load(run)
-    test = load_dataset("lines", limit=2 * pairs).test  # the first test lines, the same for every seed
-    scores, frames = lines_benchmark(model, test, pairs, steps)
+    results, frames = lines_benchmark_run(run, pairs, steps)
     if output is not None:
         from autoencoders.plots import interpolation_strip
 
         interpolation_strip(frames[:, :8].transpose(0, 1), (-1.0, 1.0)).save(output)
-    results = {f"lines_{name}": value for name, value in scores.items()}
-    metrics_path = run / "metrics.json"
-    if run.is_dir():
-        previous = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-        atomic_write_json(metrics_path, {**previous, **results, "lines_pairs": pairs, "lines_steps": steps})
     if as_json:
         print(json.dumps(results))
         return

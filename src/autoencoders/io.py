@@ -229,20 +229,26 @@ def load(path: str | Path, expected: str | None = None, device: str = "cpu"):
     return model.to(device).eval()
 
 
-def load_run_data(run_dir: str | Path, data_dir: str | Path | None = None, split_limit: int | None = None):
-    """The dataset a run was trained on, with the same options and preprocessing."""
+def load_run_data(
+    run_dir: str | Path, data_dir: str | Path | None = None, split_limit: int | None = None, data: str | None = None,
+):
+    """The dataset a run was trained on, with the same options and preprocessing; or, with ``data``, another
+    dataset (a name or a path) scaled with the run's preprocessing."""
     from autoencoders.data import load_dataset
 
-    data = read_config(run_dir).get("data")
-    if not data:
+    recorded = read_config(run_dir).get("data")
+    if data is not None:
+        preprocessing = (recorded or {}).get("preprocessing") or None
+        return load_dataset(data, data_dir=data_dir, limit=split_limit, preprocessing=preprocessing)
+    if not recorded:
         raise ModelFileError(f"{run_dir} records no dataset; pass --data NAME|PATH")
     return load_dataset(
-        data["name"],
-        data_dir=run_data_dir(data, data_dir),
-        seed=data.get("seed", 0),
-        limit=split_limit if split_limit is not None else data.get("limit"),
-        preprocessing=data.get("preprocessing") or None,
-        **data.get("options", {}),
+        recorded["name"],
+        data_dir=run_data_dir(recorded, data_dir),
+        seed=recorded.get("seed", 0),
+        limit=split_limit if split_limit is not None else recorded.get("limit"),
+        preprocessing=recorded.get("preprocessing") or None,
+        **recorded.get("options", {}),
     )
 
 

@@ -28,7 +28,6 @@ INTERPOLATION_STEPS = 10
 INTERPOLATION_PAIRS = 4
 TRAVERSAL_STEPS = 9  # values per swept code dimension, the middle one 0
 LATENT_POINTS = 5000
-ENCODE_BATCH = 1024
 SAMPLES_PER_CLASS = 8
 STYLE_SOURCES = 8
 FRAME_SEQUENCES = 4  # sequences of images shown, one row of frames each
@@ -112,11 +111,11 @@ def _model_sections(
         sections.append(_interpolation_section(model, dataset, pictures))
     if dataset is not None:
         sections.append(_latent_section(model, dataset, projection, seed, pictures))
-    if dataset is not None and hasattr(model, "sample_prior"):
+    if dataset is not None and model.has_code_prior:
         sections.append(_prior_section(model, dataset, seed, pictures))
     if dataset is not None and _has_traversals(model, dataset):
         sections.append(_traversal_section(model, dataset, pictures))
-    if dataset is not None and hasattr(model, "style_transfer") and model.conditional and _is_image_data(dataset):
+    if dataset is not None and model.transfers_style and _is_image_data(dataset):
         sections.append(_style_transfer_section(model, dataset, pictures))
     return sections
 
@@ -249,10 +248,7 @@ def _latent_section(model, dataset, projection: str, seed: int, pictures: Pictur
     if len(items) > LATENT_POINTS:  # a seeded random subset, so every class shows
         chosen = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed))[:LATENT_POINTS]
         items, labels = items[chosen], None if labels is None else labels[chosen]
-    codes = torch.cat([
-        model.encode(items[start : start + ENCODE_BATCH], _class_labels(model, _batch(labels, start)))
-        for start in range(0, len(items), ENCODE_BATCH)
-    ])
+    codes = model.encode_batches(items, _class_labels(model, labels))
     label_name, class_names = _label_description(dataset, labels)
     is_angle = labels is not None and labels.is_floating_point()
     figure = plots.latent_scatter(
@@ -267,7 +263,7 @@ def _latent_section(model, dataset, projection: str, seed: int, pictures: Pictur
 def _prior_section(model, dataset, seed: int, pictures: PictureWriter) -> Section:
     items, labels = dataset.test[:LATENT_POINTS], dataset.test_labels
     labels = None if labels is None else labels[:LATENT_POINTS]
-    codes = torch.cat([model.encode(items[start : start + ENCODE_BATCH]) for start in range(0, len(items), ENCODE_BATCH)])
+    codes = model.encode_batches(items)
     figure = plots.latent_against_prior(
         codes, model.sample_prior(len(items)), labels, class_names=getattr(dataset, "class_names", None), seed=seed
     )
@@ -309,10 +305,6 @@ def _style_transfer_section(model, dataset, pictures: PictureWriter) -> Section:
         f"({', '.join(_class_name(dataset, int(label)) for label in classes)})."
     )
     return Section("style", "Style transfer", pictures.add(picture, "style_transfer", caption, pixelated=True))
-
-
-def _batch(labels: Tensor | None, start: int) -> Tensor | None:
-    return None if labels is None else labels[start : start + ENCODE_BATCH]
 
 
 def _label_description(dataset, labels: Tensor | None) -> tuple[str | None, list[str] | None]:

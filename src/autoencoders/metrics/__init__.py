@@ -37,11 +37,11 @@ def default_metrics(model, item_shape: tuple[int, ...]) -> list[str]:
         names += ["bce", "hamming"]
     if len(item_shape) == 3:
         names += ["psnr", "ssim"]
-    if hasattr(model, "log_importance_weights"):
+    if model.has_likelihood:
         names += ["neg_elbo", "kl"]
-    if model.name == "aae-semi":
+    if model.classifies and model.labelled_items is not None:  # trained with labels: its predictions are classes
         names.append("classification_error")
-    if model.name == "aae-cluster":
+    elif model.classifies:  # clusters, matched to classes by the metric
         names.append("cluster_error")
         if len(item_shape) == 3:
             names.append("cluster_stability")
@@ -97,17 +97,12 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate a run folder on its own dataset (or ``data``) with the model on ``device``; writes ``metrics.json``
     when ``save`` (names prefixed ``val/`` or ``train/`` for those splits)."""
-    from autoencoders.data import load_dataset
-    from autoencoders.io import atomic_write_json, load, load_run_data, read_config
+    from autoencoders.io import load, load_run_data
 
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was asked for, but PyTorch sees no CUDA GPU on this machine; use 'cpu'")
     model = load(run)
-    if data is None:
-        dataset = load_run_data(run, data_dir=data_dir, split_limit=limit)
-    else:
-        preprocessing = read_config(run)["data"].get("preprocessing") or None
-        dataset = load_dataset(data, data_dir=data_dir, limit=limit, preprocessing=preprocessing)
+    dataset = load_run_data(run, data_dir=data_dir, split_limit=limit, data=data)
     if tuple(dataset.item_shape) != tuple(model.config.input_shape):
         raise ValueError(
             f"dataset {dataset.name!r} has items of shape {tuple(dataset.item_shape)} but the model takes "
@@ -118,11 +113,20 @@ def evaluate(
         components=components, data_dir=data_dir, device=device,
     )
     if save:
-        metrics_path = Path(run) / "metrics.json"
-        import json
-
-        previous = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
         # another split's numbers are kept apart, so that they never replace or pass for the test split's
-        saved = results if split == "test" else {f"{split}/{name}": value for name, value in results.items()}
-        atomic_write_json(metrics_path, {**previous, **saved})
+        save_metrics(run, results if split == "test" else {f"{split}/{name}": value for name, value in results.items()})
     return results
+
+
+def save_metrics(run: str | Path, results: dict[str, Any]) -> None:
+    """Merge ``results`` into the run's ``metrics.json`` (what the report shows); a damaged file is replaced."""
+    import json
+
+    from autoencoders.io import atomic_write_json
+
+    path = (Path(run).parent if Path(run).is_file() else Path(run)) / "metrics.json"  # a run or its weights file
+    try:
+        previous = json.loads(path.read_text()) if path.is_file() else {}
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        previous = {}
+    atomic_write_json(path, {**(previous if isinstance(previous, dict) else {}), **results})

@@ -170,10 +170,10 @@ def latent_traversals(
     their variance over ``reference``, swept between its 2nd and 98th percentiles. At most ``max_dims`` rows.
     """
     model = model.eval()
-    reference_codes = torch.cat([model.encode(reference[start : start + 1024]) for start in range(0, len(reference), 1024)])
+    reference_codes = model.encode_batches(reference)
     if reference_codes.dim() != 2:
         raise ValueError(f"latent traversals need flat codes; {model.name} gives codes of shape {tuple(reference_codes.shape[1:])}")
-    if hasattr(model, "posterior"):
+    if model.gaussian_posterior:
         mean, log_var = zip(*(model.posterior(reference[start : start + 1024]) for start in range(0, len(reference), 1024)))
         mean, log_var = torch.cat(mean), torch.cat(log_var)
         per_dim = (0.5 * (mean.square() + log_var.exp() - 1 - log_var)).mean(0)

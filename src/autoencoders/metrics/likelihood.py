@@ -7,14 +7,11 @@ expectation). ``neg_elbo``: the negative ELBO (reconstruction NLL + KL). ``kl``:
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
-
-from autoencoders.losses import gaussian_kl
 
 
 def _require_vae(model) -> None:
-    if not hasattr(model, "log_importance_weights"):
+    if not model.has_likelihood:
         raise ValueError(f"likelihood metrics need a VAE-family model; {model.name!r} has no likelihood")
 
 
@@ -25,18 +22,12 @@ def nll(model, x: Tensor, y: Tensor | None, samples: int = 1000) -> Tensor:
 
 def negative_elbo(model, x: Tensor, y: Tensor | None, samples: int = 1) -> Tensor:
     _require_vae(model)
-    if hasattr(model, "negative_elbo"):  # a prior other than N(0, I) (learned, per step): the model's own bound
-        return model.negative_elbo(x, y)
-    mean, log_var = model.posterior(x, y)
-    z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
-    return -model.log_likelihood(model.decode_raw(z, y), x) + gaussian_kl(mean, log_var)
+    return model.negative_elbo(x, y)
 
 
 def kl(model, x: Tensor, y: Tensor | None, samples: int = 1) -> Tensor:
     _require_vae(model)
-    if hasattr(model, "kl_divergence"):
-        return model.kl_divergence(x, y)
-    return gaussian_kl(*model.posterior(x, y))
+    return model.kl_divergence(x, y)
 
 
 LIKELIHOOD_METRICS = {"nll": nll, "neg_elbo": negative_elbo, "kl": kl}

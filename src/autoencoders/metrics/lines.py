@@ -81,3 +81,16 @@ def lines_benchmark(model, test_images: Tensor, pairs: int = 256, steps: int = 1
     low, high = model.config.value_range
     frames = (frames - low) / (high - low) * 2 - 1
     return score_interpolations(frames), frames
+
+
+def lines_benchmark_run(run, pairs: int = 256, steps: int = 16) -> tuple[dict[str, float], Tensor]:
+    """``lines_benchmark`` of a run folder's model on the first 2 x ``pairs`` test lines (the same for every seed);
+    the scores, named ``lines_*``, join the run's metrics.json. Returns them and the frames."""
+    from autoencoders.data import load_dataset
+    from autoencoders.io import load
+    from autoencoders.metrics import save_metrics
+
+    scores, frames = lines_benchmark(load(run), load_dataset("lines", limit=2 * pairs).test, pairs, steps)
+    results = {f"lines_{name}": value for name, value in scores.items()}
+    save_metrics(run, {**results, "lines_pairs": pairs, "lines_steps": steps})
+    return results, frames

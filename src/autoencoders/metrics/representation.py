@@ -22,12 +22,7 @@ import torch
 def codes(model, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1024) -> np.ndarray:
     """The flattened codes ``model.encode`` gives for ``x``, as float64 numpy."""
     model = model.eval()
-    device = next(model.parameters()).device
-    parts = []
-    for start in range(0, x.shape[0], batch_size):
-        labels = None if y is None or not model.conditional else y[start : start + batch_size].to(device)
-        parts.append(model.encode(x[start : start + batch_size].to(device), labels).flatten(1).double().cpu())
-    return torch.cat(parts).numpy()
+    return model.encode_batches(x, y if model.conditional else None, batch_size).flatten(1).double().numpy()
 
 
 def _labels(dataset, split: str, metric: str) -> np.ndarray:
@@ -78,7 +73,7 @@ def kmeans_accuracy(model, dataset, split: str = "test", seed: int = 0, restarts
 
 @torch.no_grad()
 def _predictions(model, x: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
-    if not hasattr(model, "predict"):
+    if not model.classifies:
         raise ValueError(f"{model.name} has no label or cluster head; these metrics are for aae-semi and aae-cluster")
     device = next(model.parameters()).device
     model = model.eval()
@@ -93,7 +88,7 @@ def classification_error(model, dataset, split: str = "test", seed: int = 0) -> 
 def cluster_error(model, dataset, split: str = "test", seed: int = 0) -> float:
     train_labels, labels = _labels(dataset, "train", "cluster_error"), _labels(dataset, split, "cluster_error")
     train_clusters = _predictions(model, dataset.split("train"))
-    clusters = int(max(train_clusters.max(), getattr(model, "categories", 0) - 1)) + 1
+    clusters = int(max(train_clusters.max(), model.categories - 1)) + 1
     counts = np.zeros((clusters, int(train_labels.max()) + 1), dtype=np.int64)
     np.add.at(counts, (train_clusters, train_labels), 1)
     majority = counts.argmax(axis=1)  # an empty cluster gets class 0; no training item went there anyway
@@ -103,7 +98,7 @@ def cluster_error(model, dataset, split: str = "test", seed: int = 0) -> float:
 @torch.no_grad()
 def cluster_stability(model, dataset, split: str = "test", seed: int = 0, draws: int = 5, batch_size: int = 1024) -> float:
     """Share of the split's items that keep their cluster (or class) when moved, the mean over ``draws`` moves."""
-    if not hasattr(model, "move"):
+    if not model.classifies:
         raise ValueError(f"{model.name} has no cluster or label head to move items under; cluster_stability is for aae-cluster and aae-semi")
     x = dataset.split(split)
     clusters = torch.as_tensor(_predictions(model, x, batch_size))

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from autoencoders.losses import RECON_LOSSES, reconstruction_loss
+from autoencoders.losses import reconstruction_loss
 from autoencoders.models.base import Autoencoder, ModelConfig, Output, Player
 from autoencoders.nn import build_decoder, build_encoder
 from autoencoders.nn.mlp import MLPEncoder
@@ -172,11 +172,10 @@ class AAE(Autoencoder):
     name = "aae"
     config_class = AAEConfig
     generative = True
+    has_code_prior = True
 
     def __init__(self, config: AAEConfig):
         super().__init__(config)
-        if config.recon_loss not in RECON_LOSSES:
-            raise ValueError(f"unknown recon_loss {config.recon_loss!r}; choose one of {', '.join(RECON_LOSSES)}")
         if config.prior not in PRIORS:
             raise ValueError(f"unknown prior {config.prior!r}; choose one of {', '.join(PRIORS)}")
         if config.prior == "swiss-roll" and config.latent_dim != 2:
@@ -185,6 +184,7 @@ class AAE(Autoencoder):
             raise ValueError("a supervised AAE needs labelled data with at least 2 classes (num_classes)")
         check_r1(config.discriminator_r1)
         self.conditional = config.supervised  # the decoder takes the label
+        self.transfers_style = config.supervised  # the code holds the style, the label the class
         label_features = config.num_classes if config.supervised else 0
         self.encoder = build_encoder(config, config.input_shape, config.latent_dim)
         self.decoder = build_decoder(config, config.latent_dim + label_features, config.input_shape)
@@ -296,11 +296,10 @@ class CategoricalAAE(Autoencoder):
     """Shared by ``aae-semi`` and ``aae-cluster``: a categorical head and a style code, both regularized."""
 
     generative = True
+    classifies = True
 
     def __init__(self, config: CategoricalAAEConfig, categories: int):
         super().__init__(config)
-        if config.recon_loss not in RECON_LOSSES:
-            raise ValueError(f"unknown recon_loss {config.recon_loss!r}; choose one of {', '.join(RECON_LOSSES)}")
         if categories < 2:
             raise ValueError(f"the categorical head needs at least 2 classes or clusters; got {categories}")
         check_r1(config.discriminator_r1)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from autoencoders.corruption import check_noise, corrupt
-from autoencoders.losses import RECON_LOSSES, reconstruction_loss
+from autoencoders.losses import reconstruction_loss
 from autoencoders.models.base import Autoencoder, ModelConfig, Output
 from autoencoders.nn import build_decoder, build_encoder
 
@@ -28,8 +28,6 @@ class AE(Autoencoder):
 
     def __init__(self, config: AEConfig):
         super().__init__(config)
-        if config.recon_loss not in RECON_LOSSES:
-            raise ValueError(f"unknown recon_loss {config.recon_loss!r}; choose one of {', '.join(RECON_LOSSES)}")
         self.encoder = build_encoder(config, config.input_shape, config.latent_dim)
         self.decoder = build_decoder(config, config.latent_dim, config.input_shape)
         self.latent_dropout = nn.Dropout(config.latent_dropout)
@@ -62,6 +60,7 @@ class DAEConfig(AEConfig):
 
 class DAE(AE):
     name = "dae"
+    denoises = True
     config_class = DAEConfig
 
     def __init__(self, config: DAEConfig):

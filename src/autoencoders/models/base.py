@@ -16,12 +16,14 @@ import torch
 from torch import Tensor, nn
 
 from autoencoders.errors import short_repr
+from autoencoders.losses import RECON_LOSSES
 
 
 # Bounds that keep a setting from a file or a flag from allocating or looping without end before anything else
 # can check it: integers not named in a config's ``bounds`` lie in [0, MAX_INT_SETTING].
 MAX_INT_SETTING = 2**20
 MAX_ITEM_NUMBERS = 2**26  # numbers in one item (input_shape's product): a 3 x 4096 x 4096 image is 2**25.6
+ENCODE_BATCH = 1024  # items per batch when a whole split is encoded (memory stays small, the CPU stays busy)
 
 
 @dataclass
@@ -42,6 +44,7 @@ class ModelConfig:
     value_range: tuple[float, float] = (0.0, 1.0)  # of the data; corruption and pictures use it
     num_classes: int = 0  # > 0 for label-conditioned models
 
+    recon_losses: ClassVar[tuple[str, ...]] = RECON_LOSSES  # what recon_loss may name in this family
     # (lowest, highest) allowed value of numeric fields, and of each entry of integer tuples; subclasses extend it
     bounds: ClassVar[dict[str, tuple[float, float]]] = {
         "input_shape": (1, MAX_ITEM_NUMBERS), "latent_dim": (1, MAX_INT_SETTING), "hidden": (1, 2**16),
@@ -50,6 +53,11 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_settings(self, type(self).bounds, "setting")
+        if self.recon_loss not in self.recon_losses:
+            raise ValueError(
+                f"setting recon_loss names the reconstruction loss (the decoder's likelihood); {type(self).__name__} "
+                f"takes one of {', '.join(self.recon_losses)}; got {short_repr(self.recon_loss)}"
+            )
         if not 1 <= len(self.input_shape) <= 4 or math.prod(self.input_shape) > MAX_ITEM_NUMBERS:
             raise ValueError(
                 f"setting input_shape is an item's shape of 1 to 4 sides with at most {MAX_ITEM_NUMBERS} numbers "
@@ -177,12 +185,22 @@ class Output:
 
 
 class Autoencoder(nn.Module):
-    """Base class: subclasses set ``name``, ``config_class`` and implement encode/decode_raw/loss."""
+    """Base class: subclasses set ``name``, ``config_class`` and implement encode/decode_raw/loss.
+
+    What a family can do beyond the four verbs is declared here, on the class (an instance may set it where its
+    config decides, as a supervised AAE does), so that metrics, uses and the report ask the flag, never guess."""
 
     name: ClassVar[str] = "autoencoder"
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     generative: ClassVar[bool] = False  # True when ``sample`` draws from a prior
     conditional: ClassVar[bool] = False  # True when encode/decode take the label y
+    transfers_style: ClassVar[bool] = False  # True when style_transfer(x, labels) draws x's style in other classes
+    has_likelihood: ClassVar[bool] = False  # log_importance_weights, log_marginal_likelihood, negative_elbo, kl_divergence
+    gaussian_posterior: ClassVar[bool] = False  # posterior(x, y) gives the mean and log-variance of a flat Gaussian code
+    has_code_prior: ClassVar[bool] = False  # sample_prior(n) draws codes from the prior the codes are matched to
+    denoises: ClassVar[bool] = False  # trained to remove the corruption its config names (noise, noise_level)
+    classifies: ClassVar[bool] = False  # predict(x) gives a class or cluster; move(x) the small moves it must survive
+    quantization_step: ClassVar[float | None] = None  # the rounding of the codes it was trained for (compress's default)
     labelled_items: int | None = None  # semi-supervised models: how many training items keep their label
 
     def __init__(self, config: ModelConfig):
@@ -260,6 +278,19 @@ class Autoencoder(nn.Module):
         from autoencoders.io import load
 
         return load(folder, expected=None if cls is Autoencoder else cls.name)
+
+    @torch.no_grad()
+    def encode_batches(
+        self, x: Tensor, y: Tensor | None = None, batch_size: int = ENCODE_BATCH, device: str | torch.device | None = None,
+    ) -> Tensor:
+        """``encode`` over many items, ``batch_size`` at a time on ``device`` (default: the model's), the codes
+        gathered on the CPU: the one loop every use that encodes a whole split goes through."""
+        device = device or next(self.parameters()).device
+        parts = [
+            self.encode(x[start : start + batch_size].to(device), None if y is None else y[start : start + batch_size].to(device)).cpu()
+            for start in range(0, len(x), batch_size)
+        ]
+        return torch.cat(parts) if parts else self.encode(x[:0].to(device), None if y is None else y[:0].to(device)).cpu()
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:

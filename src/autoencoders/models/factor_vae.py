@@ -81,17 +81,8 @@ class FactorVAE(VAE):
         super().__init__(config)
         if config.gamma < 0:
             raise ValueError(f"gamma weighs the total-correlation penalty and must be >= 0; got {config.gamma}")
-        widths = config.discriminator_hidden
-        if isinstance(widths, str) or not widths or not all(isinstance(width, int) and width > 0 for width in widths):
-            raise ValueError(
-                f"discriminator_hidden takes the discriminator's layer widths, e.g. --discriminator-hidden [1000,1000]; got {widths!r}"
-            )
-        steps = config.discriminator_steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"discriminator_steps counts discriminator updates per batch and must be an integer >= 1; got {steps!r}")
-        memory = config.code_memory
-        if isinstance(memory, bool) or not isinstance(memory, int) or memory < 0:
-            raise ValueError(f"code_memory counts recent batches whose codes the discriminator sees and must be an integer >= 0; got {memory!r}")
+        if not config.discriminator_hidden:  # types and ranges of the settings are checked by the config
+            raise ValueError("discriminator_hidden takes the discriminator's layer widths, e.g. --discriminator-hidden [1000,1000]; got none")
         self.discriminator = tc_discriminator(config.latent_dim, tuple(config.discriminator_hidden))
         self._memory: list[Tensor] = []  # detached codes of the last code_memory batches (not saved: rebuilt in training)
 

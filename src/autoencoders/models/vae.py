@@ -47,6 +47,7 @@ class VAEConfig(ModelConfig):
     iwae_samples: int = 1  # K: 1 trains on the ELBO, K > 1 on the K-sample importance-weighted bound
     free_bits: float = 0.0  # nats of KL per stochastic layer (batch mean) left unpenalised (Kingma et al. 2016)
 
+    recon_losses: ClassVar[tuple[str, ...]] = tuple(LIKELIHOODS)  # the decoder's likelihood: Bernoulli, Gaussian, Laplace
     bounds: ClassVar[dict[str, tuple[float, float]]] = {
         **ModelConfig.bounds, "kl_warmup_steps": (0, 2**40), "iwae_samples": (1, 10_000),
     }
@@ -63,6 +64,7 @@ class VariationalAutoencoder(Autoencoder):
 
     config_class = VAEConfig
     generative = True
+    has_likelihood = True
     # a family that trains on an objective of its own names it here: iwae_samples and free_bits shape the
     # plain ELBO only, so such a family refuses them
     own_objective: ClassVar[str | None] = None
@@ -72,11 +74,6 @@ class VariationalAutoencoder(Autoencoder):
         if self.own_objective and (config.iwae_samples > 1 or config.free_bits > 0):
             raise ValueError(
                 f"{self.name} trains on {self.own_objective}: iwae_samples and free_bits do not apply (leave them at 1 and 0)"
-            )
-        if config.recon_loss not in LIKELIHOODS:
-            raise ValueError(
-                f"a VAE's recon_loss is the NLL of its decoder: choose one of {', '.join(LIKELIHOODS)} "
-                f"(Bernoulli, Gaussian, Laplace); got {config.recon_loss!r}"
             )
         if config.kl_schedule not in KL_SCHEDULES:
             raise ValueError(f"unknown kl_schedule {config.kl_schedule!r}; choose one of {', '.join(KL_SCHEDULES)}")
@@ -193,6 +190,7 @@ class VariationalAutoencoder(Autoencoder):
 
 class VAE(VariationalAutoencoder):
     name = "vae"
+    gaussian_posterior = True
 
     def build_networks(self) -> None:
         config = self.config
@@ -272,6 +270,7 @@ class DVAE(VAE):
     on the clean x, maximising E_{x̃|x} E_{q(z|x̃)}[log p(x, z) - log q(z|x̃)]; evaluation encodes x itself."""
 
     name = "dvae"
+    denoises = True
     config_class = DVAEConfig
 
     def __init__(self, config: DVAEConfig):

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from autoencoders.losses import RECON_LOSSES, reconstruction_loss
+from autoencoders.losses import reconstruction_loss
 from autoencoders.models.base import INTERPOLATION_MODES, Autoencoder, ModelConfig, Output, Player, slerp
 from autoencoders.nn.conv import stage_sizes
 
@@ -237,8 +237,6 @@ class VQVAE(Autoencoder):
             raise ValueError(f"the VQ-VAE has its own convolutional encoder and decoder: use --arch conv (got {config.arch!r})")
         if len(config.input_shape) != 3:
             raise ValueError(f"the VQ-VAE encodes images (C, H, W) to a grid of codes; got items of shape {tuple(config.input_shape)}")
-        if config.recon_loss not in RECON_LOSSES:
-            raise ValueError(f"unknown recon_loss {config.recon_loss!r}; choose one of {', '.join(RECON_LOSSES)}")
         if config.codebook_size < 2:
             raise ValueError(f"codebook_size must be at least 2; got {config.codebook_size}")
         if not 0.0 < config.ema_decay < 1.0:

@@ -54,6 +54,7 @@ class VRNNConfig(ModelConfig):
     sample_length: int = 0  # steps ``sample`` generates; 0: the training sequences' length
     min_scale: float = 1e-3  # Gaussian decoder: floor of the output scale, so the likelihood stays bounded
 
+    recon_losses: ClassVar[tuple[str, ...]] = tuple(LIKELIHOODS)  # mse: Gaussian (series), bce: Bernoulli, categorical: text
     bounds: ClassVar[dict[str, tuple[float, float]]] = {
         **ModelConfig.bounds, "state_size": (1, 2**16), "feature_size": (1, 2**16),
     }
@@ -76,6 +77,7 @@ def _mlp(*widths: int, last_activation: bool = True) -> nn.Sequential:
 
 class VRNN(Autoencoder):
     name = "vrnn"
+    has_likelihood = True
     config_class = VRNNConfig
     generative = True
 
@@ -85,11 +87,6 @@ class VRNN(Autoencoder):
             raise ValueError(
                 f"a VRNN takes sequences of shape (length, channels) or (length, *step); got items of shape "
                 f"{tuple(config.input_shape)}. Table rows become sequences with --set data.window=LENGTH"
-            )
-        if config.recon_loss not in LIKELIHOODS:
-            raise ValueError(
-                f"a VRNN's recon_loss names its decoder's distribution: mse (Gaussian, for real-valued series), bce "
-                f"(Bernoulli) or categorical (one-hot characters, the default on text); got {config.recon_loss!r}"
             )
         self.cell_name = check_cell(config.cell)
         self.step_shape = tuple(config.input_shape[1:])

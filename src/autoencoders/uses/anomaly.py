@@ -378,8 +378,7 @@ class AnomalyDetector(_OutlierDetector):
     # -- scores -----------------------------------------------------------------------------------------
     @torch.no_grad()
     def _codes(self, items: Tensor) -> np.ndarray:
-        codes = [self.model_.encode(part.to(self.device)).flatten(1).cpu() for part in items.split(self.batch)]
-        return torch.cat(codes).double().numpy()
+        return self.model_.encode_batches(items, batch_size=self.batch, device=self.device).flatten(1).double().numpy()
 
     def _fit_latent(self, codes: np.ndarray) -> None:
         from sklearn.covariance import LedoitWolf
@@ -588,7 +587,7 @@ def _principal_directions(centred: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _check_likelihood(model, name: str) -> None:
-    if not hasattr(model, "log_importance_weights"):
+    if not model.has_likelihood:
         raise ValueError(
             f"score 'elbo' needs a model with a likelihood (vae, beta-vae); {name!r} has none. Use score='recon' or 'latent'"
         )

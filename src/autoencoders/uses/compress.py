@@ -271,7 +271,7 @@ class Codec:
         import torch
 
         _check_model(model)
-        codes = encode_batches(model, training_items)
+        codes = model.encode_batches(training_items, batch_size=BATCH)
         integer_codes = not torch.is_floating_point(codes)
         step = 1.0 if integer_codes else _checked_step(default_step(model, codes) if step is None else step)
         tables = Tables.fit(to_symbols(codes, step, integer_codes))
@@ -294,7 +294,7 @@ class Codec:
         model = load(run)
         _check_model(model)
         digest = np.frombuffer(model_fingerprint(model), dtype=np.uint8)
-        if step is None and getattr(model, "quantization_step", None) is not None:
+        if step is None and model.quantization_step is not None:
             step = model.quantization_step
         if step is not None:
             step = _checked_step(step)
@@ -346,7 +346,7 @@ class Codec:
             raise CompressionError(
                 f"the model takes items of shape {item_shape}; got {len(items)} of shape {tuple(items.shape[1:])}"
             )
-        symbols = self.symbols_of_codes(encode_batches(self.model, items))
+        symbols = self.symbols_of_codes(self.model.encode_batches(items, batch_size=BATCH))
         header = Header(INTEGER_CODES if self.integer_codes else REAL_CODES, self.model_id, self.step, len(items))
         body = header.to_bytes() + words_to_bytes(encode_symbols(symbols, self.tables))
         return body + struct.pack(">I", zlib.crc32(body))
@@ -415,7 +415,7 @@ def to_symbols(codes: "torch.Tensor", step: float, integer_codes: bool) -> np.nd
 
 def default_step(model, codes: "torch.Tensor") -> float:
     """A model trained for rounding keeps step 1; otherwise 1/16 of the codes' typical spread, a power of 2."""
-    trained = getattr(model, "quantization_step", None)
+    trained = model.quantization_step
     if trained is not None:
         return float(trained)
     spread = float(codes.flatten(1).double().std(dim=0).median())
@@ -446,18 +446,11 @@ def _well_formed(saved: dict[str, np.ndarray]) -> bool:
 
 
 def _check_model(model) -> None:
-    if getattr(model, "conditional", False):
+    if model.conditional:
         raise CompressionError(
             f"{model.name} is label-conditioned: its codes decode only with the label. Compress with an "
             "unconditional model (compressive-ae, ae, vae ...)"
         )
-
-
-def encode_batches(model, items: "torch.Tensor") -> "torch.Tensor":
-    import torch
-
-    with torch.no_grad():
-        return torch.cat([model.encode(items[start : start + BATCH]) for start in range(0, len(items), BATCH)])
 
 
 def decode_batches(model, codes: "torch.Tensor") -> "torch.Tensor":

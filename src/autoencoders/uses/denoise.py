@@ -24,7 +24,7 @@ DENOISE_BATCH = 1024
 
 def is_denoising(model) -> bool:
     """Whether ``model`` was trained to remove corruption (its config names the noise it was trained on)."""
-    return hasattr(model.config, "noise")
+    return model.denoises
 
 
 def check_denoising(model) -> None:

@@ -39,11 +39,7 @@ class LatentMixture:
             raise ValueError(f"{len(items)} training items cannot fit a mixture of {self.components} components")
         items = items[:FIT_ITEMS]
         labels = None if labels is None or not model.conditional else labels[:FIT_ITEMS].long()
-        device = next(model.parameters()).device
-        codes = torch.cat([
-            model.encode(items[start : start + batch_size].to(device), None if labels is None else labels[start : start + batch_size].to(device))
-            for start in range(0, len(items), batch_size)
-        ])
+        codes = model.encode_batches(items, labels, batch_size)
         self.code_shape = tuple(codes.shape[1:])  # some archs (acai) code as a feature map: fitted flattened
         codes = codes.flatten(1).double().cpu().numpy()
         self.mixture = GaussianMixture(self.components, covariance_type=self.covariance, reg_covar=1e-5, random_state=self.seed).fit(codes)

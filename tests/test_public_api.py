@@ -68,3 +68,22 @@ def test_declared_capabilities_match_what_each_family_has():
         assert cls.denoises == ("noise" in fields), name
         assert (cls.quantization_step is not None) == (name == "compressive-ae"), name
     assert {name for name, cls in MODELS.items() if cls.classifies} == {"aae-semi", "aae-cluster"}
+
+
+def test_train_reads_the_same_run_file_as_the_command_line(tmp_path):
+    import json
+
+    import pytest
+
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(f"data: digits\nout: {tmp_path / 'run'}\nhidden: 16,8\nlatent_dim: 3\nmax_steps: 3\nlr: 2e-3\nset:\n  recon_loss: mse\nbeta: 0.5\n")
+    run = autoencoders.train("vae", config=run_file, latent_dim=2, progress=False)  # what is given here wins
+    saved = json.loads((run / "config.json").read_text())
+    assert run == tmp_path / "run" and saved["training"]["lr"] == 0.002
+    assert (saved["model"]["config"]["latent_dim"], saved["model"]["config"]["hidden"]) == (2, [16, 8])
+    assert (saved["model"]["config"]["recon_loss"], saved["model"]["config"]["beta"]) == ("mse", 0.5)
+    run_file.write_text("- a list\n")
+    with pytest.raises(autoencoders.InputError, match="must hold a mapping"):
+        autoencoders.train("vae", config=run_file)
+    with pytest.raises(autoencoders.InputError, match="which data"):
+        autoencoders.train("vae")

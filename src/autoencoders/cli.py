@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -14,6 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
+
+from autoencoders.settings import parse_value
 
 # what a user can fix: one line, exit code 2 (InputError is a ValueError; the others name a path or a missing extra)
 BAD_INPUT = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError, ImportError)
@@ -87,43 +87,13 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _csv_ints(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
-    except ValueError:
-        _fail(f"--hidden takes comma-separated integers such as 512,256; got {text!r}")
-
-
-@functools.cache
-def _yaml_loader():
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        """PyYAML reads YAML 1.1, where an exponent without a dot (4e-4, 1e3) is text; here it is a number, as in
-        YAML 1.2 and as anyone typing a learning rate means it."""
-
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
-    )
-    return Loader
-
-
-def _yaml(text: str) -> Any:
-    """A flag's, --set's or a config file's YAML value."""
-    import yaml
-
-    return yaml.load(text, Loader=_yaml_loader())
-
-
 def _parse_set(items: list[str]) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             _fail(f"--set takes key=value (e.g. --set beta=4 or --set data.binarization=fixed); got {item!r}")
-        settings[key.strip()] = _yaml(value)
+        settings[key.strip()] = parse_value(value)
     return settings
 
 
@@ -179,7 +149,7 @@ def _model_flags(arguments: list[str]) -> dict[str, Any]:
             value = arguments[index + 1] if has_value else "true"
             index += has_value
         key = name.replace("-", "_")
-        settings[SETTING_ALIASES.get(key, key)] = _yaml(value)
+        settings[SETTING_ALIASES.get(key, key)] = parse_value(value)
         index += 1
     return settings
 
@@ -262,35 +232,15 @@ def train_command(
 
       autoencoders train vae --data mnist-binary --arch conv --config vae.yaml --out runs/vae --resume
     """
-    options: dict[str, Any] = {}
-    if config is not None:
-        if not config.exists():
-            _fail(f"config file {config} does not exist")
-        options = _yaml(config.read_text()) or {}
-        if not isinstance(options, dict):
-            _fail(f"{config} must hold a mapping of option: value")
-    settings = dict(options.pop("set", None) or options.pop("settings", None) or {})
-    flags = {
-        "data": data, "arch": arch, "hidden": _csv_ints(hidden), "latent_dim": latent_dim, "batch_size": batch_size,
-        "epochs": epochs, "max_steps": max_steps, "lr": lr, "seed": seed, "data_dir": data_dir, "out": out,
-        "limit": limit,
-    }
-    for key, value in flags.items():
-        if value is not None:
-            options[key] = value
-    settings.update(_model_flags(context.args))
-    settings.update(_parse_set(set_))
-    known = set(flags)
-    settings.update({key: options.pop(key) for key in list(options) if key not in known})
-    if "hidden" in options and isinstance(options["hidden"], str):
-        options["hidden"] = _csv_ints(options["hidden"])
-    if not options.get("data") and not resume:
-        _fail("which data? pass --data NAME|PATH (see `autoencoders datasets`)")
-
+    from autoencoders.settings import parse_ints
     from autoencoders.training.run import train
 
-    run = train(model, options.pop("data", None) or "", options.pop("out", None), settings=settings,
-        progress=False if no_progress else None, resume=resume, overwrite=overwrite, **options,
+    settings = {**_model_flags(context.args), **_parse_set(set_)}
+    run = train(
+        model, data, out, config=config, arch=arch, hidden=parse_ints(hidden) if hidden is not None else None,
+        latent_dim=latent_dim, batch_size=batch_size, epochs=epochs, max_steps=max_steps, lr=lr, seed=seed,
+        data_dir=data_dir, limit=limit, settings=settings, progress=False if no_progress else None, resume=resume,
+        overwrite=overwrite,
     )
     console.print(f"[bold green]trained[/] {model}: run folder [bold]{run}[/]")
     if evaluate:

@@ -171,9 +171,10 @@ def _unique_run_folder(model_name: str, data: str) -> Path:
 
 def train(
     model: str,
-    data: str,
+    data: str | None = None,
     out: str | Path | None = None,
     *,
+    config: str | Path | None = None,
     arch: str | None = None,
     hidden: tuple[int, ...] | list[int] | None = None,
     latent_dim: int | None = None,
@@ -191,13 +192,33 @@ def train(
 ) -> Path:
     """Train ``model`` on ``data`` and write a run folder; returns its path.
 
-    ``settings`` holds further model fields (``beta``), ``data.*`` options and ``training.*`` settings.
+    ``settings`` holds further model fields (``beta``), ``data.*`` options and ``training.*`` settings; ``config``
+    a YAML run file of the same (``autoencoders.settings``), below what is given here.
     With ``resume=True`` the run in ``out`` continues from ``checkpoints/last.ckpt`` (``best.ckpt`` when the last
     one is missing) with its saved settings (``epochs``/``max_steps`` may be raised). A folder that holds a run is
     refused unless it is resumed or ``overwrite=True`` replaces it; a folder in training is refused.
     """
     from autoencoders.data import load_dataset
 
+    if config is not None:
+        from autoencoders.settings import read_run_file
+
+        options, file_settings = read_run_file(config)
+        settings = {**file_settings, **(settings or {})}
+        data = data if data is not None else options.get("data")
+        out = out if out is not None else options.get("out")
+        arch = arch if arch is not None else options.get("arch")
+        hidden = hidden if hidden is not None else options.get("hidden")
+        latent_dim = latent_dim if latent_dim is not None else options.get("latent_dim")
+        batch_size = batch_size if batch_size is not None else options.get("batch_size")
+        epochs = epochs if epochs is not None else options.get("epochs")
+        max_steps = max_steps if max_steps is not None else options.get("max_steps")
+        lr = lr if lr is not None else options.get("lr")
+        seed = seed if seed is not None else options.get("seed")
+        data_dir = data_dir if data_dir is not None else options.get("data_dir")
+        limit = limit if limit is not None else options.get("limit")
+    if not data and not resume:
+        raise InputError("which data? pass --data NAME|PATH (see `autoencoders datasets`), or `data:` in the run file")
     model_requested, data_options, training_requested = parse_settings(settings)
     if "limit" in data_options:  # `--set data.limit=N` means what `--limit N` does
         if limit is not None and limit != data_options["limit"]:

@@ -57,7 +57,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, data_dir, write_result, write_table  # noqa: E402
 
-from autoencoders.models.aae import CategoricalAAEConfig  # noqa: E402
+from autoencoders.models.categorical_aae import CategoricalAAEConfig  # noqa: E402
 
 RUNS = {
     "semi-1000": ("aae-semi", {"labels": 1000, "latent_dim": 10}, "classification_error", 2.5, 1.60),

@@ -9,6 +9,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
+from autoencoders.corruption import random_rotate_scale, random_shift
 from autoencoders.data.batches import SemiSupervisedBatches
 from autoencoders.data.registry import Dataset
 from autoencoders.data.splits import balanced_subset
@@ -16,9 +17,8 @@ from autoencoders.data.synthetic import render_lines
 from autoencoders.metrics.lines import score_interpolations, smoothness
 from autoencoders.metrics.representation import cluster_stability, matched_accuracy
 from autoencoders.models import MODELS
-from autoencoders.models.aae import (
-    category_imbalance, consistency_divergence, r1_penalty, random_rotate_scale, random_shift, sample_prior,
-)
+from autoencoders.models.aae import r1_penalty, sample_prior
+from autoencoders.models.categorical_aae import category_imbalance, consistency_divergence
 from autoencoders.training.module import make_optimizer
 from torch import Tensor
 

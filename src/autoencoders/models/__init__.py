@@ -1,10 +1,11 @@
 """Model families, one file each. ``MODELS`` maps a name to its class (imports torch)."""
 
-from autoencoders.models.aae import AAE, AAECluster, AAESemi
+from autoencoders.models.aae import AAE
 from autoencoders.models.acai import ACAI
 from autoencoders.models.ae import AE, DAE
 from autoencoders.models.base import Autoencoder, ModelConfig, Output, Player
 from autoencoders.models.beta_tcvae import BetaTCVAE
+from autoencoders.models.categorical_aae import AAECluster, AAESemi
 from autoencoders.models.compressive_ae import CompressiveAE
 from autoencoders.models.cvae import CVAE
 from autoencoders.models.factor_vae import FactorVAE

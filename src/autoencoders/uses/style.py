@@ -1,4 +1,4 @@
-"""Style transfer with a supervised AAE (Makhzani et al. 2016, section 5): the code of an item holds its style, the
+"""Style transfer with a supervised AAE (Makhzani et al. 2016, section 4): the code of an item holds its style, the
 label its class, so decoding one item's code with every label draws that item's style in every class."""
 
 from __future__ import annotations

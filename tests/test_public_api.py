@@ -87,3 +87,33 @@ def test_train_reads_the_same_run_file_as_the_command_line(tmp_path):
         autoencoders.train("vae", config=run_file)
     with pytest.raises(autoencoders.InputError, match="which data"):
         autoencoders.train("vae")
+
+
+def test_a_model_with_its_users_own_networks_saves_and_loads_with_them(tmp_path):
+    import pytest
+    import torch
+    from torch import nn
+
+    from autoencoders import VAE
+    from autoencoders.models.vae import VAEConfig
+
+    def networks():
+        torch.manual_seed(0)
+        encoder = nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.Tanh(), nn.Linear(24, 2 * 3))  # mean, log-variance
+        decoder = nn.Sequential(nn.Linear(3, 64), nn.Unflatten(1, (1, 8, 8)))
+        return encoder, decoder
+
+    config = VAEConfig(input_shape=(1, 8, 8), latent_dim=3, recon_loss="mse")
+    encoder, decoder = networks()
+    model = VAE.with_networks(config, encoder=encoder, decoder=decoder)
+    assert model.encoder is encoder and model.config.arch == "custom"
+    x = torch.rand(5, 1, 8, 8)
+    model.loss(x)["loss"].backward()
+    assert encoder[1].weight.grad is not None  # the given modules are the ones trained
+    model.save_pretrained(tmp_path / "custom")
+    loaded = VAE.from_pretrained(tmp_path / "custom", *[module.apply(lambda m: None) for module in networks()])
+    assert torch.equal(loaded.encode(x), model.eval().encode(x))
+    with pytest.raises(autoencoders.InputError, match="own encoder and decoder"):
+        VAE.from_pretrained(tmp_path / "custom")
+    with pytest.raises(ValueError, match=r"needs \(2, 6\)"):
+        VAE.with_networks(config, encoder=nn.Sequential(nn.Flatten(), nn.Linear(64, 3)))

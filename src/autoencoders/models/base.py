@@ -24,6 +24,7 @@ from autoencoders.losses import RECON_LOSSES
 MAX_INT_SETTING = 2**20
 MAX_ITEM_NUMBERS = 2**26  # numbers in one item (input_shape's product): a 3 x 4096 x 4096 image is 2**25.6
 ENCODE_BATCH = 1024  # items per batch when a whole split is encoded (memory stays small, the CPU stays busy)
+CUSTOM_ARCH = "custom"  # the arch of a model whose networks its user gave (Autoencoder.with_networks)
 
 
 @dataclass
@@ -273,11 +274,62 @@ class Autoencoder(nn.Module):
         save_model(self, folder)
 
     @classmethod
-    def from_pretrained(cls, folder) -> "Autoencoder":
-        """Rebuild a model saved by ``save_pretrained`` (or a run folder); it must be of this family."""
+    def from_pretrained(cls, folder, encoder: nn.Module | None = None, decoder: nn.Module | None = None) -> "Autoencoder":
+        """Rebuild a model saved by ``save_pretrained`` (or a run folder); it must be of this family. A model made
+        ``with_networks`` needs the same encoder and decoder modules again (their weights come from the file)."""
         from autoencoders.io import load
 
-        return load(folder, expected=None if cls is Autoencoder else cls.name)
+        return load(folder, expected=None if cls is Autoencoder else cls.name, encoder=encoder, decoder=decoder)
+
+    @classmethod
+    def with_networks(cls, config: ModelConfig, encoder: nn.Module | None = None, decoder: nn.Module | None = None) -> "Autoencoder":
+        """This family with your own encoder and/or decoder in place of the ones ``config.arch`` builds (as pythae
+        allows). Each must take what the family's own network takes and give the same shape, which is checked on
+        a batch of zeros: a VAE's encoder gives 2 x latent_dim numbers per item (the mean, then the log-variance),
+        its decoder takes latent_dim (+ num_classes when conditional) and gives items. The config then records
+        arch "custom", and ``from_pretrained`` needs the same modules again."""
+        networks = {"encoder": encoder, "decoder": decoder}
+        default_arch = next(field_.default for field_ in dataclasses.fields(config) if field_.name == "arch")
+        model = cls(dataclasses.replace(config, arch=default_arch if config.arch == CUSTOM_ARCH else config.arch))
+        shapes = model._network_shapes([name for name, module in networks.items() if module is not None])
+        for name, module in networks.items():
+            if module is None:
+                continue
+            given_input, expected_output = shapes[name]
+            with torch.no_grad():
+                output = module.eval()(torch.zeros(given_input))
+            if tuple(output.shape) != expected_output:
+                raise ValueError(
+                    f"the {name} given to {cls.__name__} maps a batch of shape {given_input} to {tuple(output.shape)}; "
+                    f"this family needs {expected_output}"
+                )
+            setattr(model, name, module.train())
+        model.config = dataclasses.replace(config, arch=CUSTOM_ARCH)
+        return model
+
+    def _network_shapes(self, names: list[str]) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+        """(input shape, output shape) of each named network in one forward pass on a batch of two zero items."""
+        shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+
+        def record(name: str):
+            def hook(module, inputs, output) -> None:  # returns None: the output stays as it is
+                shapes.setdefault(name, (tuple(inputs[0].shape), tuple(output.shape)))
+            return hook
+
+        hooks = []
+        for name in names:
+            if not isinstance(getattr(self, name, None), nn.Module):
+                raise ValueError(f"{type(self).__name__} has no {name} network to replace")
+            hooks.append(getattr(self, name).register_forward_hook(record(name)))
+        x = torch.zeros(2, *self.config.input_shape)
+        y = torch.zeros(2, dtype=torch.long) if self.uses_labels else None
+        try:
+            with torch.no_grad():
+                self.eval()(x, y)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return shapes
 
     @torch.no_grad()
     def encode_batches(

@@ -29,6 +29,8 @@ DEFAULT_HIDDEN = {"mlp": (512, 256), "conv": (32, 64), "acai": (), "rnn": (128,)
 
 
 def _check_arch(arch: str) -> None:
+    if arch == "custom":
+        raise ValueError("arch 'custom' names networks their user gave (Model.with_networks): build it that way, with the modules")
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
 

@@ -317,7 +317,7 @@ def _png(path: Path, size: tuple[int, int], mode: str, value: int) -> None:
 def test_image_folder_with_classes(tmp_path):
     _png(tmp_path / "cat" / "a.png", (12, 10), "L", 255)
     _png(tmp_path / "cat" / "b.png", (12, 10), "L", 255)
-    _png(tmp_path / "dog" / "a.png", (30, 30), "RGB", 51)  # resized and made grey like the first image
+    _png(tmp_path / "dog" / "a.png", (12, 10), "RGB", 51)  # made grey like the first image
     for index in range(7):
         _png(tmp_path / "dog" / f"more{index}.bmp", (12, 10), "L", 0)
     data = load_dataset(tmp_path, test_size=2, val_size=1)
@@ -340,6 +340,42 @@ def test_image_folder_with_classes(tmp_path):
     _png(tmp_path / "loose.png", (12, 10), "L", 0)
     with pytest.raises(DataError, match="mixes loose images with class sub-folders"):
         load_dataset(tmp_path)
+
+
+def test_an_image_folder_of_mixed_sizes_is_refused_naming_two_files_or_resized_to_the_size_asked_for(tmp_path, caplog):
+    from typer.testing import CliRunner
+
+    import autoencoders
+    from autoencoders.cli import app
+    from autoencoders.io import load_run_data, read_config
+
+    folder = tmp_path / "photos"
+    for index in range(5):
+        _png(folder / f"a{index}.png", (12, 10), "L", 255)
+    _png(folder / "b.png", (16, 16), "L", 0)
+    with pytest.raises(DataError) as refused:
+        load_dataset(folder)
+    message = str(refused.value)
+    assert "\n" not in message and "2 sizes (5 of 12x10, 1 of 16x16)" in message
+    assert "a0.png is 12x10 pixels and b.png is 16x16" in message and "--set 'data.image_size=[10, 12]'" in message
+    result = CliRunner().invoke(app, ["train", "ae", "--data", str(folder), "--out", str(tmp_path / "refused")])
+    assert result.exit_code == 2 and "b.png is 16x16" in result.output
+
+    with caplog.at_level("INFO", logger="autoencoders"):
+        data = load_dataset(folder, image_size=[10, 12], val_size=1, test_size=1)
+    assert data.item_shape == (1, 10, 12) and "resized 1 of 6 images" in caplog.text
+    assert torch.all(torch.cat([data.train, data.val, data.test]).flatten(1).std(1) == 0)  # one value per image
+
+    # the option is the run's: reloading its data resizes the same way, and says so
+    run = autoencoders.train(
+        "ae", str(folder), tmp_path / "run", hidden=(8,), latent_dim=2, max_steps=1, batch_size=2, progress=False,
+        settings={"data.image_size": [10, 12], "data.test_size": 1, "data.val_size": 1},
+    )
+    assert read_config(run)["data"]["options"]["image_size"] == [10, 12]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="autoencoders"):
+        assert load_run_data(run).item_shape == (1, 10, 12)
+    assert "resized 1 of 6 images" in caplog.text and "the size the model was trained on" in caplog.text
 
 
 def test_image_folder_rgb(tmp_path):

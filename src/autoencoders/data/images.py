@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import pickle
 import pickletools
 import re
@@ -16,6 +17,7 @@ import struct
 import tarfile
 import warnings
 import zlib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ from autoencoders.data.splits import carve_validation, generator, three_way_spli
 DIGIT_NAMES = [str(digit) for digit in range(10)]
 FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+log = logging.getLogger("autoencoders")
 
 _FIX = "delete it and load again to download a fresh copy, or replace it with the original file"
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -362,9 +366,11 @@ def load_image_folder(
 ) -> Dataset:
     """Every image under a folder, as float32 (C, H, W) in [0, 1].
 
-    Images in sub-folders are labelled by their top sub-folder, classes sorted alphabetically. All images take
-    the size and mode (grey: 1 channel, else RGB) of the first one, or ``image_size`` (height, width); the
-    ``preprocessing`` of an earlier load re-applies its size, mode and class names.
+    Images in sub-folders are labelled by their top sub-folder, classes sorted alphabetically. Every image takes
+    the mode (grey: 1 channel, else RGB) of the first one. Images must all have one size, or ``image_size``
+    (height, width) is given: then every image of another size is resampled to it (bilinear, like
+    torchvision's ``Resize``) and a note says how many were. The ``preprocessing`` of an earlier load re-applies
+    its size, mode and class names.
     """
     from PIL import Image
 
@@ -379,11 +385,10 @@ def load_image_folder(
     # the preprocessing of an earlier load of a folder (a run's data may have been of another kind)
     previous = request.preprocessing if (request.preprocessing or {}).get("kind") == "image-folder" else {}
     if previous:
-        height, width = previous["image_size"]
-        mode = previous["mode"]
+        size, mode, reason = tuple(previous["image_size"]), previous["mode"], "the size the model was trained on"
     else:
         first = open_image(files[0])
-        height, width = _image_size(image_size) if image_size is not None else (first.height, first.width)
+        size, reason = (_image_size(image_size), "data.image_size") if image_size is not None else (None, "")
         mode = "L" if first.mode in _GREY_MODES else "RGB"
     class_names, labels = None, None
     if any(classes_of):
@@ -394,10 +399,21 @@ def load_image_folder(
         index = {name: position for position, name in enumerate(class_names)}
         labels = torch.tensor([index[name] for name in classes_of], dtype=torch.int64)
 
-    pixels = np.stack([
-        np.asarray(open_image(path).convert(mode).resize((width, height), Image.BILINEAR), dtype=np.uint8)
-        for path in files
-    ])
+    pixels, sizes = [], []  # sizes: (height, width) of each image as read
+    for path in files:
+        image = open_image(path).convert(mode)
+        sizes.append((image.height, image.width))
+        if size is not None and sizes[-1] != size:
+            image = image.resize((size[1], size[0]), Image.BILINEAR)
+        pixels.append(np.asarray(image, dtype=np.uint8))
+    if size is None:
+        _check_one_size(root, files, sizes)
+        size = sizes[0]
+    resized = sum(1 for read in sizes if read != size)
+    if resized:
+        log.info("resized %d of %d images of %s to %dx%d pixels (%s)", resized, len(files), root, size[1], size[0], reason)
+    height, width = size
+    pixels = np.stack(pixels)
     images = _unit(_channels_first(pixels if mode == "L" else pixels.transpose(0, 3, 1, 2)))
     train, val, test = three_way_split(len(images), request.seed, request.val_size, test_size)
     pick = (lambda index: None) if labels is None else (lambda index: labels[index])
@@ -411,6 +427,22 @@ def load_image_folder(
         description=f"{len(images)} images from {root}" + (f", {len(class_names)} classes" if class_names else ""),
         preprocessing={"kind": "image-folder", "image_size": [height, width], "mode": mode, "class_names": class_names},
         class_names=class_names,
+    )
+
+
+def _check_one_size(root: Path, files: list[Path], sizes: list[tuple[int, int]]) -> None:
+    """Refuse images of several sizes (height, width), naming one of the most common size and one of another."""
+    counts = Counter(sizes).most_common()
+    if len(counts) == 1:
+        return
+    common = counts[0][0]
+    example, odd = files[sizes.index(common)], next(index for index, read in enumerate(sizes) if read != common)
+    listed = ", ".join(f"{count} of {width}x{height}" for (height, width), count in counts[:3])
+    raise DataError(
+        f"{root} holds images of {len(counts)} sizes ({listed}{', ...' if len(counts) > 3 else ''}), e.g. "
+        f"{example.relative_to(root)} is {common[1]}x{common[0]} pixels and {files[odd].relative_to(root)} is "
+        f"{sizes[odd][1]}x{sizes[odd][0]}; make them one size, or have every image resized as it is loaded with "
+        f"--set 'data.image_size=[{common[0]}, {common[1]}]' ([height, width]; here the most common size)"
     )
 
 

@@ -144,7 +144,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     from autoencoders.data import load_dataset
-    from autoencoders.io import atomic_write_json
+    from autoencoders.files import atomic_write_json
 
     if args.from_results:
         publish(json.loads((RESULTS / "rate_distortion.json").read_text()))

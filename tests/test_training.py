@@ -170,7 +170,7 @@ class StateRecorder(torch.nn.Module):
 def test_every_player_of_a_batch_gets_the_same_fresh_state():
     """The training module hands one new dict per batch to every player's loss, repeats included: what the first
     player puts there the second reads on that batch, and the next batch starts empty."""
-    from autoencoders.uses.estimator import fit_model
+    from autoencoders.training.fit import fit_model
 
     model = fit_model(StateRecorder(), torch.rand(32, 2), max_steps=3, batch_size=8, lr=1e-2)
     assert [(player, step) for player, step, _, _ in model.calls] == [

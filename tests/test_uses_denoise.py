@@ -15,7 +15,7 @@ from autoencoders.data import load_dataset
 from autoencoders.metrics.recon import psnr
 from autoencoders.models.ae import AE, DAE, AEConfig, DAEConfig
 from autoencoders.uses.denoise import add_gaussian_noise, denoise, denoise_path
-from autoencoders.uses.estimator import fit_model
+from autoencoders.training.fit import fit_model
 
 runner = CliRunner()
 SIGMA = 0.3

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.request import urlopen
 
 from autoencoders.data.errors import DataError
+from autoencoders.files import atomic_write_bytes
 
 DATA_ENV = "AUTOENCODERS_DATA"
 CACHE_ENV = "AUTOENCODERS_CACHE"
@@ -85,8 +86,7 @@ def _remember_verified(path: Path, md5: str) -> None:
     verified = _read_verified()
     verified[_verified_key(path)] = md5
     try:
-        cache_dir().mkdir(parents=True, exist_ok=True)
-        _atomic_write_bytes(cache_dir() / _VERIFIED_NAME, json.dumps(verified, indent=0).encode())
+        atomic_write_bytes(cache_dir() / _VERIFIED_NAME, json.dumps(verified, indent=0).encode())
     except OSError:
         pass  # a read-only cache only costs re-hashing next time
 
@@ -102,12 +102,6 @@ def verify_md5(path: Path, expected: str, source: str) -> None:
             f"Delete it and load again to download a fresh copy, or replace it with the original from {source}"
         )
     _remember_verified(path, actual)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        handle.write(data)
-    os.replace(handle.name, path)
 
 
 class DownloadFailed(OSError):

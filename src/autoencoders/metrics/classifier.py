@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from autoencoders.files import atomic_write_bytes, atomic_write_json
+
 FORMAT_VERSION = 1
 TRAIN_BATCH = 128
 CHANNELS = (32, 64, 128)
@@ -124,8 +126,6 @@ def classifier_folder(dataset_name: str, cache_dir: str | Path | None = None) ->
 
 def save_classifier(classifier: DomainClassifier, folder: str | Path, extra: dict | None = None) -> Path:
     from safetensors.torch import save
-
-    from autoencoders.io import atomic_write_bytes, atomic_write_json
 
     folder = Path(folder)
     state = {key: value.detach().cpu().contiguous() for key, value in classifier.state_dict().items()}

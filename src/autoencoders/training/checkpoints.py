@@ -11,7 +11,8 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from autoencoders.io import ModelFileError, atomic_write_bytes
+from autoencoders.files import atomic_write_bytes
+from autoencoders.io import ModelFileError
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -110,7 +110,7 @@ def _locked(folder: Path) -> Iterator[None]:
 
 
 def _remove_partial_writes(folder: Path) -> None:
-    """Temporary files of atomic writes (``.NAME.*.tmp``, see ``io.atomic_write_bytes``) that a killed process left."""
+    """Temporary files of atomic writes (``.NAME.*.tmp``, see ``files.atomic_write_bytes``) that a killed process left."""
     partial = [path for place in (folder, folder / "checkpoints") if place.is_dir() for path in place.glob(".*.tmp")]
     for path in partial:
         path.unlink(missing_ok=True)

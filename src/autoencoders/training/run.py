@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from autoencoders.errors import InputError
-from autoencoders.io import ModelFileError, atomic_write_bytes, atomic_write_json, read_config, run_data_dir, save_model
+from autoencoders.files import atomic_write_bytes, atomic_write_json
+from autoencoders.io import ModelFileError, read_config, run_data_dir, save_model
 from autoencoders.training.folder import claim_run_folder
+from autoencoders.training.trainer import build_trainer
 
 log = logging.getLogger("autoencoders")
 
@@ -308,10 +310,8 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
     from autoencoders.training.data import TensorDataModule
     from autoencoders.training.module import AutoencoderModule, NonFiniteLossError
 
-    # Lightning's start-up banner (accelerator lines, tips) and these notices are noise in a library call:
-    # short runs log less often than log_every, a resumed run appends to its own metrics.csv and checkpoints,
-    # a run shorter than an epoch has no val/loss for best.ckpt yet
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    # these notices are noise in a library call: short runs log less often than log_every, a resumed run appends
+    # to its own metrics.csv and checkpoints, a run shorter than an epoch has no val/loss for best.ckpt yet
     for notice in (
         "The number of training batches", "Experiment logs directory", r"`isinstance\(treespec, LeafSpec\)`",
         "Checkpoint directory .* exists and is not empty", r"`ModelCheckpoint\(monitor='val/loss'\)` could not find",
@@ -329,7 +329,12 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
         labelled_items=model.labelled_items,
     )
     try:
-        trainer = _trainer(training, module, out)
+        trainer = build_trainer(
+            module, out, max_steps=training.max_steps, accelerator=training.accelerator, devices=training.devices,
+            epochs=training.epochs, max_time=training.max_time, strategy=training.strategy, num_nodes=training.num_nodes,
+            precision=training.precision, progress=training.progress, log_every=training.log_every, run_folder=True,
+            logger=training.logger, patience=training.patience,
+        )
     except MisconfigurationException as error:  # settings this machine cannot run (accelerator=gpu without one ...)
         raise InputError(f"training settings: {' '.join(str(error).split())}") from error
     out.mkdir(parents=True, exist_ok=True)
@@ -363,34 +368,6 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
     if trainer.is_global_zero:
         save_model(model.cpu(), out, extra=run_config)
     return out
-
-
-def _trainer(training: TrainingConfig, module, out: Path):
-    """The one Lightning ``Trainer`` of a run."""
-    import lightning.pytorch as pl
-
-    from autoencoders.training.callbacks import build_callbacks, build_loggers
-    from autoencoders.training.checkpoints import AtomicCheckpointIO
-
-    return pl.Trainer(
-        default_root_dir=out,
-        max_epochs=training.epochs if training.epochs is not None else -1,
-        max_time=training.max_time,
-        max_steps=module.optimizer_steps(training.max_steps) if training.max_steps is not None else -1,
-        accelerator=training.accelerator,
-        devices=training.devices,
-        # each player's backward reaches only its own parameters: DDP must not expect every parameter in every one
-        strategy="ddp_find_unused_parameters_true" if training.strategy == "ddp" and len(module.players) > 1 else training.strategy,
-        num_nodes=training.num_nodes,
-        precision=training.precision,
-        logger=build_loggers(out, training.logger),
-        callbacks=build_callbacks(out, training.patience, training.progress, module.phase_starts()),
-        plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=training.progress,
-        enable_model_summary=False,
-        log_every_n_steps=training.log_every,
-        num_sanity_val_steps=0,
-    )
 
 
 def _prepend_metrics(metrics_path: Path, earlier: str) -> None:

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from autoencoders.errors import InputError
+from autoencoders.files import atomic_write_bytes
 
 CODE_SUFFIXES = (".npy", ".parquet", ".pq")
 
@@ -29,8 +30,6 @@ def encode_run(
 def write_codes(codes: Tensor, labels: Tensor | None, path: str | Path) -> Path:
     """``.npy``: the (N, code size) array; ``.parquet``: columns z0, z1, ... and ``label`` when there are labels."""
     import io
-
-    from autoencoders.io import atomic_write_bytes
 
     path = Path(path)
     if path.suffix not in CODE_SUFFIXES:

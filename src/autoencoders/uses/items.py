@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from autoencoders.errors import InputError
+from autoencoders.files import atomic_write_bytes
 
 TEXT_SEPARATOR = "-" * 8  # the line after each string in a .txt of samples (the strings hold newlines of their own)
 MAX_GRID_ITEMS = 1024  # a picture of more items is unreadable (and 8602 x 8602 pixels for 10,000 digits): use .npy
@@ -35,7 +36,6 @@ def write_items(
     import numpy as np
 
     from autoencoders import plots
-    from autoencoders.io import atomic_write_bytes
 
     path = Path(path)
     if path.suffix == ".npy":

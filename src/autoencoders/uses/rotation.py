@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from autoencoders.models.base import ModelConfig, Player
 from autoencoders.nn import build_encoder
+from autoencoders.training.fit import fit_model
 
 QUARTER_TURNS = 4
 FLAT_ARCHS = ("mlp", "conv")  # encoders that end in a flat vector, which the turn classifier reads
@@ -96,8 +97,6 @@ def train_rotation_predictor(
     config: ModelConfig, items: Tensor, *, max_steps: int, batch_size: int, lr: float, seed: int, device: str = "cpu",
 ) -> RotationPredictor:
     """A fresh predictor (seeded) trained on ``items`` for ``max_steps`` batches, in eval mode on ``device``."""
-    from autoencoders.uses.estimator import fit_model
-
     with torch.random.fork_rng(devices=[]):  # the caller's random streams stay as they were
         torch.manual_seed(seed)
         predictor = RotationPredictor(config)

@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from autoencoders.data import load_dataset
+from autoencoders.data.files import DATA_ENV
 from autoencoders.errors import InputError, short_repr
+from autoencoders.files import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger("autoencoders")
 
@@ -30,33 +32,6 @@ WEIGHTS_FILE = "model.safetensors"
 
 class ModelFileError(InputError):
     """A saved model that cannot be loaded, with what is wrong and what to do."""
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it over: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(descriptor, 0o666 & ~_umask())  # mkstemp makes 0600 files; saved models are for sharing
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | Path, value: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(value, indent=2, sort_keys=False) + "\n").encode())
 
 
 def _folder(path: str | Path) -> Path:
@@ -144,18 +119,26 @@ def save_model(model, folder: str | Path, extra: dict[str, Any] | None = None) -
     return folder
 
 
-def build_model(name: str, settings: dict[str, Any]):
+def build_model(name: str, settings: dict[str, Any], encoder=None, decoder=None):
     """A fresh model of family ``name`` from a config dict. The config's values are checked first, then the
     network is built on the meta device (no memory) to count its weights, so a config from a file cannot make
     the real build allocate without bound."""
     import torch
 
     from autoencoders.models import MODELS
+    from autoencoders.models.base import CUSTOM_ARCH
 
     if name not in MODELS:
         raise ModelFileError(f"unknown model {short_repr(name)}; known models: {', '.join(MODELS)}")
     cls = MODELS[name]
     config = cls.config_class.from_dict(settings)
+    if config.arch == CUSTOM_ARCH or encoder is not None or decoder is not None:
+        if config.arch == CUSTOM_ARCH and encoder is None and decoder is None:
+            raise ModelFileError(
+                f"this {name} was built with its user's own encoder and decoder (arch 'custom'); load it with "
+                f"{cls.__name__}.from_pretrained(folder, encoder=..., decoder=...) and the same modules"
+            )
+        return cls.with_networks(config, encoder, decoder)
     try:
         with torch.device("meta"):
             numbers = sum(tensor.numel() for tensor in cls(config).state_dict().values())
@@ -166,8 +149,9 @@ def build_model(name: str, settings: dict[str, Any]):
     return cls(config)
 
 
-def load(path: str | Path, expected: str | None = None, device: str = "cpu"):
-    """Rebuild a saved model exactly (eval mode). ``expected`` names the family the caller needs."""
+def load(path: str | Path, expected: str | None = None, device: str = "cpu", encoder=None, decoder=None):
+    """Rebuild a saved model exactly (eval mode). ``expected`` names the family the caller needs; a model made
+    ``with_networks`` takes its encoder and decoder modules again."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -183,7 +167,7 @@ def load(path: str | Path, expected: str | None = None, device: str = "cpu"):
             f"Resume it with `autoencoders train ... --out {folder} --resume`"
         )
     try:
-        model = build_model(name, config["model"].get("config", {}))
+        model = build_model(name, config["model"].get("config", {}), encoder, decoder)
     except (TypeError, ValueError) as error:
         raise ModelFileError(f"{folder / CONFIG_FILE}: the model config does not build a {name!r}: {error}") from error
     try:
@@ -234,8 +218,6 @@ def load_run_data(
 ):
     """The dataset a run was trained on, with the same options and preprocessing; or, with ``data``, another
     dataset (a name or a path) scaled with the run's preprocessing."""
-    from autoencoders.data import load_dataset
-
     recorded = read_config(run_dir).get("data")
     if data is not None:
         preprocessing = (recorded or {}).get("preprocessing") or None
@@ -255,8 +237,6 @@ def load_run_data(
 def run_data_dir(data_config: dict[str, Any], data_dir: str | Path | None) -> str | Path | None:
     """Where a run's dataset is looked for: the user's ``data_dir`` or ``$AUTOENCODERS_DATA`` first; the folder the
     run recorded is only a hint (a shared run folder must not choose what this machine reads)."""
-    from autoencoders.data.files import DATA_ENV
-
     chosen = data_dir or os.environ.get(DATA_ENV) or data_config.get("data_dir")
     if chosen and not Path(str(data_config.get("name", ""))).suffix:  # a named dataset, not a file of the user's
         source = "--data-dir" if data_dir else f"${DATA_ENV}" if os.environ.get(DATA_ENV) else "the folder the run recorded"

@@ -7,6 +7,7 @@ import shutil
 import struct
 import tracemalloc
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +25,9 @@ from autoencoders.uses.compress import (
     CompressionError,
     Header,
     Tables,
+    _varint,
     bytes_to_words,
+    compress_files,
     decode_symbols,
     decompress_file,
     encode_symbols,
@@ -156,6 +159,23 @@ def test_header_round_trip(kind, step):
     assert parsed == header
     assert data[start:-CHECKSUM_BYTES] == b"\x00\x01\x02\x03"
     assert len(header.to_bytes()) == (14 if step != 1.0 else 10)  # the step is written only when it is not 1
+
+
+def test_a_header_with_names_round_trips_and_format_2_files_are_still_read(runs, test_items):
+    header = Header(kind=0, model_id=bytes(range(4)), step=0.25, count=3, names=("a.png", "sub/b.png", "ü.png"))
+    body = header.to_bytes() + b"\x00\x01\x02\x03"
+    parsed, start = Header.parse(body + struct.pack(">I", zlib.crc32(body)))
+    assert parsed == header and parsed.version == 3 and body[start:] == b"\x00\x01\x02\x03"
+    assert len(header.to_bytes()) == 13 + 3 + len("a.png") + len("sub/b.png") + len("ü.png".encode())
+
+    codec = Codec.from_run(runs["cae"])
+    current = codec.compress(test_items)
+    version_2 = current[:2] + bytes([2]) + current[3:-CHECKSUM_BYTES]  # the same bytes: no names, no new flag
+    assert torch.equal(codec.decompress(version_2 + struct.pack(">I", zlib.crc32(version_2))), codec.decompress(current))
+    named = codec.compress(test_items[:1], ["a.png"])
+    named_2 = named[:2] + bytes([2]) + named[3:-CHECKSUM_BYTES]
+    with pytest.raises(CompressionError, match="unknown flags 0x04"):  # version 2 had no names
+        codec.decompress(named_2 + struct.pack(">I", zlib.crc32(named_2)))
 
 
 @pytest.mark.parametrize("words", [[1, 2, 3], [7, 0x01000000], [5, 0], [0, 0], [0x12345600], []])
@@ -368,7 +388,8 @@ def test_cli_round_trip_on_images_and_arrays(runs, test_items, tmp_path):
     again = tmp_path / "again.aec"
     result = runner.invoke(app, ["compress", str(runs["cae"]), str(folder), "-o", str(again)])
     assert result.exit_code == 0, result.output
-    assert math.isclose(len(again.read_bytes()), len(file.read_bytes()), rel_tol=0.25)
+    names = sum(1 + len(path.name) for path in pngs)  # images' names are stored, each after its length
+    assert math.isclose(len(again.read_bytes()) - names, len(file.read_bytes()), rel_tol=0.25)
 
     result = runner.invoke(app, ["decompress", str(runs["other"]), str(file), "-o", str(tmp_path / "x.npy")])
     assert result.exit_code == 2
@@ -411,3 +432,59 @@ def test_spatial_arch_codes_are_feature_maps_and_sizes_are_checked():
     assert not torch.equal(maps[:, :, :2, :2], changed_maps[:, :, :2, :2])
     with pytest.raises(ValueError, match="multiple of 49"):
         CompressiveAE(CompressiveAEConfig(input_shape=(1, 28, 28), arch="spatial", hidden=(8, 8), latent_dim=64))
+
+
+def test_decompressing_into_a_folder_keeps_the_names_of_the_compressed_images(runs, test_items, tmp_path):
+    from autoencoders.data.inputs import read_items, write_items
+
+    names = ["cat.png", "dog.jpg", "sub/bird.png", "ü ber.png"]
+    inputs = tmp_path / "in"
+    for name, item in zip(names, test_items):
+        write_items(item[None], inputs / name, (0.0, 1.0))
+    file, out = tmp_path / "images.aec", tmp_path / "out"
+    assert runner.invoke(app, ["compress", str(runs["cae"]), str(inputs), "-o", str(file)]).exit_code == 0
+    assert Header.parse(file.read_bytes())[0].names == ("cat.png", "dog.jpg", "sub/bird.png", "ü ber.png")
+    result = runner.invoke(app, ["decompress", str(runs["cae"]), str(file), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    written = sorted(path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file())
+    assert written == ["cat.png", "dog.png", "sub/bird.png", "ü ber.png"]  # decoded items are PNGs
+    decoded = Codec.from_run(runs["cae"]).decompress(file.read_bytes())
+    shape, value_range = tuple(test_items.shape[1:]), (0.0, 1.0)
+    assert torch.allclose(read_items(out / "sub" / "bird.png", shape, value_range).values[0], decoded[2].clamp(0, 1), atol=1 / 255)
+
+    array = tmp_path / "items.npy"  # an array's items have no names: none are stored
+    np.save(array, test_items[:3].numpy())
+    assert compress_files(runs["cae"], [array], tmp_path / "array.aec")[0] == 3
+    assert Header.parse((tmp_path / "array.aec").read_bytes())[0].names == ()
+    written = decompress_file(runs["cae"], tmp_path / "array.aec", tmp_path / "generic")
+    assert [path.name for path in written] == ["000000.png", "000001.png", "000002.png"]
+
+
+@pytest.mark.parametrize(
+    "name", ["../evil.png", "/abs.png", "sub/../../evil.png", "./evil.png", "sub//evil.png", "sub/", "..",
+             "a\\..\\..\\evil.png", "C:evil.png", "evil\x00.png", ""],
+)
+def test_a_crafted_item_name_outside_the_output_folder_is_refused_and_nothing_is_written(runs, test_items, tmp_path, name):
+    codec = Codec.from_run(runs["cae"])
+    file = tmp_path / "files" / "crafted.aec"
+    file.parent.mkdir()
+    file.write_bytes(_recrafted(codec.compress(test_items[:1]), count=1, names=(name,)))
+    out = tmp_path / "work" / "out"
+    with pytest.raises(CompressionError, match="item name"):
+        decompress_file(runs["cae"], file, out)
+    assert not (tmp_path / "work").exists() and not Path("/abs.png").exists()
+    assert sorted(path.name for path in tmp_path.rglob("*")) == ["crafted.aec", "files"]
+    with pytest.raises(CompressionError, match="cannot be named in a compressed file|names were given"):
+        codec.compress(test_items[:1], [name])  # compress refuses to write such a name too
+
+
+def test_a_crafted_count_of_names_is_refused_before_they_are_read(runs, test_items):
+    codec = Codec.from_run(runs["cae"])
+    body = Header(0, codec.model_id, 1.0, 10**6, names=("a.png",)).to_bytes()  # one name of the million claimed
+    with pytest.raises(CompressionError, match="claims 1000000 item names"):
+        codec.decompress(body + struct.pack(">I", zlib.crc32(body)))
+    long_name = "x" * 2000
+    body = Header(0, codec.model_id, 1.0, 1).to_bytes()
+    body = body[:3] + bytes([body[3] | 4]) + body[4:] + _varint(len(long_name)) + long_name.encode() + b"\x00" * 8
+    with pytest.raises(CompressionError, match="an item name of 2000 bytes"):
+        codec.decompress(body + struct.pack(">I", zlib.crc32(body)))

@@ -93,3 +93,37 @@ def test_written_back_in_the_form_read(folder, tmp_path):
     assert back.dtype == np.uint8 and np.array_equal(back, pixels)
     with pytest.raises(DataError, match="names one image"):
         write_items(items.values, tmp_path / "one.png", (0.0, 1.0))
+
+
+def test_a_folder_of_mixed_sizes_is_refused_where_resampling_would_blur_and_else_resized_with_a_note(folder, caplog):
+    root, _ = folder
+    _save(root / "wide.png", np.full((6, 12), 255, np.uint8))  # 12x6, among three 8x8 images
+    _save(root / "zz-tall.png", np.zeros((10, 4), np.uint8))
+    with pytest.raises(DataError) as refused:  # compress and denoise
+        read_items(root, (1, 8, 8), (0.0, 1.0))
+    message = str(refused.value)
+    assert "\n" not in message and "wide.png is 12x6 pixels; the model takes 8x8" in message
+    assert "does not resample" in message and "Resize it (and any other image of another size) to 8x8" in message
+
+    with caplog.at_level("INFO", logger="autoencoders"):  # detect and interpolate
+        items = read_items(root, (1, 8, 8), (0.0, 1.0), resize=True)
+    assert items.values.shape == (5, 1, 8, 8) and items.names == ["a.png", "b.png", "sub/c.png", "wide.png", "zz-tall.png"]
+    assert torch.all(items.values[3] == 1.0)
+    assert "resized 2 of 5 images to the model's 8x8 pixels" in caplog.text and "wide.png was 12x6" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="autoencoders"):
+        read_items(root / "wide.png", (1, 8, 8), (0.0, 1.0), resize=True)
+    assert "wide.png from 12x6 to the model's 8x8 pixels" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="autoencoders"):
+        read_items(root / "a.png", (1, 8, 8), (0.0, 1.0), resize=True)
+    assert caplog.text == ""  # nothing resized, nothing said
+
+
+def test_inputs_named_alike_but_for_their_suffix_are_not_written_over_each_other(tmp_path):
+    _save(tmp_path / "in" / "x.png", np.zeros((8, 8), np.uint8))
+    _save(tmp_path / "in" / "x.bmp", np.zeros((8, 8), np.uint8))
+    items = read_items(tmp_path / "in", (1, 8, 8), (0.0, 1.0))
+    with pytest.raises(DataError, match=r"two items would be written to .*x\.png.*give -o a \.npy file"):
+        write_items(items.values, tmp_path / "out", (0.0, 1.0), like=items)
+    assert not (tmp_path / "out").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import posixpath
 import re
 import struct
 import tracemalloc
@@ -34,6 +35,7 @@ from autoencoders.uses.compress import (
     Tables,
     _varint,
     bytes_to_words,
+    is_safe_name,
     decode_symbols,
     encode_symbols,
     words_to_bytes,
@@ -78,7 +80,8 @@ def _decoded_or_refused(codec: Codec, data: bytes) -> torch.Tensor | None:
     tracemalloc.start()
     try:
         try:
-            Header.parse(data)
+            header, _ = Header.parse(data)
+            assert all(_stays_inside(name) for name in header.names)  # what decompress would write to
             items = codec.decompress(data)
         except CompressionError as error:
             assert "\n" not in str(error)  # one line, as the command line prints it
@@ -95,6 +98,11 @@ def _decoded_or_refused(codec: Codec, data: bytes) -> torch.Tensor | None:
     return items
 
 
+def _stays_inside(name: str) -> bool:
+    """Whether a file named ``name`` in the folder /out lands inside it."""
+    return posixpath.normpath(posixpath.join("/out", name)).startswith("/out/") and "\\" not in name
+
+
 def _with_checksum(body: bytes) -> bytes:
     return body + struct.pack(">I", zlib.crc32(body))
 
@@ -106,7 +114,7 @@ def test_random_bytes_are_refused(codec, data):
 
 
 @fuzz
-@given(version=st.sampled_from([FORMAT_VERSION, 0, 1, 3, 255]), flags=st.integers(0, 255), rest=st.binary(max_size=400))
+@given(version=st.sampled_from([FORMAT_VERSION, 0, 1, 2, 4, 255]), flags=st.integers(0, 255), rest=st.binary(max_size=400))
 def test_random_bytes_behind_a_magic_and_a_checksum_are_refused_or_decoded(codec, version, flags, rest):
     _decoded_or_refused(codec, _with_checksum(MAGIC + bytes([version, flags]) + rest))
 
@@ -191,6 +199,38 @@ def test_crafted_payloads_under_a_valid_header_are_refused_or_decoded(codec, val
             payload = _mutated(payload, mutation)
     body = Header(header.kind, header.model_id, header.step, header.count if count is None else count).to_bytes()
     _decoded_or_refused(codec, _with_checksum(body + payload))
+
+
+# item names: ordinary ones, every way out of a folder, and any text
+names = st.one_of(
+    st.sampled_from(["a.png", "sub/b.png", "../evil.png", "/abs.png", "a/../../evil.png", "..", ".", "a//b.png",
+                     "a/", "C:evil.png", "a\\..\\evil.png", "", "x" * 2000]),
+    st.text(max_size=16),
+    st.text(alphabet="./\\a:", max_size=10),
+)
+
+
+@fuzz
+@given(
+    item_names=st.lists(names, min_size=1, max_size=6),
+    mutations=st.lists(byte_mutations, max_size=3),
+    checksum_recomputed=st.sampled_from([True, False]),
+)
+def test_crafted_item_names_are_refused_or_stay_inside_the_output_folder(codec, item_names, mutations,
+                                                                       checksum_recomputed):
+    """A valid file's header with any names (one per item), then bytes flipped, replaced, inserted, deleted or
+    cut: refused, or decoded with names that keep every file inside the output folder."""
+    valid = codec.compress(load_dataset("digits").test[: len(item_names)])
+    header, start = Header.parse(valid)
+    data = Header(header.kind, header.model_id, header.step, header.count, names=tuple(item_names)).to_bytes()
+    data += valid[start:]
+    for mutation in mutations:
+        data = _mutated(data, mutation)
+    if checksum_recomputed and len(data) >= CHECKSUM_BYTES:
+        data = _with_checksum(data[:-CHECKSUM_BYTES])
+    items = _decoded_or_refused(codec, data)
+    if not mutations and checksum_recomputed:  # the names as written: decoded exactly when every one is safe
+        assert (items is not None) == all(is_safe_name(name) for name in item_names)
 
 
 @settings(fuzz, max_examples=max(EXAMPLES // 10, 20))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -80,6 +82,35 @@ class NoteHandler(logging.Handler):
 
 RunArg = typer.Argument(..., help="A run folder (written by `autoencoders train`) or a saved-model folder.")
 DataDirOpt = typer.Option(None, "--data-dir", help="Folder holding dataset files (else $AUTOENCODERS_DATA, then the cache).")
+
+
+@contextmanager
+def _progress() -> Iterator[None]:
+    """Bars for the library's long loops (``autoencoders.progress``) on stderr, only when it is a terminal: a
+    pipe, a log file or a test gets none. One bar at a time, each removed when its loop ends."""
+    from autoencoders.progress import reporting
+
+    if not console.is_terminal:
+        yield
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=True,
+    ) as bars:
+
+        def report(items: Iterable, total: int, description: str) -> Iterator:
+            task = bars.add_task(description, total=total)
+            try:
+                for item in items:
+                    yield item
+                    bars.advance(task)
+            finally:
+                bars.remove_task(task)
+
+        with reporting(report):
+            yield
 
 
 def _fail(message: str) -> None:
@@ -292,9 +323,10 @@ def evaluate_command(
     if sampler not in SAMPLERS:
         _fail(f"--sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
     names = [name.strip() for name in metrics.split(",") if name.strip()] if metrics else None
-    results = evaluate(run, metrics=names, data=data, split=split, samples=samples, data_dir=data_dir, limit=limit,
-        sampler=sampler, generated=generated, components=components, device=device,
-    )
+    with _progress():
+        results = evaluate(run, metrics=names, data=data, split=split, samples=samples, data_dir=data_dir, limit=limit,
+            sampler=sampler, generated=generated, components=components, device=device,
+        )
     if as_json:
         print(json.dumps(results))
         return
@@ -534,11 +566,15 @@ def compress_command(
 ) -> None:
     """Compress items into one file: quantized codes, entropy-coded under tables fitted on the run's training data.
 
+    Images keep their file names (decompressing into a folder writes the same names; they cost their length in
+    bytes); images of another size than the model's are refused.
+
     Example: autoencoders compress runs/cae-mnist digits/ -o digits.aec
     """
     from autoencoders.uses.compress import compress_files
 
-    count, size = compress_files(run, inputs, output, step=step, data_dir=data_dir)
+    with _progress():
+        count, size = compress_files(run, inputs, output, step=step, data_dir=data_dir)
     console.print(f"wrote {count} items in {size} bytes ({size / count:.1f} bytes per item) to {output}")
 
 
@@ -546,7 +582,7 @@ def compress_command(
 def decompress_command(
     run: Path = RunArg,
     file: Path = typer.Argument(..., help="A file written by `autoencoders compress` with this run."),
-    output: Path = typer.Option(..., "-o", "--output", help="A .npy array, a .png (one item) or a folder of PNGs."),
+    output: Path = typer.Option(..., "-o", "--output", help="A .npy array, a .png (one item) or a folder of PNGs (named as the compressed images were)."),
     data_dir: Optional[Path] = DataDirOpt,
 ) -> None:
     """Decode a compressed file with the run that wrote it (another model is refused).
@@ -555,7 +591,8 @@ def decompress_command(
     """
     from autoencoders.uses.compress import decompress_file
 
-    written = decompress_file(run, file, output, data_dir=data_dir)
+    with _progress():
+        written = decompress_file(run, file, output, data_dir=data_dir)
     console.print(f"wrote {len(written)} file(s) to {output}")
 
 
@@ -579,7 +616,8 @@ def denoise_command(
     """
     from autoencoders.uses.denoise import denoise_path
 
-    written = denoise_path(run, input_path, output)
+    with _progress():
+        written = denoise_path(run, input_path, output)
     console.print(f"denoised into {output}" + (f" ({len(written)} files)" if len(written) > 1 else ""))
 
 
@@ -621,10 +659,11 @@ def detect_command(
         _fail(f"-o must be a .csv file; got {output}")
     from autoencoders.uses.anomaly import detect
 
-    frame = detect(run, data, score=score, threshold=threshold, contamination=contamination, quantile=quantile,
-        id_column=id_column, reference=reference, reference_items=reference_items, data_dir=data_dir,
-        neighbors=neighbors, latent_distance=latent_distance, samples=samples, pool=pool,
-    )
+    with _progress():
+        frame = detect(run, data, score=score, threshold=threshold, contamination=contamination, quantile=quantile,
+            id_column=id_column, reference=reference, reference_items=reference_items, data_dir=data_dir,
+            neighbors=neighbors, latent_distance=latent_distance, samples=samples, pool=pool,
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(output, index=False)
     console.print(f"scored {len(frame)} items, {int(frame['outlier'].sum())} flagged as outliers; wrote {output}")
@@ -675,7 +714,8 @@ def report_command(
     """
     from autoencoders.report import write_report
 
-    path = write_report(run, data_dir=data_dir, projection=projection)
+    with _progress():
+        path = write_report(run, data_dir=data_dir, projection=projection)
     console.print(f"wrote [bold]{path}[/]")
     print(path)
 

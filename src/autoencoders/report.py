@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from autoencoders import plots
+from autoencoders.progress import track
 from autoencoders.uses.anomaly import DETECTION_FOLDER
 
 REPORT_FILE = "report.html"
@@ -102,22 +103,18 @@ def _model_sections(
     """The pictures of what the model does: those on test data only when the data could be loaded."""
     if len(model.config.input_shape) == 4:  # sequences of images (length, C, H, W): rows of frames
         return _frame_sequence_sections(model, dataset, projection, seed, pictures)
-    sections = []
-    if dataset is not None:
-        sections.append(_reconstruction_section(model, dataset, n_items, pictures))
-    if model.generative:
-        sections.append(_samples_section(model, dataset, n_items, pictures))
-    if dataset is not None and len(dataset.test) >= 2:
-        sections.append(_interpolation_section(model, dataset, pictures))
-    if dataset is not None:
-        sections.append(_latent_section(model, dataset, projection, seed, pictures))
-    if dataset is not None and model.has_code_prior:
-        sections.append(_prior_section(model, dataset, seed, pictures))
-    if dataset is not None and _has_traversals(model, dataset):
-        sections.append(_traversal_section(model, dataset, pictures))
-    if dataset is not None and model.transfers_style and _is_image_data(dataset):
-        sections.append(_style_transfer_section(model, dataset, pictures))
-    return sections
+    wanted = [
+        (dataset is not None, lambda: _reconstruction_section(model, dataset, n_items, pictures)),
+        (model.generative, lambda: _samples_section(model, dataset, n_items, pictures)),
+        (dataset is not None and len(dataset.test) >= 2, lambda: _interpolation_section(model, dataset, pictures)),
+        (dataset is not None, lambda: _latent_section(model, dataset, projection, seed, pictures)),
+        (dataset is not None and model.has_code_prior, lambda: _prior_section(model, dataset, seed, pictures)),
+        (dataset is not None and _has_traversals(model, dataset), lambda: _traversal_section(model, dataset, pictures)),
+        (dataset is not None and model.transfers_style and _is_image_data(dataset),
+         lambda: _style_transfer_section(model, dataset, pictures)),
+    ]
+    builders = [build for chosen, build in wanted if chosen]
+    return [build() for build in track(builders, len(builders), "drawing the report's pictures")]
 
 
 def _frame_sequence_sections(model, dataset, projection: str, seed: int, pictures: "PictureWriter") -> list[Section]:

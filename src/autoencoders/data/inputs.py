@@ -4,9 +4,10 @@ Every command that takes items from the user (``denoise``, ``compress``, ``detec
 ``style-transfer --source``) reads them here, the same way:
 
 - an image file, a folder of images (searched recursively, sorted by path), or a ``.npy`` array;
-- images take the model's channels (grey or RGB) and its value range; an image of another size is refused,
-  or resampled where the caller allows it (``resize=True``: scoring or interpolating tolerates it, denoising
-  and compression do not, since resampling blurs what they should keep);
+- images take the model's channels (grey or RGB) and its value range; images of another size (a folder may
+  mix sizes) are refused, naming one and how many there are, or resampled to the model's size where the
+  caller allows it (``resize=True``: scoring or interpolating tolerates it, denoising and compression do not,
+  since resampling blurs what they should keep), and a note on the ``autoencoders`` logger says how many were;
 - a uint8 array holds pixels 0..255; any other numeric array is in the model's value range already. An
   array holds (N, *item_shape) items, or one item without the N axis; a one-channel model also takes
   (N, H, W) and (H, W).
@@ -18,6 +19,8 @@ image file, or a ``.npy`` array in the input array's layout and dtype.
 from __future__ import annotations
 
 import io
+import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +31,9 @@ from torch import Tensor
 
 from autoencoders.data.errors import DataError
 from autoencoders.data.images import IMAGE_SUFFIXES, finite_float32, open_image, read_npy
+from autoencoders.progress import track
 
+log = logging.getLogger("autoencoders")
 _SUFFIXES = ", ".join(sorted(IMAGE_SUFFIXES))
 
 
@@ -58,7 +63,7 @@ def read_items(
     if not sources:
         raise DataError("no input given: name image files, folders of images or .npy arrays")
     item_shape, value_range = tuple(item_shape), (float(value_range[0]), float(value_range[1]))
-    parts: list[Tensor] = []
+    pieces: list[Tensor | list[Path]] = []  # per source: an array's items, or its image files (read below)
     names: list[str] = []
     array_info: tuple[tuple[int, ...], str] | None = None
     for source in sources:
@@ -67,7 +72,7 @@ def read_items(
             raise DataError(f"{path} does not exist")
         if path.suffix.lower() == ".npy" and path.is_file():
             values, array_info = read_array(path, item_shape, value_range)
-            parts.append(values)
+            pieces.append(values)
             names += [f"{path.stem}-{index:05d}" for index in range(len(values))]
             continue
         if not is_image_shape(item_shape):
@@ -85,33 +90,62 @@ def read_items(
             names.append(path.name)
         else:
             raise DataError(f"{path} is neither an image ({_SUFFIXES}), a folder of images nor a .npy array")
-        parts.append(torch.stack([read_image(file, item_shape, value_range, resize) for file in files]))
+        pieces.append(files)
     if len(sources) == 1 and array_info is not None:
-        return Items(parts[0], names, "array", *array_info)
+        return Items(pieces[0], names, "array", *array_info)
+    files = [file for piece in pieces if isinstance(piece, list) for file in piece]
+    read = [_read_image(file, item_shape, value_range, resize) for file in track(files, len(files), f"reading {len(files)} images")]
+    _note_resized(files, [size for _, size in read], item_shape)
+    images = iter([item for item, _ in read])
+    parts = [piece if isinstance(piece, Tensor) else torch.stack([next(images) for _ in piece]) for piece in pieces]
     return Items(torch.cat(parts), names, "images")
 
 
 def read_image(path: str | Path, item_shape: Sequence[int], value_range: Sequence[float], resize: bool = False) -> Tensor:
-    """One image file as a (C, H, W) item in ``value_range``, in the model's channels."""
+    """One image file as a (C, H, W) item in ``value_range``, in the model's channels; one of another size is
+    refused, or with ``resize`` resampled to the model's size (with a note)."""
+    item, size = _read_image(Path(path), item_shape, value_range, resize)
+    _note_resized([Path(path)], [size], item_shape)
+    return item
+
+
+def _read_image(
+    path: Path, item_shape: Sequence[int], value_range: Sequence[float], resize: bool
+) -> tuple[Tensor, tuple[int, int]]:
+    """An image file as an item in the model's channels and size, with its own (width, height)."""
     from PIL import Image
 
-    path = Path(path)
     if not is_image_shape(item_shape):
         raise DataError(f"the model takes items of shape {tuple(item_shape)}; only 1- and 3-channel image models read image files")
     channels, height, width = item_shape
     with open_image(path) as image:
-        if (image.height, image.width) != (height, width) and not resize:
+        size = image.size
+        if size != (width, height) and not resize:
             raise DataError(
-                f"{path} is {image.width}x{image.height} pixels; the model takes {width}x{height}. Resize it "
-                "first (it is not resampled here: that would blur the detail this command should keep)"
+                f"{path} is {size[0]}x{size[1]} pixels; the model takes {width}x{height}. Resize it (and any other "
+                f"image of another size) to {width}x{height} first: this command does not resample images, which "
+                "would blur the detail it should keep"
             )
         image = image.convert("L" if channels == 1 else "RGB")
-        if (image.height, image.width) != (height, width):
+        if size != (width, height):
             image = image.resize((width, height), Image.BILINEAR)
         pixels = np.asarray(image, dtype=np.float32)
     unit = torch.from_numpy(pixels / 255.0).reshape(height, width, channels).permute(2, 0, 1).contiguous()
     low, high = value_range
-    return unit * (high - low) + low
+    return unit * (high - low) + low, size
+
+
+def _note_resized(files: list[Path], sizes: list[tuple[int, int]], item_shape: Sequence[int]) -> None:
+    """Note how many images (their (width, height) as read) were resampled to the model's size."""
+    model = f"{item_shape[2]}x{item_shape[1]}"
+    other = [index for index, size in enumerate(sizes) if size != (item_shape[2], item_shape[1])]
+    if not other:
+        return
+    first, size = files[other[0]], "x".join(map(str, sizes[other[0]]))
+    if len(files) == 1:
+        log.info("resized %s from %s to the model's %s pixels", first, size, model)
+    else:
+        log.info("resized %d of %d images to the model's %s pixels (%s was %s)", len(other), len(files), model, first, size)
 
 
 def read_array(path: str | Path, item_shape: Sequence[int], value_range: Sequence[float]) -> tuple[Tensor, tuple[tuple[int, ...], str]]:
@@ -172,8 +206,14 @@ def write_items(values: Tensor, output: str | Path, value_range: Sequence[float]
         targets = [output / Path(name).with_suffix(".png") for name in like.names]
     else:
         targets = [output / f"{index:06d}.png" for index in range(len(pixels))]
+    clashes = [target for target, count in Counter(targets).items() if count > 1]
+    if clashes:
+        raise DataError(
+            f"two items would be written to {clashes[0]} (their inputs' names differ only in their suffix); rename "
+            "one of the inputs, or give -o a .npy file"
+        )
     formats = Image.registered_extensions()
-    for target, item in zip(targets, pixels):
+    for target, item in track(list(zip(targets, pixels)), len(targets), f"writing {len(targets)} images"):
         buffer = io.BytesIO()
         Image.fromarray(item[..., 0] if item.shape[-1] == 1 else item).save(buffer, format=formats.get(target.suffix.lower(), "PNG"))
         atomic_write_bytes(target, buffer.getvalue())

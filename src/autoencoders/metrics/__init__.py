@@ -21,6 +21,7 @@ from autoencoders.metrics.disentanglement import DISENTANGLEMENT_METRICS
 from autoencoders.metrics.likelihood import LIKELIHOOD_METRICS
 from autoencoders.metrics.recon import RECONSTRUCTION_METRICS
 from autoencoders.metrics.representation import REPRESENTATION_METRICS
+from autoencoders.progress import track
 
 METRICS = {
     **{name: "reconstruction" for name in RECONSTRUCTION_METRICS},
@@ -77,7 +78,8 @@ def evaluate_model(
     metrics = [name for name in metrics if METRICS[name] not in ("representation", "disentanglement", "generation")]
     x_all, y_all = dataset.split(split), dataset.labels(split) if model.conditional else None
     totals = dict.fromkeys(metrics, 0.0)
-    for start in range(0, x_all.shape[0] if metrics else 0, batch_size):
+    starts = range(0, x_all.shape[0] if metrics else 0, batch_size)
+    for start in track(starts, len(starts), f"{', '.join(metrics)} on {x_all.shape[0]} {split} items"):
         x = x_all[start : start + batch_size].to(device)
         y = None if y_all is None else y_all[start : start + batch_size].to(device)
         reconstruction = model.reconstruct(x, y) if any(METRICS[m] == "reconstruction" for m in metrics) else None

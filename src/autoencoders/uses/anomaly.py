@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from autoencoders.progress import track
 from autoencoders.uses.rotation import check_rotatable, train_rotation_predictor
 
 SCORES = {
@@ -440,7 +441,8 @@ class AnomalyDetector(_OutlierDetector):
         hooks = [layer.register_forward_hook(lambda module, inputs, output: outputs.append(output.flatten(1).clone())) for layer in layers]
         differences = []
         try:
-            for chunk in items.split(self.batch):
+            chunks = items.split(self.batch)
+            for chunk in track(chunks, len(chunks), f"rapp pathways of {len(items)} items"):
                 chunk = chunk.to(self.device)
                 reconstruction = self.model_.reconstruct(chunk)
                 outputs.clear()
@@ -491,7 +493,8 @@ class AnomalyDetector(_OutlierDetector):
         values = []
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)  # the ELBO's samples: the same scores every call
-            for chunk in items.split(self.batch):
+            chunks = items.split(self.batch)
+            for chunk in track(chunks, len(chunks), f"{part} scores of {len(items)} items"):
                 chunk = chunk.to(self.device)
                 if part == "recon":
                     residual = self.model_.reconstruct(chunk) - chunk
@@ -668,8 +671,8 @@ def read_items(path: str | Path, run_config: dict[str, Any], id_column: str | No
 
     A .csv/.parquet table gives rows scaled as the run's training table was, ids from ``id_column`` (or the
     run's id column) else the row number; images (a file or a folder) are read by
-    ``autoencoders.data.inputs``, resampled to the model's size, with their paths relative to the folder as
-    ids; a .npy array gives its items with their index as id.
+    ``autoencoders.data.inputs``, resampled to the model's size (a note says how many were), with their paths
+    relative to the folder as ids; a .npy array gives its items with their index as id.
     """
     from autoencoders.data.inputs import read_items as read_inputs
 

@@ -8,27 +8,36 @@ kept in the run folder (``compression/step-STEP.safetensors``); a range coder (`
 each position's symbols under its table, and values outside a table's range follow an escape symbol,
 raw. Decoding is deterministic, so decompressing gives exactly ``model.decode(step * symbols)``.
 
-File layout, format 2 (integers big-endian; a varint is 7 bits a byte, low groups first, high bit = more
+File layout, format 3 (integers big-endian; a varint is 7 bits a byte, low groups first, high bit = more
 follows)::
 
     magic       2 bytes   b"\\xae\\xc0" (two bytes, as gzip's; the checksum catches what they let through)
     version     1 byte    FORMAT_VERSION
-    flags       1 byte    bit 0: integer codes (else real codes quantized with step); bit 1: a step follows
+    flags       1 byte    bit 0: integer codes (else real codes quantized with step); bit 1: a step follows;
+                          bit 2: item names follow the count
     model id    4 bytes   SHA-256 of the model (name, config, weights), its step and tables, first 4 bytes
     step        4 bytes   float32, only with flag bit 1 (absent: step 1)
     count       varint    items in the file
+    names       count x (varint byte length, UTF-8), only with flag bit 2: each item's file name
     payload     range-coder words, 4 bytes each, big-endian, without the last word's trailing zero bytes
     checksum    4 bytes   CRC-32 of everything before it
 
+Format 2 is format 3 without names (flag bit 2 unknown): such files are still read. Names are what the inputs
+were called relative to the folder given (``a.png``, ``cats/b.png``: images only, an array's items have none),
+so that ``decompress`` into a folder writes files of the same names.
+
 A file is checked before anything is sized by it: the checksum, then the step (finite, positive; 1 for integer
-codes) and the count (at least 1, and no more than the payload can hold under the tables: every symbol costs
-at least the bits of its position's most probable one), so a crafted header cannot make decoding allocate more
-than the payload could have described. Decompressing never writes into the run folder.
+codes), the names (each 1 to MAX_NAME_BYTES bytes of UTF-8, a relative path inside the output folder: no
+absolute path, drive, empty part, ``.``, ``..`` or backslash) and the count (at least 1, no more names than
+the bytes can hold, and no more items than the payload can hold under the tables: every symbol costs at least
+the bits of its position's most probable one), so a crafted header cannot make decoding allocate more than the
+payload could have described, nor write outside the output folder. Decompressing never writes into the run
+folder.
 
 Shapes are not stored: the model id fixes the model, hence the item and code shapes. Header and checksum take
-13 bytes (17 with a step other than 1) for a file of fewer than 128 items; a file of many items pays them
-once, so their cost per item falls as 13 / count bytes (the benchmark reports one image per file and the
-whole test set in one file).
+13 bytes (17 with a step other than 1) for a file of fewer than 128 items, plus the names of images; a file
+of many items pays them once, so their cost per item falls as 13 / count bytes (the benchmark reports one
+image per file and the whole test set in one file, of arrays: without names).
 """
 
 from __future__ import annotations
@@ -39,22 +48,26 @@ import math
 import struct
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from pathlib import Path, PureWindowsPath
+from typing import TYPE_CHECKING, Sequence
 
 import constriction
 import numpy as np
 
 from autoencoders.errors import InputError
+from autoencoders.progress import track
 
 if TYPE_CHECKING:
     import torch
 
 MAGIC = b"\xae\xc0"
 FORMAT_1_MAGIC = b"AEC\x1a"  # the first format, 30 bytes of header: no longer read
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 REAL_CODES, INTEGER_CODES = 0, 1
-INTEGER_FLAG, STEP_FLAG = 1, 2
+INTEGER_FLAG, STEP_FLAG, NAMES_FLAG = 1, 2, 4
+FLAGS_OF_VERSION = {2: INTEGER_FLAG | STEP_FLAG, 3: INTEGER_FLAG | STEP_FLAG | NAMES_FLAG}  # the versions read
+MAX_NAME_BYTES = 1024
+NAME_RULE = "no absolute path or drive, no '..', '.' or empty part, no backslash"  # what names may be
 MODEL_ID_BYTES = 4
 CHECKSUM_BYTES = 4
 TABLES_FOLDER = "compression"
@@ -90,10 +103,10 @@ def _varint(value: int) -> bytes:
 
 class _Reader:
     def __init__(self, data: bytes, source: str):
-        self.data, self.position, self.source = data, 0, source
+        self.data, self.position, self.source, self.end = data, 0, source, len(data)
 
     def take(self, size: int) -> bytes:
-        if self.position + size > len(self.data):
+        if self.position + size > self.end:
             raise CompressionError(f"{self.source} is truncated: its header ends early")
         chunk = self.data[self.position : self.position + size]
         self.position += size
@@ -118,11 +131,14 @@ class Header:
     step: float
     count: int
     version: int = FORMAT_VERSION
+    names: tuple[str, ...] = ()  # one per item, or none
 
     def to_bytes(self) -> bytes:
         flags = (INTEGER_FLAG if self.kind == INTEGER_CODES else 0) | (STEP_FLAG if self.step != 1.0 else 0)
+        flags |= NAMES_FLAG if self.names else 0
         step = struct.pack(">f", self.step) if flags & STEP_FLAG else b""
-        return MAGIC + bytes([self.version, flags]) + self.model_id + step + _varint(self.count)
+        names = b"".join(_varint(len(name.encode())) + name.encode() for name in self.names)
+        return MAGIC + bytes([self.version, flags]) + self.model_id + step + _varint(self.count) + names
 
     @classmethod
     def parse(cls, data: bytes, source: str = "the file") -> tuple["Header", int]:
@@ -140,17 +156,16 @@ class Header:
         reader = _Reader(data, source)
         reader.take(len(MAGIC))
         version, flags = reader.take(2)
-        if version != FORMAT_VERSION:
+        if version not in FLAGS_OF_VERSION:
             raise CompressionError(
-                f"{source} uses format version {version}; this autoencoders reads version {FORMAT_VERSION}. "
-                "Decompress it with the version that wrote it"
+                f"{source} uses format version {version}; this autoencoders reads versions "
+                f"{', '.join(map(str, FLAGS_OF_VERSION))}. Decompress it with the version that wrote it"
             )
-        if flags & ~(INTEGER_FLAG | STEP_FLAG):
+        if flags & ~FLAGS_OF_VERSION[version]:
             raise CompressionError(f"{source} has unknown flags {flags:#04x}; the file is damaged")
         model_id = reader.take(MODEL_ID_BYTES)
         (step,) = struct.unpack(">f", reader.take(4)) if flags & STEP_FLAG else (1.0,)
         count = reader.varint()
-        header = cls(INTEGER_CODES if flags & INTEGER_FLAG else REAL_CODES, model_id, step, count, version)
         if len(data) < reader.position + CHECKSUM_BYTES:
             raise CompressionError(f"{source} is truncated: it ends inside its header")
         (stored,) = struct.unpack(">I", data[-CHECKSUM_BYTES:])
@@ -158,6 +173,9 @@ class Header:
             raise CompressionError(
                 f"{source} is damaged or truncated (its checksum does not match); copy or compress it again"
             )
+        reader.end = len(data) - CHECKSUM_BYTES
+        names = _read_names(reader, count) if flags & NAMES_FLAG else ()
+        header = cls(INTEGER_CODES if flags & INTEGER_FLAG else REAL_CODES, model_id, step, count, version, names)
         if not (math.isfinite(step) and step > 0):
             raise CompressionError(f"{source} has an invalid quantization step {step}; the file is damaged")
         if header.kind == INTEGER_CODES and flags & STEP_FLAG:
@@ -174,6 +192,43 @@ class Header:
                 "the file is damaged"
             )
         return header, reader.position
+
+
+def _read_names(reader: _Reader, count: int) -> tuple[str, ...]:
+    """``count`` names, each checked before the next is read; a count more than the bytes left can hold (a
+    name takes at least 2) is refused before any is."""
+    if count > (reader.end - reader.position) // 2:
+        raise CompressionError(
+            f"{reader.source} claims {count} item names, more than its {reader.end - reader.position} bytes can "
+            "hold; the file is damaged"
+        )
+    names = []
+    for _ in range(count):
+        size = reader.varint()
+        if not 1 <= size <= MAX_NAME_BYTES:
+            raise CompressionError(
+                f"{reader.source} holds an item name of {size} bytes (names take 1 to {MAX_NAME_BYTES}); the file is damaged"
+            )
+        try:
+            name = reader.take(size).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise CompressionError(f"{reader.source} holds an item name that is not UTF-8; the file is damaged") from error
+        if not is_safe_name(name):
+            raise CompressionError(
+                f"{reader.source} holds the item name {name[:80]!r}, which is not a relative path inside the output "
+                f"folder ({NAME_RULE}); the file is damaged or crafted, and nothing is written"
+            )
+        names.append(name)
+    return tuple(names)
+
+
+def is_safe_name(name: str) -> bool:
+    """Whether ``name`` is a relative path that stays inside the folder it is written to (``NAME_RULE``), of 1 to
+    ``MAX_NAME_BYTES`` bytes: what a file may name its items, so that a crafted file cannot write elsewhere."""
+    return (
+        0 < len(name.encode()) <= MAX_NAME_BYTES and not PureWindowsPath(name).drive and "\\" not in name
+        and "\0" not in name and all(part not in ("", ".", "..") for part in name.split("/"))
+    )
 
 
 def payload_bits(words: int) -> int:
@@ -337,17 +392,27 @@ class Codec:
         return (values.double() * self.step).float()
 
     # coding
-    def compress(self, items: "torch.Tensor") -> bytes:
-        """The file's bytes for ``items`` (N, *item_shape)."""
+    def compress(self, items: "torch.Tensor", names: Sequence[str] = ()) -> bytes:
+        """The file's bytes for ``items`` (N, *item_shape), with their file ``names`` when given (one each)."""
         item_shape = tuple(self.model.config.input_shape)
         if len(items) == 0:
             raise CompressionError("there are no items to compress; give at least one")
+        if names and len(names) != len(items):
+            raise CompressionError(f"{len(names)} names were given for {len(items)} items; give one name per item")
+        unsafe = [name for name in names if not is_safe_name(name)]
+        if unsafe:
+            raise CompressionError(
+                f"the input {unsafe[0][:80]!r} cannot be named in a compressed file ({NAME_RULE}, at most "
+                f"{MAX_NAME_BYTES} bytes); rename it"
+            )
         if tuple(items.shape[1:]) != item_shape:
             raise CompressionError(
                 f"the model takes items of shape {item_shape}; got {len(items)} of shape {tuple(items.shape[1:])}"
             )
         symbols = self.symbols_of_codes(self.model.encode_batches(items, batch_size=BATCH))
-        header = Header(INTEGER_CODES if self.integer_codes else REAL_CODES, self.model_id, self.step, len(items))
+        header = Header(
+            INTEGER_CODES if self.integer_codes else REAL_CODES, self.model_id, self.step, len(items), names=tuple(names)
+        )
         body = header.to_bytes() + words_to_bytes(encode_symbols(symbols, self.tables))
         return body + struct.pack(">I", zlib.crc32(body))
 
@@ -456,8 +521,9 @@ def _check_model(model) -> None:
 def decode_batches(model, codes: "torch.Tensor") -> "torch.Tensor":
     import torch
 
+    starts = range(0, len(codes), BATCH)
     with torch.no_grad():
-        return torch.cat([model.decode(codes[start : start + BATCH]) for start in range(0, len(codes), BATCH)])
+        return torch.cat([model.decode(codes[start : start + BATCH]) for start in track(starts, len(starts), "decoding")])
 
 
 # -- entropy coding -------------------------------------------------------------------------------------
@@ -518,21 +584,22 @@ def compress_files(run: str | Path, inputs: list[str | Path], out: str | Path, s
 
     codec = Codec.from_run(run, step=step, data_dir=data_dir)
     config = codec.model.config
-    items = read_items(inputs, tuple(config.input_shape), tuple(config.value_range)).values
-    if len(items) == 0:
+    items = read_items(inputs, tuple(config.input_shape), tuple(config.value_range))
+    if len(items.values) == 0:
         names = ", ".join(str(source) for source in ([inputs] if isinstance(inputs, (str, Path)) else inputs))
         raise CompressionError(f"{names}: no items to compress; give images or a .npy array of at least one item")
-    data = codec.compress(items)
+    data = codec.compress(items.values, items.names if items.kind == "images" else ())
     atomic_write_bytes(out, data)
-    return len(items), len(data)
+    return len(items.values), len(data)
 
 
 def decompress_file(run: str | Path, path: str | Path, out: str | Path,
                     data_dir: str | Path | None = None) -> list[Path]:
-    """Decode a file written by ``compress_files`` with the same run; writes .npy, a .png or a folder of PNGs.
+    """Decode a file written by ``compress_files`` with the same run; writes .npy, a .png or a folder of PNGs
+    (named as the compressed images were; an array's items as 000000.png, 000001.png ...).
 
     Nothing is written into the run: tables for a step the run has not saved are fitted in memory only."""
-    from autoencoders.data.inputs import write_items
+    from autoencoders.data.inputs import Items, write_items
 
     path = Path(path)
     if not path.exists():
@@ -545,4 +612,6 @@ def decompress_file(run: str | Path, path: str | Path, out: str | Path,
         raise CompressionError(f"{path} cannot be read ({error.strerror})") from error
     header, _ = Header.parse(data, str(path))
     codec = Codec.from_run(run, step=header.step, data_dir=data_dir, write_tables=False)
-    return write_items(codec.decompress(data, str(path)), out, tuple(codec.model.config.value_range))
+    items = codec.decompress(data, str(path))
+    like = Items(items, list(header.names), "images") if header.names else None
+    return write_items(items, out, tuple(codec.model.config.value_range), like=like)

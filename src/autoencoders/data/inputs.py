@@ -31,6 +31,7 @@ from torch import Tensor
 
 from autoencoders.data.errors import DataError
 from autoencoders.data.images import IMAGE_SUFFIXES, finite_float32, open_image, read_npy
+from autoencoders.files import atomic_write_bytes
 from autoencoders.progress import track
 
 log = logging.getLogger("autoencoders")
@@ -175,8 +176,6 @@ def write_items(values: Tensor, output: str | Path, value_range: Sequence[float]
     returns the paths written. With ``like`` (the items they came from), a folder keeps the inputs' names and
     an array the input array's layout and dtype. Every file is written atomically."""
     from PIL import Image
-
-    from autoencoders.io import atomic_write_bytes
 
     output = Path(output)
     low, high = value_range

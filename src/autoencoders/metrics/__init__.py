@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from autoencoders.files import atomic_write_json
 from autoencoders.metrics.generation import GENERATION_METRICS
 from autoencoders.metrics.disentanglement import DISENTANGLEMENT_METRICS
 from autoencoders.metrics.likelihood import LIKELIHOOD_METRICS
@@ -123,8 +124,6 @@ def evaluate(
 def save_metrics(run: str | Path, results: dict[str, Any]) -> None:
     """Merge ``results`` into the run's ``metrics.json`` (what the report shows); a damaged file is replaced."""
     import json
-
-    from autoencoders.io import atomic_write_json
 
     path = (Path(run).parent if Path(run).is_file() else Path(run)) / "metrics.json"  # a run or its weights file
     try:

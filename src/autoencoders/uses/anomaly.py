@@ -45,14 +45,15 @@ from __future__ import annotations
 import copy
 import math
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from autoencoders.files import atomic_write_bytes, atomic_write_json
 from autoencoders.progress import track
+from autoencoders.training.fit import train_on_items, training_steps
 from autoencoders.uses.rotation import check_rotatable, train_rotation_predictor
 
 SCORES = {
@@ -616,51 +617,6 @@ def _standardize(items: Tensor, standardization: dict[str, list[float]]) -> Tens
     return (items - mean) / std
 
 
-def training_steps(max_steps: int | None, epochs: int | None, items: int, batch_size: int) -> int:
-    """Batches to train on: ``max_steps``, else ``epochs`` passes over the items (default 10)."""
-    return int(max_steps) if max_steps is not None else (epochs or 10) * math.ceil(items / batch_size)
-
-
-def train_on_items(
-    model_name: str,
-    items: Tensor,
-    settings: dict[str, Any],
-    *,
-    epochs: int | None = None,
-    max_steps: int | None = None,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    seed: int = 0,
-    device: str = "cpu",
-):
-    """A fresh ``model_name`` trained on in-memory items with the library's training module, quietly.
-
-    ``settings`` are model fields (``latent_dim``, ``arch``, ``beta`` ...); the data fills the input shape and
-    value range. Training runs ``max_steps`` batches, or ``epochs`` passes over the items (default 10).
-    """
-    from autoencoders.io import build_model
-    from autoencoders.training.run import model_settings
-    from autoencoders.uses.estimator import fit_model
-
-    low, high = float(items.min()), float(items.max())
-    unit_images = items.dim() == 4 and low >= 0.0 and high <= 1.0
-    data = SimpleNamespace(  # what model_settings reads of a dataset
-        name="items", item_shape=tuple(items.shape[1:]), binary=False, num_classes=0,
-        value_range=(0.0, 1.0) if unit_images else (low, max(high, low + 1.0)),
-    )
-    config = model_settings(model_name, data, {key: value for key, value in settings.items() if value is not None})
-    max_steps = training_steps(max_steps, epochs, len(items), batch_size)
-    with torch.random.fork_rng(devices=[]):  # the caller's random streams stay as they were
-        torch.manual_seed(seed)
-        model = build_model(model_name, config)
-        if model.uses_labels:
-            raise ValueError(
-                f"{model_name!r} with these settings needs class labels, which anomaly detection does not have; "
-                "use an unsupervised family (ae, dae, vae, beta-vae, aae)"
-            )
-        return fit_model(model, items, max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed, device=device)
-
-
 # -- scoring files of a run: what `autoencoders detect` does --------------------------------------------------
 DETECTION_FOLDER = "anomaly"  # inside the run folder: the last detection, which the report shows
 WORST_ITEMS = 16
@@ -741,7 +697,7 @@ def detect(
 
     import pandas as pd
 
-    from autoencoders.io import atomic_write_bytes, atomic_write_json, load, load_run_data, read_config
+    from autoencoders.io import load, load_run_data, read_config
 
     if threshold is not None and contamination is not None:
         raise ValueError("give either a threshold or a contamination, not both")

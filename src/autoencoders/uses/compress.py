@@ -55,6 +55,7 @@ import constriction
 import numpy as np
 
 from autoencoders.errors import InputError
+from autoencoders.files import atomic_write_bytes
 from autoencoders.progress import track
 
 if TYPE_CHECKING:
@@ -344,7 +345,7 @@ class Codec:
         from safetensors import SafetensorError
         from safetensors.numpy import load_file, save
 
-        from autoencoders.io import ModelFileError, atomic_write_bytes, load, load_run_data
+        from autoencoders.io import ModelFileError, load, load_run_data
 
         model = load(run)
         _check_model(model)
@@ -580,7 +581,6 @@ def compress_files(run: str | Path, inputs: list[str | Path], out: str | Path, s
                    data_dir: str | Path | None = None) -> tuple[int, int]:
     """Compress images/folders/.npy arrays with a run's model into ``out``; returns (items, bytes)."""
     from autoencoders.data.inputs import read_items
-    from autoencoders.io import atomic_write_bytes
 
     codec = Codec.from_run(run, step=step, data_dir=data_dir)
     config = codec.model.config

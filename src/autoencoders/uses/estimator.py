@@ -19,8 +19,6 @@ and ``from_pretrained`` also wraps a run folder written by ``autoencoders train`
 from __future__ import annotations
 
 import math
-import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,37 +31,6 @@ ENCODE_BATCH = 4096
 # what the estimator's own parameters set in a model's config; every other field goes through ``settings``
 _CONFIG_PARAMS = ("latent_dim", "arch", "hidden", "recon_loss")
 _DATA_FIELDS = ("input_shape", "value_range")
-
-
-def fit_model(
-    model, items, *, max_steps: int, batch_size: int, lr: float, weight_decay: float = 0.0, seed: int = 0,
-    device: str = "cpu",
-):
-    """Train ``model`` on the tensor ``items`` (N, *input_shape) for ``max_steps`` batches, quietly and in memory.
-
-    The generic ``AutoencoderModule`` steps every player of the model, as in ``autoencoders train``; no
-    validation, checkpoints, logs or progress bar. Returns the model, in eval mode, on the CPU.
-    """
-    import logging
-
-    import lightning.pytorch as pl
-
-    from autoencoders.data import TensorBatches
-    from autoencoders.training.module import AutoencoderModule
-
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-    module = AutoencoderModule(model, lr=lr, weight_decay=weight_decay, max_steps=max_steps, log_every=max_steps + 1)
-    batches = TensorBatches(items, None, batch_size=batch_size, shuffle=True, seed=seed)
-    with tempfile.TemporaryDirectory(prefix="autoencoders-fit-") as scratch, warnings.catch_warnings():
-        # "no validation set", "few batches per epoch" and the like are expected here, not news to the user
-        warnings.simplefilter("ignore")
-        trainer = pl.Trainer(
-            default_root_dir=scratch, accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1,
-            max_epochs=-1, max_steps=module.optimizer_steps(max_steps), limit_val_batches=0, num_sanity_val_steps=0,
-            logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        )
-        trainer.fit(module, train_dataloaders=batches)
-    return model.cpu().eval()
 
 
 class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -158,6 +125,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         import torch
 
         from autoencoders.io import build_model
+        from autoencoders.training.fit import fit_model
 
         self._check_params()
         X = validate_data(self, X, dtype=[np.float64, np.float32])

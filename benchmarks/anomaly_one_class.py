@@ -102,27 +102,27 @@ def autoencoder_scores(train, test, args) -> tuple[dict[str, np.ndarray], dict[s
     for arch, hidden in networks(args.networks):
         started = time.perf_counter()
         detector = AnomalyDetector(
-            args.model, score="recon+latent+rapp", **scoring,
+            args.model, scores="recon+latent+rapp", **scoring,
             arch=arch, hidden=hidden, latent_dim=args.latent_dim, max_steps=args.steps, batch_size=args.batch_size,
         ).fit(train)
         seconds[arch] = round(time.perf_counter() - started, 1)
         models[arch], parts[arch] = detector.model_, detector.part_scores(test)
         for combination in NETWORK_SCORES:
             scores[f"{arch} {'+'.join(combination)}"] = detector.combine({part: parts[arch][part] for part in combination})
-        summed = AnomalyDetector(detector.model_, score="latent", latent_distance=args.latent_distance, **scoring).fit(train)
+        summed = AnomalyDetector(detector.model_, scores="latent", latent_distance=args.latent_distance, **scoring).fit(train)
         parts[arch][MULTI_LATENT] = scores[f"{arch} {MULTI_LATENT}"] = summed.anomaly_score(test)
     if all(arch in models for arch, _ in ENSEMBLE):
         # the library's ensemble on the networks trained above; the test items' parts are already scored
         ensemble = AnomalyEnsemble([
-            AnomalyDetector(models[arch], score="latent", latent_distance=args.latent_distance, **scoring) if part == MULTI_LATENT
-            else AnomalyDetector(models[arch], score=part, **scoring)
+            AnomalyDetector(models[arch], scores="latent", latent_distance=args.latent_distance, **scoring) if part == MULTI_LATENT
+            else AnomalyDetector(models[arch], scores=part, **scoring)
             for arch, part in ENSEMBLE
         ]).fit(train)
         scores[ENSEMBLE_NAME] = ensemble.combine([parts[arch][part] for arch, part in ENSEMBLE])
     if ROTATION_NETWORK in models:
         started = time.perf_counter()
         rotation = AnomalyDetector(
-            models[ROTATION_NETWORK], score="latent+rotation", latent_distance=args.latent_distance, **scoring,
+            models[ROTATION_NETWORK], scores="latent+rotation", latent_distance=args.latent_distance, **scoring,
             max_steps=args.steps, batch_size=args.batch_size,
         ).fit(train)
         seconds["rotation"] = round(time.perf_counter() - started, 1)
@@ -236,7 +236,7 @@ def table_scores(args, train: np.ndarray, test: np.ndarray, seed: int) -> dict[s
         for row, score, distance in TABLE_SCORES + ((("elbo", "elbo", "knn"),) if model == "vae" else ()):
             timed(
                 f"autoencoders {model} {row}",
-                lambda: AnomalyDetector(trained, score=score, latent_distance=distance).fit(train).anomaly_score(test),
+                lambda: AnomalyDetector(trained, scores=score, latent_distance=distance).fit(train).anomaly_score(test),
             )
     timed("IsolationForest", lambda: -IsolationForest(random_state=seed).fit(train).score_samples(test))
     # the simplest reference: how far a row lies from the fit rows' mean, in standardized units
@@ -293,7 +293,7 @@ def markdown(results: dict) -> str:
         f"networks: {' + '.join(f'{arch} {part}' for arch, part in ENSEMBLE)}. `rotation` is the self-supervised score "
         f"(a network of the {ROTATION_NETWORK} encoder's architecture, trained {settings['steps']} steps on the class to "
         f"tell which of four quarter-turns an image was given; -log p of the right turn, summed over the turns), "
-        f"alone and added to {ROTATION_NETWORK} {MULTI_LATENT} (`AnomalyDetector(score=\"latent+rotation\")`). CPU budget: 1 thread on a 2-core "
+        f"alone and added to {ROTATION_NETWORK} {MULTI_LATENT} (`AnomalyDetector(scores=\"latent+rotation\")`). CPU budget: 1 thread on a 2-core "
         f"machine shared with other jobs, "
         + (f"one run per dataset side by side (--merge), each ≤ {settings['budget_minutes']:g} min wall (the last "
            f"written took {results.get('wall_minutes', '?')} min)." if settings.get("merge") else

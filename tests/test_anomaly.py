@@ -41,7 +41,7 @@ def zeros_detector(digits, tmp_path_factory):
     """A plain AE trained on the zeros only, saved for the detect command."""
     images, labels = digits
     out = tmp_path_factory.mktemp("anomaly") / "zeros-ae"
-    detector = AnomalyDetector("ae", score="recon", contamination=0.1, settings={"recon_loss": "mse"}, out=out, **TINY)
+    detector = AnomalyDetector("ae", scores="recon", contamination=0.1, settings={"recon_loss": "mse"}, out=out, **TINY)
     return detector.fit(images[labels == 0]), out
 
 
@@ -69,9 +69,9 @@ def test_detector_separates_other_digits_from_the_class_it_was_fitted_on(zeros_d
     detector, _ = zeros_detector
     images, labels = digits
     assert auroc(detector.anomaly_score(images), labels != 0) > 0.95
-    latent = AnomalyDetector(detector.model_, score="latent").fit(images[labels == 0])
+    latent = AnomalyDetector(detector.model_, scores="latent").fit(images[labels == 0])
     assert auroc(latent.anomaly_score(images), labels != 0) > 0.9
-    both = AnomalyDetector(detector.model_, score="recon+latent", latent_distance="mahalanobis").fit(images[labels == 0])
+    both = AnomalyDetector(detector.model_, scores="recon+latent", latent_distance="mahalanobis").fit(images[labels == 0])
     assert auroc(both.anomaly_score(images), labels != 0) > 0.95
     parts = both.part_scores(images)
     assert set(parts) == {"recon", "latent"}
@@ -83,13 +83,13 @@ def test_detector_separates_other_digits_from_the_class_it_was_fitted_on(zeros_d
 def test_rapp_whitens_the_fitted_differences_and_separates_other_digits(zeros_detector, digits):
     detector, _ = zeros_detector
     images, labels = digits
-    rapp = AnomalyDetector(detector.model_, score="rapp").fit(images[labels == 0])
+    rapp = AnomalyDetector(detector.model_, scores="rapp").fit(images[labels == 0])
     # on the fitted items, each kept direction's whitened projection has mean square 1 (all of them kept here:
     # the exact decomposition), so the scores average their number
     assert rapp.fit_anomaly_scores_.mean() == pytest.approx(rapp.rapp_directions_.shape[1], rel=1e-6)
     assert rapp.rapp_directions_.shape[0] == rapp.rapp_mean_.shape[0] > detector.model_.config.latent_dim
     assert auroc(rapp.anomaly_score(images), labels != 0) > 0.95
-    few = AnomalyDetector(detector.model_, score="rapp", components=3).fit(images[labels == 0])
+    few = AnomalyDetector(detector.model_, scores="rapp", components=3).fit(images[labels == 0])
     assert few.rapp_directions_.shape[1] == 3 and few.fit_anomaly_scores_.mean() == pytest.approx(3, rel=0.02)
 
 
@@ -99,7 +99,7 @@ def test_latent_distances_whitened_cosine_and_their_sum(zeros_detector, digits):
     normal, model = images[labels == 0], detector.model_
 
     def fitted(distance):
-        return AnomalyDetector(model, score="latent", latent_distance=distance, neighbors=3).fit(normal)
+        return AnomalyDetector(model, scores="latent", latent_distance=distance, neighbors=3).fit(normal)
 
     with torch.no_grad():
         codes, test_codes = (model.encode(torch.from_numpy(x)).double().numpy() for x in (normal, images))
@@ -120,10 +120,10 @@ def test_latent_distances_whitened_cosine_and_their_sum(zeros_detector, digits):
     np.testing.assert_allclose(combined.anomaly_score(images), expected, rtol=1e-6)
     assert auroc(combined.anomaly_score(images), labels != 0) > 0.9
     with pytest.raises(ValueError, match="needs more than neighbors=5 fitted items; got 5"):
-        AnomalyDetector(model, score="latent", latent_distance="mahalanobis+cosine", neighbors=5).fit(normal[:5])
+        AnomalyDetector(model, scores="latent", latent_distance="mahalanobis+cosine", neighbors=5).fit(normal[:5])
     for bad in ("knn+euclid", "knn+knn", "", None):
         with pytest.raises(ValueError, match="knn, whitened, cosine, mahalanobis"):
-            AnomalyDetector(model, score="latent", latent_distance=bad).fit(normal)
+            AnomalyDetector(model, scores="latent", latent_distance=bad).fit(normal)
 
 
 def test_contamination_flags_that_fraction_of_the_fitted_items(zeros_detector, digits):
@@ -131,10 +131,12 @@ def test_contamination_flags_that_fraction_of_the_fitted_items(zeros_detector, d
     normal = digits[0][digits[1] == 0]
     flagged = (detector.predict(normal) == -1).mean()
     assert abs(flagged - 0.1) <= 1.5 / len(normal)
-    latent = AnomalyDetector(detector.model_, score="latent", contamination=0.2)
+    latent = AnomalyDetector(detector.model_, scores="latent", contamination=0.2)
     assert abs((latent.fit_predict(normal) == -1).mean() - 0.2) <= 1.5 / len(normal)
-    strict = AnomalyDetector(detector.model_, quantile=0.5).fit(normal)
+    strict = AnomalyDetector(detector.model_, contamination=0.5).fit(normal)
     assert abs((strict.predict(normal) == -1).mean() - 0.5) <= 1.5 / len(normal)
+    default = AnomalyDetector(detector.model_).fit(normal)  # "auto": 1% of the fitted items
+    assert default.contamination == "auto" and default.threshold_ == pytest.approx(np.quantile(default.fit_anomaly_scores_, 0.99))
 
 
 def test_predict_decision_function_and_threshold_agree(zeros_detector, digits):
@@ -153,11 +155,11 @@ def test_predict_decision_function_and_threshold_agree(zeros_detector, digits):
 
 def test_elbo_score_of_a_vae_and_its_importance_sampled_bound(digits):
     images, labels = digits
-    detector = AnomalyDetector("vae", score="elbo", **TINY).fit(images[labels == 0])
+    detector = AnomalyDetector("vae", scores="elbo", **TINY).fit(images[labels == 0])
     elbo = detector.anomaly_score(images)
     assert auroc(elbo, labels != 0) > 0.9
     np.testing.assert_array_equal(elbo, detector.anomaly_score(images))  # seeded: the same every call
-    bound = AnomalyDetector(detector.model_, score="elbo", samples=20).fit(images[labels == 0]).anomaly_score(images)
+    bound = AnomalyDetector(detector.model_, scores="elbo", samples=20).fit(images[labels == 0]).anomaly_score(images)
     assert np.mean(bound) < np.mean(elbo)  # -log p(x) estimate is tighter than the negative ELBO
 
 
@@ -165,7 +167,7 @@ def test_tables_are_standardized_for_a_model_trained_here():
     rng = np.random.default_rng(0)
     normal = rng.normal([100.0, -5.0, 0.0], [10.0, 0.1, 1.0], size=(300, 3))
     odd = normal[:20] + [0.0, 1.0, 0.0]  # 10 standard deviations off in the small-scale column only
-    detector = AnomalyDetector("ae", score="recon", latent_dim=1, hidden=(16,), max_steps=150).fit(normal)
+    detector = AnomalyDetector("ae", scores="recon", latent_dim=1, hidden=(16,), max_steps=150).fit(normal)
     assert detector.standardization_["mean"][0] == pytest.approx(normal[:, 0].mean())
     scores = detector.anomaly_score(np.r_[normal[20:60], odd])
     assert auroc(scores, np.r_[np.zeros(40), np.ones(20)]) > 0.95
@@ -176,17 +178,17 @@ def test_ensemble_sums_its_members_standardized_scores(zeros_detector, digits):
     detector, _ = zeros_detector
     images, labels = digits
     normal = images[labels == 0]
-    members = [AnomalyDetector(detector.model_, score="recon"), AnomalyDetector(detector.model_, score="latent")]
+    members = [AnomalyDetector(detector.model_, scores="recon"), AnomalyDetector(detector.model_, scores="latent")]
     ensemble = AnomalyEnsemble(members, contamination=0.1).fit(normal)
     assert not any(hasattr(member, "offset_") for member in members)  # fitted as copies
     expected = 0
     for score in ("recon", "latent"):
-        alone = AnomalyDetector(detector.model_, score=score).fit(normal)
+        alone = AnomalyDetector(detector.model_, scores=score).fit(normal)
         fitted = alone.fit_anomaly_scores_
         expected = expected + (alone.anomaly_score(images) - fitted.mean()) / fitted.std()
     np.testing.assert_allclose(ensemble.anomaly_score(images), expected, rtol=1e-9)
     # single-part members of one model standardize exactly as one detector's parts do
-    both = AnomalyDetector(detector.model_, score="recon+latent").fit(normal)
+    both = AnomalyDetector(detector.model_, scores="recon+latent").fit(normal)
     np.testing.assert_allclose(ensemble.anomaly_score(images), both.anomaly_score(images), rtol=1e-9)
     np.testing.assert_allclose(ensemble.combine(ensemble.member_scores(images)), ensemble.anomaly_score(images))
     assert auroc(ensemble.anomaly_score(images), labels != 0) > 0.95
@@ -197,8 +199,8 @@ def test_ensemble_sums_its_members_standardized_scores(zeros_detector, digits):
 def test_ensemble_trains_members_of_different_networks(digits):
     images, labels = digits
     ensemble = AnomalyEnsemble([
-        AnomalyDetector("ae", score="rapp", **TINY),
-        AnomalyDetector("ae", score="latent", **{**TINY, "arch": "conv", "hidden": (8, 16)}),
+        AnomalyDetector("ae", scores="rapp", **TINY),
+        AnomalyDetector("ae", scores="latent", **{**TINY, "arch": "conv", "hidden": (8, 16)}),
     ]).fit(images[labels == 0])
     assert [member.model_.config.arch for member in ensemble.detectors_] == ["mlp", "conv"]
     assert ensemble.n_features_in_ == 64
@@ -223,22 +225,24 @@ def test_bad_settings_and_inputs_are_clear_errors(zeros_detector, digits):
     detector, _ = zeros_detector
     images, labels = digits
     with pytest.raises(ValueError, match="recon, elbo, latent, rapp, rotation"):
-        AnomalyDetector(detector.model_, score="reconstruction").fit(images)
+        AnomalyDetector(detector.model_, scores="reconstruction").fit(images)
     with pytest.raises(ValueError, match="contamination"):
         AnomalyDetector(detector.model_, contamination=0.9).fit(images)
     with pytest.raises(ValueError, match="needs a model with a likelihood"):
-        AnomalyDetector(detector.model_, score="elbo").fit(images)
+        AnomalyDetector(detector.model_, scores="elbo").fit(images)
     with pytest.raises(ValueError, match="needs a model with a likelihood"):
-        AnomalyDetector("ae", score="elbo").fit(images)  # refused before any training
+        AnomalyDetector("ae", scores="elbo").fit(images)  # refused before any training
     with pytest.raises(ValueError, match="neither a model family"):
         AnomalyDetector("no-such-model").fit(images)
     with pytest.raises(ValueError, match="not fitted yet"):
         AnomalyDetector(detector.model_).predict(images)
-    with pytest.raises(ValueError, match=r"shape \(1, 8, 8\)"):
+    with pytest.raises(ValueError, match="X has 10 features, but AnomalyDetector is expecting 64 features"):
         detector.predict(np.zeros((3, 10), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"items of shape \(1, 8, 7\)"):
+        detector.predict(np.zeros((3, 1, 8, 7), dtype=np.float32))
     with pytest.raises(ValueError, match="NaN"):
         detector.predict(np.full((2, 64), np.nan))
-    with pytest.raises(ValueError, match="one item"):
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
         detector.predict(images[0, 0, 0])
 
 
@@ -246,7 +250,7 @@ def test_rotation_score_learns_the_turns_of_the_fitted_class_and_flags_other_dig
     images, labels = digits
     sevens = images[labels == 7]
     fit, held_out = sevens[:120], torch.from_numpy(sevens[120:])
-    detector = AnomalyDetector("ae", score="latent+rotation", arch="conv", hidden=(16, 32), latent_dim=8, max_steps=300).fit(fit)
+    detector = AnomalyDetector("ae", scores="latent+rotation", arch="conv", hidden=(16, 32), latent_dim=8, max_steps=300).fit(fit)
     predictor = detector.rotation_predictor_
     assert predictor.config.arch == "conv" and predictor.config.hidden == (16, 32)  # the model's encoder architecture
     with torch.no_grad():  # held-out sevens: the turn each was given is read back
@@ -266,9 +270,9 @@ def test_rotation_score_learns_the_turns_of_the_fitted_class_and_flags_other_dig
 def test_rotation_score_refuses_what_quarter_turns_would_reshape(digits):
     images, _ = digits
     with pytest.raises(ValueError, match=r"square images \(C, H, H\); got items of shape \(5,\)"):
-        AnomalyDetector("ae", score="rotation").fit(np.random.default_rng(0).random((50, 5)))  # before any training
+        AnomalyDetector("ae", scores="rotation").fit(np.random.default_rng(0).random((50, 5)))  # before any training
     with pytest.raises(ValueError, match=r"got items of shape \(1, 8, 6\)"):
-        AnomalyDetector("ae", score="recon+rotation", arch="conv").fit(images[:40, :, :, :6])
+        AnomalyDetector("ae", scores="recon+rotation", arch="conv").fit(images[:40, :, :, :6])
     # a model whose code is a map: the predictor takes the conv encoder, whose code is a flat vector
     predictor = RotationPredictor(ModelConfig(input_shape=(1, 8, 8), latent_dim=4, arch="spatial", hidden=(8,)))
     assert predictor.config.arch == "conv" and predictor(torch.zeros(2, 1, 8, 8)).shape == (2, 4)

@@ -29,26 +29,31 @@ the data it was fitted on each new item is:
   turns of -log p(turn | turned item). Weak alone, it adds what codes miss: on Fashion-MNIST
   ``"latent+rotation"`` ranks anomalies better than the latent distances alone.
 
-Scores join with ``+`` (``score="recon+latent"``): each part is standardized by the mean and standard
+Scores join with ``+`` (``scores="recon+latent"``): each part is standardized by the mean and standard
 deviation of its scores on the fitted items and the standardized parts are summed, so no part dominates by
 its units. ``AnomalyEnsemble`` joins whole detectors the same way (each with its own model, network and
 score: an MLP's ``rapp`` with a convolutional network's ``latent``, say). As in scikit-learn
 (``IsolationForest``, ``LocalOutlierFactor``), ``score_samples`` is higher for more normal items (it is minus
 the anomaly score), ``decision_function`` is ``score_samples - offset_`` (negative for outliers) and
 ``predict`` gives +1 for inliers and -1 for outliers. ``offset_`` comes from
-``contamination`` (that fraction of the fitted items is flagged) or else from ``quantile`` (items scoring
-above that quantile of the fitted items' anomaly scores are flagged).
+``contamination``, the share of outliers expected in the fitted data (as in scikit-learn and PyOD): the
+threshold is that quantile from the top of the fitted items' anomaly scores, so that share of them is flagged;
+``"auto"`` (the default, or None) is 0.01. Both detectors are scikit-learn estimators (``__init__`` only stores
+the parameters, ``fit`` checks them), so ``clone``, ``GridSearchCV`` (with a scorer on labelled anomalies, e.g.
+``scoring="roc_auc"`` and y = +1 normal / -1 anomaly) and ``Pipeline`` take them.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, OutlierMixin, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import validate_data
 from torch import Tensor
 
 from autoencoders.files import atomic_write_bytes, atomic_write_json
@@ -161,31 +166,71 @@ def _standardized_sum(scores: Sequence[np.ndarray], scales: Sequence[tuple[float
     return sum((values - mean) / std for values, (mean, std) in zip(scores, scales))
 
 
-class _OutlierDetector:
+AUTO_CONTAMINATION = 0.01  # contamination="auto" (or None): 1% of the fitted items are flagged
+
+
+def _ndim(X: Any) -> int:
+    """The number of dimensions of ``X`` without converting it (2 for what cannot tell: validation says why)."""
+    ndim = getattr(X, "ndim", None)
+    if ndim is None:
+        try:
+            ndim = np.ndim(X)
+        except (TypeError, ValueError):
+            return 2
+    return int(ndim)
+
+
+class _OutlierDetector(OutlierMixin, BaseEstimator):
     """What a fitted detector offers over its ``anomaly_score``, in scikit-learn's outlier-detection style:
     ``score_samples``, ``decision_function``, ``predict``, ``fit_predict`` and the threshold, which ``fit`` takes
-    from the fitted items' anomaly scores by ``contamination`` or else ``quantile``."""
+    from the fitted items' anomaly scores: the ``1 - contamination`` quantile of them, so that the share
+    ``contamination`` of the fitted items is flagged (scikit-learn's and PyOD's meaning: the share of outliers
+    expected in the fitted data; ``"auto"`` or None: ``AUTO_CONTAMINATION`` = 0.01)."""
 
-    contamination: float | None
-    quantile: float
+    contamination: float | str | None
 
     def anomaly_score(self, X: Any) -> np.ndarray:
         raise NotImplementedError
 
-    def _check_threshold_parameters(self) -> None:
-        if self.contamination is not None and not 0.0 < float(self.contamination) <= 0.5:
-            raise ValueError(f"contamination is the expected fraction of outliers, in (0, 0.5]; got {self.contamination!r}")
-        if not 0.0 < float(self.quantile) < 1.0:
-            raise ValueError(f"quantile must lie in (0, 1), e.g. 0.99 flags the top 1% of the fitted items; got {self.quantile!r}")
+    def _contamination(self) -> float:
+        """The share of the fitted items to flag, checked: a number in (0, 0.5], or "auto"/None for 0.01."""
+        value = self.contamination
+        if value is None or (isinstance(value, str) and value == "auto"):
+            return AUTO_CONTAMINATION
+        if isinstance(value, (bool, str)) or not isinstance(value, (int, float, np.number)) or not 0.0 < float(value) <= 0.5:
+            raise ValueError(
+                f"contamination is the share of outliers expected in the fitted data, a number in (0, 0.5] or 'auto' "
+                f"(= {AUTO_CONTAMINATION:g}); got {value!r}"
+            )
+        return float(value)
 
     def _set_threshold(self, fit_anomaly_scores: np.ndarray) -> None:
         self.fit_anomaly_scores_ = fit_anomaly_scores
-        share = 1.0 - self.contamination if self.contamination is not None else self.quantile
-        self.offset_ = -float(np.quantile(fit_anomaly_scores, share))
+        self.offset_ = -float(np.quantile(fit_anomaly_scores, 1.0 - self._contamination()))
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "offset_"):
-            raise ValueError(f"this {type(self).__name__} is not fitted yet; call fit(X) with normal data first")
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) with normal data first")
+
+    def _items(self, X: Any, reset: bool) -> Tensor:
+        """``X`` as items (``as_items``), checked as scikit-learn checks inputs. Rows of a table (2-d arrays,
+        frames, lists, sparse matrices, which are refused) go through ``validate_data``, which records or checks
+        ``n_features_in_`` (and ``feature_names_in_``); tensors and arrays of more dimensions (images) keep
+        their shape, and ``n_features_in_`` is the number of values in one item."""
+        if isinstance(X, Tensor) or _ndim(X) > 2:
+            items = as_items(X)
+            n_features = int(math.prod(items.shape[1:]))
+            if reset:
+                self.n_features_in_ = n_features
+                if hasattr(self, "feature_names_in_"):
+                    del self.feature_names_in_
+            elif n_features != self.n_features_in_:
+                raise ValueError(
+                    f"X has {n_features} features (items of shape {tuple(items.shape[1:])}), but {type(self).__name__} "
+                    f"is expecting {self.n_features_in_} features as input"
+                )
+            return items
+        return as_items(validate_data(self, X, reset=reset))
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Higher for more normal items (scikit-learn's convention): minus the anomaly score."""
@@ -199,7 +244,7 @@ class _OutlierDetector:
         """+1 for inliers, -1 for outliers (scikit-learn's convention)."""
         return np.where(self.decision_function(X) < 0, -1, 1)
 
-    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+    def fit_predict(self, X: Any, y: Any = None, **kwargs: Any) -> np.ndarray:
         """+1/-1 for the fitted items themselves, from their scores in ``fit`` (the latent kNN score leaves
         each item out of its own neighbours there, which ``predict(X)`` on the same items cannot)."""
         self.fit(X)
@@ -227,15 +272,21 @@ class AnomalyDetector(_OutlierDetector):
 
     Attributes after ``fit``: ``model_``, ``offset_`` (and ``threshold_ = -offset_``, on the anomaly score),
     ``fit_anomaly_scores_`` (of the fitted items), ``score_scales_`` (mean and std of each part's scores),
-    ``standardization_`` (a table's column means and stds, or None), ``n_features_in_``.
+    ``standardization_`` (a table's column means and stds, or None), ``n_features_in_`` (the number of
+    values in one item), ``feature_names_in_`` (for a frame with named columns).
+
+    It is a scikit-learn outlier estimator: ``__init__`` only stores the parameters below, ``fit`` checks
+    them, so ``clone``, ``GridSearchCV`` and ``Pipeline`` take it. ``contamination`` is the share of outliers
+    expected in the fitted data, in (0, 0.5]: the threshold flags that share of the fitted items ("auto" or
+    None: 0.01). ``seed`` fixes the weights, the batch order and the sampled scores: the same data and
+    parameters give the same scores.
     """
 
     def __init__(
         self,
         model: Any = "ae",
-        score: str = "recon",
-        contamination: float | None = None,
-        quantile: float = 0.99,
+        scores: str = "recon",
+        contamination: float | str | None = "auto",
         *,
         latent_distance: str = "knn",
         neighbors: int = 5,
@@ -256,9 +307,8 @@ class AnomalyDetector(_OutlierDetector):
         device: str = "cpu",
     ):
         self.model = model
-        self.score = score
+        self.scores = scores
         self.contamination = contamination
-        self.quantile = quantile
         self.latent_distance = latent_distance
         self.neighbors = neighbors
         self.samples = samples
@@ -286,7 +336,7 @@ class AnomalyDetector(_OutlierDetector):
         from autoencoders.models import MODELS
 
         parts = self._check_parameters()
-        items = as_items(X)
+        items = self._items(X, reset=True)
         if isinstance(self.model, str) and self.model in MODELS:  # before training, not after
             if "elbo" in parts:
                 _check_likelihood(MODELS[self.model], self.model)
@@ -305,12 +355,11 @@ class AnomalyDetector(_OutlierDetector):
         raw = {part: self._raw_scores(part, items, fitted=True) for part in parts}
         self.score_scales_ = {part: _scale(values) for part, values in raw.items()}
         self._set_threshold(self._combine(raw))
-        self.n_features_in_ = int(math.prod(items.shape[1:]))
         return self
 
     def _check_parameters(self) -> list[str]:
-        parts = parse_score(self.score)
-        self._check_threshold_parameters()
+        parts = parse_score(self.scores)
+        self._contamination()
         parse_latent_distance(self.latent_distance)
         if min(int(self.neighbors), int(self.samples), int(self.pool), int(self.components or 1)) < 1:
             raise ValueError(
@@ -516,8 +565,8 @@ class AnomalyDetector(_OutlierDetector):
     def part_scores(self, X: Any) -> dict[str, np.ndarray]:
         """Each part of the score on its own, in its own units: {"recon": ..., "latent": ...}."""
         self._check_fitted()
-        items = self._model_input(as_items(X))
-        return {part: self._raw_scores(part, items) for part in parse_score(self.score)}
+        items = self._model_input(self._items(X, reset=False))
+        return {part: self._raw_scores(part, items) for part in parse_score(self.scores)}
 
     def combine(self, part_scores: dict[str, np.ndarray]) -> np.ndarray:
         """The anomaly score from ``part_scores``: the one part, or the sum of the standardized parts."""
@@ -533,26 +582,25 @@ class AnomalyEnsemble(_OutlierDetector):
     """Several detectors as one: each member's anomaly score, standardized by the mean and standard deviation of
     its scores on the fitted items (so no member dominates by its units), summed.
 
-    Members may differ in model family, network and score: ``AnomalyDetector("ae", score="rapp", arch="mlp")``
-    with ``AnomalyDetector("ae", score="latent", arch="conv")`` is the one-class benchmark's best on MNIST. Each
+    Members may differ in model family, network and score: ``AnomalyDetector("ae", scores="rapp", arch="mlp")``
+    with ``AnomalyDetector("ae", scores="latent", arch="conv")`` is the one-class benchmark's best on MNIST. Each
     trains (or takes its given model) in ``fit``, as a copy, so the detectors passed in stay unfitted.
 
     Attributes after ``fit``: ``detectors_`` (the fitted copies), ``score_scales_`` (mean and std of each
     member's fitted scores), ``offset_``, ``threshold_``, ``fit_anomaly_scores_``, ``n_features_in_``.
     """
 
-    def __init__(self, detectors: Sequence[AnomalyDetector], contamination: float | None = None, quantile: float = 0.99):
+    def __init__(self, detectors: Sequence[AnomalyDetector] = (), contamination: float | str | None = "auto"):
         self.detectors = detectors
         self.contamination = contamination
-        self.quantile = quantile
 
     def fit(self, X: Any, y: Any = None) -> "AnomalyEnsemble":
         """Fit every member on ``X`` (normal data); ``y`` is ignored, as in ``AnomalyDetector.fit``."""
-        self._check_threshold_parameters()
+        self._contamination()
         members = list(self.detectors) if isinstance(self.detectors, (list, tuple)) else None
         if not members or not all(isinstance(member, AnomalyDetector) for member in members):
             raise ValueError(f"detectors takes a list of one or more AnomalyDetector; got {self.detectors!r}")
-        self.detectors_ = [copy.deepcopy(member).fit(X) for member in members]
+        self.detectors_ = [clone(member).fit(X) for member in members]
         self.score_scales_ = [_scale(member.fit_anomaly_scores_) for member in self.detectors_]
         self._set_threshold(self._combine([member.fit_anomaly_scores_ for member in self.detectors_]))
         self.n_features_in_ = self.detectors_[0].n_features_in_
@@ -593,7 +641,7 @@ def _principal_directions(centred: Tensor) -> tuple[Tensor, Tensor]:
 def _check_likelihood(model, name: str) -> None:
     if not model.has_likelihood:
         raise ValueError(
-            f"score 'elbo' needs a model with a likelihood (vae, beta-vae); {name!r} has none. Use score='recon' or 'latent'"
+            f"score 'elbo' needs a model with a likelihood (vae, beta-vae); {name!r} has none. Use scores='recon' or 'latent'"
         )
 
 
@@ -717,7 +765,9 @@ def detect(
     reference_set = reference_set[:reference_items]
     # the model itself, not the run's path: the items here are in the model's space already (a table is
     # standardized by read_items and load_run_data), so the detector must not scale them again
-    detector = AnomalyDetector(model=load(run), score=score, quantile=quantile, **detector_options).fit(reference_set)
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must lie in (0, 1), e.g. 0.99 flags the top 1% of the reference items; got {quantile!r}")
+    detector = AnomalyDetector(model=load(run), scores=score, **detector_options).fit(reference_set)
     items, ids = read_items(data, config, id_column)
     scores = detector.anomaly_score(items)
     if threshold is not None:
@@ -725,7 +775,8 @@ def detect(
     elif contamination is not None:
         threshold, source = float(np.quantile(scores, 1.0 - contamination)), f"top {contamination:g} of the scored items"
     else:
-        threshold, source = detector.threshold_, f"quantile {quantile:g} of {len(reference_set)} reference items' scores"
+        threshold = float(np.quantile(detector.fit_anomaly_scores_, quantile))
+        source = f"quantile {quantile:g} of {len(reference_set)} reference items' scores"
     frame = pd.DataFrame({"id": ids, "anomaly_score": scores, "outlier": (scores > threshold).astype(int)})
 
     folder = run / DETECTION_FOLDER

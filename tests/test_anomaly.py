@@ -119,7 +119,7 @@ def test_latent_distances_whitened_cosine_and_their_sum(zeros_detector, digits):
     combined = fitted("knn+whitened+cosine")
     np.testing.assert_allclose(combined.anomaly_score(images), expected, rtol=1e-6)
     assert auroc(combined.anomaly_score(images), labels != 0) > 0.9
-    with pytest.raises(ValueError, match="needs more than neighbors=5 fitted items; got 5"):
+    with pytest.raises(ValueError, match="needs more than neighbors=5 fitted items; got n_samples=5"):
         AnomalyDetector(model, scores="latent", latent_distance="mahalanobis+cosine", neighbors=5).fit(normal[:5])
     for bad in ("knn+euclid", "knn+knn", "", None):
         with pytest.raises(ValueError, match="knn, whitened, cosine, mahalanobis"):

@@ -438,7 +438,7 @@ class AnomalyDetector(_OutlierDetector):
         distances = parse_latent_distance(self.latent_distance)
         if any(distance in NEIGHBOUR_DISTANCES for distance in distances) and len(codes) <= self.neighbors:
             raise ValueError(
-                f"the latent nearest-neighbour score needs more than neighbors={self.neighbors} fitted items; got {len(codes)}"
+                f"the latent nearest-neighbour score needs more than neighbors={self.neighbors} fitted items; got n_samples={len(codes)}"
             )
         if "whitened" in distances:
             # whitening along the principal directions of the fitted codes; directions they (almost) never vary

@@ -132,3 +132,48 @@ def test_pipeline_with_a_scaler_fits_and_scores():
     assert scores.shape == (60,) and auroc(-scores, np.r_[np.zeros(40), np.ones(20)]) > 0.95
     assert set(np.unique(pipeline.predict(test))) <= {-1, 1} and (pipeline.predict(odd) == -1).mean() > 0.9
     np.testing.assert_allclose(pipeline.decision_function(test), scores - pipeline[-1].offset_)
+
+
+# -- saving without pickle -----------------------------------------------------------------------------------
+def test_save_pretrained_and_from_pretrained_give_identical_scores(tmp_path):
+    import json
+
+    import pandas as pd
+
+    images, labels = load_digits(return_X_y=True)
+    images = (images / 16).reshape(-1, 1, 8, 8).astype(np.float32)
+    normal = images[labels == 0]
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal([100.0, -5.0, 0.0], [10.0, 0.1, 1.0], size=(200, 3)), columns=["a", "b", "c"])
+    small = {"latent_dim": 3, "hidden": (16,), "max_steps": 20, "batch_size": 32}
+    cases = {
+        "table": (AnomalyDetector(scores="recon+latent+rapp", latent_distance="knn+whitened+mahalanobis",
+                                  contamination=0.05, **small), table, table.iloc[:50] + [0.0, 0.5, 0.0]),
+        "rotation": (AnomalyDetector(scores="latent+rotation", arch="conv", hidden=(8, 16), latent_dim=4, max_steps=20),
+                     normal, images[:300]),
+        "elbo": (AnomalyDetector("vae", scores="elbo", samples=3, **small), normal, images[:300]),
+    }
+    for name, (detector, fit_on, test) in cases.items():
+        detector.fit(fit_on)
+        folder = detector.save_pretrained(tmp_path / name)
+        assert sorted(path.name for path in folder.iterdir()) == ["config.json", "detector.safetensors", "model.safetensors"]
+        loaded = AnomalyDetector.from_pretrained(folder)
+        assert loaded.get_params() == detector.get_params(), name
+        np.testing.assert_array_equal(loaded.score_samples(test), detector.score_samples(test), err_msg=name)
+        np.testing.assert_array_equal(loaded.predict(test), detector.predict(test), err_msg=name)
+        assert loaded.offset_ == detector.offset_ and loaded.n_features_in_ == detector.n_features_in_
+    # a table's column names and scaling travel, and the threshold is written out with how it was set
+    loaded_table = AnomalyDetector.from_pretrained(tmp_path / "table")
+    assert list(loaded_table.feature_names_in_) == ["a", "b", "c"]
+    assert loaded_table.standardization_ == cases["table"][0].standardization_
+    section = json.loads((tmp_path / "table" / "config.json").read_text())["anomaly_detector"]
+    assert section["threshold"] == cases["table"][0].threshold_ and "0.95 quantile" in section["threshold_from"]
+    # the folder is also a model folder, and a detector needs its section
+    from autoencoders.io import ModelFileError, load, save_model
+
+    assert load(tmp_path / "elbo").name == "vae"
+    save_model(cases["elbo"][0].model_, tmp_path / "plain")
+    with pytest.raises(ModelFileError, match="holds no fitted AnomalyDetector"):
+        AnomalyDetector.from_pretrained(tmp_path / "plain")
+    with pytest.raises(NotFittedError):
+        AnomalyDetector().save_pretrained(tmp_path / "unfitted")

@@ -40,7 +40,10 @@ the anomaly score), ``decision_function`` is ``score_samples - offset_`` (negati
 threshold is that quantile from the top of the fitted items' anomaly scores, so that share of them is flagged;
 ``"auto"`` (the default, or None) is 0.01. Both detectors are scikit-learn estimators (``__init__`` only stores
 the parameters, ``fit`` checks them), so ``clone``, ``GridSearchCV`` (with a scorer on labelled anomalies, e.g.
-``scoring="roc_auc"`` and y = +1 normal / -1 anomaly) and ``Pipeline`` take them.
+``scoring="roc_auc"`` and y = +1 normal / -1 anomaly) and ``Pipeline`` take them. A fitted ``AnomalyDetector`` saves
+without pickle (``save_pretrained(folder)``: the model's config.json + model.safetensors, the detector's
+parameters, threshold and scales in config.json, its fitted arrays in detector.safetensors) and
+``AnomalyDetector.from_pretrained(folder)`` gives identical scores.
 """
 
 from __future__ import annotations
@@ -166,6 +169,9 @@ def _standardized_sum(scores: Sequence[np.ndarray], scales: Sequence[tuple[float
     return sum((values - mean) / std for values, (mean, std) in zip(scores, scales))
 
 
+DETECTOR_SECTION = "anomaly_detector"  # save_pretrained's section of config.json
+DETECTOR_FILE = "detector.safetensors"  # save_pretrained's fitted arrays
+DETECTOR_FORMAT = 1
 AUTO_CONTAMINATION = 0.01  # contamination="auto" (or None): 1% of the fitted items are flagged
 
 
@@ -431,7 +437,7 @@ class AnomalyDetector(_OutlierDetector):
     def _codes(self, items: Tensor) -> np.ndarray:
         return self.model_.encode_batches(items, batch_size=self.batch, device=self.device).flatten(1).double().numpy()
 
-    def _fit_latent(self, codes: np.ndarray) -> None:
+    def _fit_latent(self, codes: np.ndarray, whitening: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         from sklearn.covariance import LedoitWolf
         from sklearn.neighbors import NearestNeighbors
 
@@ -440,7 +446,10 @@ class AnomalyDetector(_OutlierDetector):
             raise ValueError(
                 f"the latent nearest-neighbour score needs more than neighbors={self.neighbors} fitted items; got n_samples={len(codes)}"
             )
-        if "whitened" in distances:
+        self.latent_codes_ = codes  # the fitted items' codes, which save_pretrained keeps
+        if "whitened" in distances and whitening is not None:  # from save_pretrained's file
+            self.latent_mean_, self.latent_whitening_ = whitening
+        elif "whitened" in distances:
             # whitening along the principal directions of the fitted codes; directions they (almost) never vary
             # along carry no usable scale and are left out, as in RaPP
             self.latent_mean_ = codes.mean(0)
@@ -576,6 +585,105 @@ class AnomalyDetector(_OutlierDetector):
     def anomaly_score(self, X: Any) -> np.ndarray:
         """Higher for more anomalous items (minus ``score_samples``)."""
         return self._combine(self.part_scores(X))
+
+    # -- saving -------------------------------------------------------------------------------------------
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write the fitted detector, without pickle: the model as ``autoencoders.load`` reads it (config.json +
+        model.safetensors), this detector's parameters, threshold, score scales and a table's scaling in
+        config.json's ``"anomaly_detector"`` section, and its fitted arrays (the fitted items' scores, the codes
+        and whitening of the latent score, RaPP's directions, the rotation predictor's weights) in
+        ``detector.safetensors``. ``from_pretrained`` gives back a detector with identical scores."""
+        from safetensors.torch import save
+
+        from autoencoders.io import save_model
+        from autoencoders.models import MODELS
+
+        self._check_fitted()
+        folder = Path(folder)
+        params = {name: value for name, value in self.get_params().items() if name != "out"}
+        params["model"] = self.model if isinstance(self.model, str) and self.model in MODELS else None  # else: the folder
+        params["hidden"] = list(self.hidden) if self.hidden is not None else None
+        section = {
+            "class": type(self).__name__, "format": DETECTOR_FORMAT, "params": params,
+            "offset": float(self.offset_), "contamination": self._contamination(),
+            "threshold": float(self.threshold_),
+            "threshold_from": f"the {1 - self._contamination():g} quantile of the {len(self.fit_anomaly_scores_)} "
+                              "fitted items' anomaly scores",
+            "score_scales": {part: list(scale) for part, scale in self.score_scales_.items()},
+            "latent_scales": {name: list(scale) for name, scale in getattr(self, "latent_scales_", {}).items()},
+            "standardization": self.standardization_, "n_features_in": int(self.n_features_in_),
+        }
+        if hasattr(self, "feature_names_in_"):
+            section["feature_names_in"] = [str(name) for name in self.feature_names_in_]
+        arrays = {"fit_anomaly_scores": torch.from_numpy(np.asarray(self.fit_anomaly_scores_, dtype=np.float64))}
+        if hasattr(self, "latent_codes_"):
+            arrays["latent_codes"] = torch.from_numpy(self.latent_codes_)
+        if hasattr(self, "latent_whitening_"):
+            arrays["latent_mean"] = torch.from_numpy(np.asarray(self.latent_mean_))
+            arrays["latent_whitening"] = torch.from_numpy(np.asarray(self.latent_whitening_))
+        if hasattr(self, "rapp_mean_"):
+            arrays.update(rapp_mean=self.rapp_mean_, rapp_directions=self.rapp_directions_, rapp_scales=self.rapp_scales_)
+        if hasattr(self, "rotation_predictor_"):
+            arrays.update({f"rotation.{key}": value for key, value in self.rotation_predictor_.state_dict().items()})
+        save_model(self.model_, folder, extra={DETECTOR_SECTION: section})
+        arrays = {key: value.detach().cpu().contiguous() for key, value in arrays.items()}
+        atomic_write_bytes(folder / DETECTOR_FILE, save(arrays, metadata={"class": type(self).__name__}))
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str | None = None) -> "AnomalyDetector":
+        """The fitted detector ``save_pretrained`` wrote to ``folder`` (``device``: where to score; default, the
+        saved one). Its ``model`` parameter is the family name it trained, or ``folder`` for a given model."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        from autoencoders.io import ModelFileError, load, read_config
+        from autoencoders.uses.rotation import RotationPredictor
+
+        folder = Path(folder)
+        section = read_config(folder).get(DETECTOR_SECTION)
+        if not isinstance(section, dict) or section.get("class") != cls.__name__:
+            raise ModelFileError(
+                f"{folder} holds no fitted {cls.__name__} (config.json has no {DETECTOR_SECTION!r} section); "
+                f"write one with {cls.__name__}.save_pretrained, or pass the folder as AnomalyDetector(model=...) to fit one"
+            )
+        if section.get("format") != DETECTOR_FORMAT:
+            raise ModelFileError(f"{folder}: detector format {section.get('format')!r} is not {DETECTOR_FORMAT}; save it again")
+        params = dict(section["params"])
+        params["model"] = params["model"] if params.get("model") is not None else str(folder)
+        params["hidden"] = tuple(params["hidden"]) if params.get("hidden") is not None else None
+        if device is not None:
+            params["device"] = device
+        detector = cls(**params)
+        parts = detector._check_parameters()
+        try:
+            arrays = load_file(folder / DETECTOR_FILE)
+        except (SafetensorError, OSError) as error:
+            raise ModelFileError(f"{folder / DETECTOR_FILE} is missing, damaged or truncated ({error}); save the detector again") from error
+        needed = {"fit_anomaly_scores", *(["latent_codes"] if "latent" in parts else []),
+                  *(["rapp_mean", "rapp_directions", "rapp_scales"] if "rapp" in parts else [])}
+        if needed - set(arrays):
+            raise ModelFileError(f"{folder / DETECTOR_FILE} lacks {', '.join(sorted(needed - set(arrays)))}; save the detector again")
+        detector.model_ = load(folder, device=detector.device)
+        detector.standardization_ = section["standardization"]
+        detector.n_features_in_ = int(section["n_features_in"])
+        if "feature_names_in" in section:
+            detector.feature_names_in_ = np.asarray(section["feature_names_in"], dtype=object)
+        if "latent" in parts:
+            whitening = (arrays["latent_mean"].numpy(), arrays["latent_whitening"].numpy()) if "latent_whitening" in arrays else None
+            detector._fit_latent(arrays["latent_codes"].numpy(), whitening)
+            detector.latent_scales_ = {name: tuple(scale) for name, scale in section["latent_scales"].items()}
+        if "rapp" in parts:
+            detector.rapp_mean_, detector.rapp_directions_, detector.rapp_scales_ = (
+                arrays["rapp_mean"], arrays["rapp_directions"], arrays["rapp_scales"])
+        if "rotation" in parts:
+            predictor = RotationPredictor(detector.model_.config)
+            predictor.load_state_dict({key[len("rotation."):]: value for key, value in arrays.items() if key.startswith("rotation.")})
+            detector.rotation_predictor_ = predictor.to(detector.device).eval()
+        detector.score_scales_ = {part: tuple(scale) for part, scale in section["score_scales"].items()}
+        detector.fit_anomaly_scores_ = arrays["fit_anomaly_scores"].numpy()
+        detector.offset_ = float(section["offset"])
+        return detector
 
 
 class AnomalyEnsemble(_OutlierDetector):

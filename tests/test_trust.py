@@ -215,3 +215,12 @@ def test_weights_of_another_type_or_not_finite_are_refused(run_copy, change, mes
     save_file(state, path)
     with pytest.raises(ModelFileError, match=message):
         load(run_copy)
+
+
+def test_a_damaged_detection_folder_becomes_a_note_in_the_report(run_copy):
+    from autoencoders.report import write_report
+
+    (run_copy / "anomaly").mkdir()
+    (run_copy / "anomaly" / "summary.json").write_text('{"score": "recon"}')  # edited by hand: keys missing
+    page = write_report(run_copy).read_text()
+    assert "could not be read" in page and "autoencoders detect" in page

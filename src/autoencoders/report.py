@@ -89,7 +89,11 @@ def write_report(
     if rate_distortion_path.exists():
         sections.append(_rate_distortion_section(json.loads(rate_distortion_path.read_text()), pictures))
     if (run_dir / DETECTION_FOLDER / "summary.json").exists():  # written by `autoencoders detect`
-        sections.append(_anomaly_section(run_dir / DETECTION_FOLDER, model, pictures))
+        try:
+            sections.append(_anomaly_section(run_dir / DETECTION_FOLDER, model, pictures))
+        except (KeyError, TypeError, ValueError, OSError) as error:  # files edited or damaged since detect wrote them
+            note = f"{DETECTION_FOLDER}/ could not be read ({type(error).__name__}: {error}); run `autoencoders detect` again."
+            sections.append(Section("anomaly", "Anomaly detection", f'<p class="note">{html.escape(note)}</p>'))
 
     report_path = run_dir / REPORT_FILE
     title = f"{model.name} on {config.get('data', {}).get('name', '?')}"
@@ -350,8 +354,9 @@ def _rate_distortion_section(results: dict[str, Any], pictures: PictureWriter) -
 
 def _anomaly_section(folder: Path, model, pictures: PictureWriter) -> Section:
     """The last ``detect`` of this run: the histogram of anomaly scores and the most anomalous items."""
-    import numpy as np
     import pandas as pd
+
+    from autoencoders.data.images import read_npy
 
     summary = json.loads((folder / "summary.json").read_text())
     scores = pd.read_csv(folder / "scores.csv")["anomaly_score"].to_numpy()
@@ -363,7 +368,7 @@ def _anomaly_section(folder: Path, model, pictures: PictureWriter) -> Section:
     worst_ids, worst_scores = summary["worst_ids"], summary["worst_scores"]
     worst_path = folder / "worst.npy"
     if worst_path.exists() and plots.is_image_shape(model.config.input_shape):
-        worst = np.load(worst_path, allow_pickle=False)
+        worst = read_npy(worst_path)  # memory-mapped, no pickle: a crafted header allocates nothing
         grid = plots.image_grid(worst, nrow=min(8, len(worst)), value_range=tuple(model.config.value_range))
         names = ", ".join(f"{item_id} ({score:.3g})" for item_id, score in zip(worst_ids, worst_scores))
         body += pictures.add(grid, "anomaly_worst", f"The most anomalous items, worst first: {names}.", pixelated=True)

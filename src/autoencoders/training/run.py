@@ -203,22 +203,14 @@ def train(
     from autoencoders.data import load_dataset
 
     if config is not None:
-        from autoencoders.settings import read_run_file
+        from autoencoders.settings import TRAIN_OPTIONS, read_run_file
 
         options, file_settings = read_run_file(config)
         settings = {**file_settings, **(settings or {})}
-        data = data if data is not None else options.get("data")
-        out = out if out is not None else options.get("out")
-        arch = arch if arch is not None else options.get("arch")
-        hidden = hidden if hidden is not None else options.get("hidden")
-        latent_dim = latent_dim if latent_dim is not None else options.get("latent_dim")
-        batch_size = batch_size if batch_size is not None else options.get("batch_size")
-        epochs = epochs if epochs is not None else options.get("epochs")
-        max_steps = max_steps if max_steps is not None else options.get("max_steps")
-        lr = lr if lr is not None else options.get("lr")
-        seed = seed if seed is not None else options.get("seed")
-        data_dir = data_dir if data_dir is not None else options.get("data_dir")
-        limit = limit if limit is not None else options.get("limit")
+        given = (data, out, arch, hidden, latent_dim, batch_size, epochs, max_steps, lr, seed, data_dir, limit)  # TRAIN_OPTIONS' order
+        data, out, arch, hidden, latent_dim, batch_size, epochs, max_steps, lr, seed, data_dir, limit = (
+            value if value is not None else options.get(key) for key, value in zip(TRAIN_OPTIONS, given)
+        )
     if not data and not resume:
         raise InputError("which data? pass --data NAME|PATH (see `autoencoders datasets`), or `data:` in the run file")
     model_requested, data_options, training_requested = parse_settings(settings)

@@ -177,3 +177,15 @@ def test_save_pretrained_and_from_pretrained_give_identical_scores(tmp_path):
         AnomalyDetector.from_pretrained(tmp_path / "plain")
     with pytest.raises(NotFittedError):
         AnomalyDetector().save_pretrained(tmp_path / "unfitted")
+
+
+def test_a_saved_ensemble_loads_with_identical_scores(tmp_path):
+    X = np.random.default_rng(0).normal(size=(200, 5))
+    test = np.random.default_rng(1).normal(size=(50, 5)) * 2
+    ensemble = AnomalyEnsemble([AnomalyDetector(**TINY), AnomalyDetector(scores="latent", latent_distance="whitened", **TINY)],
+                               contamination=0.1).fit(X)
+    loaded = AnomalyEnsemble.from_pretrained(ensemble.save_pretrained(tmp_path / "ensemble"))
+    np.testing.assert_array_equal(loaded.score_samples(test), ensemble.score_samples(test))
+    np.testing.assert_array_equal(loaded.predict(test), ensemble.predict(test))
+    assert loaded.offset_ == ensemble.offset_ and loaded.contamination == 0.1
+    assert [member.scores for member in clone(loaded).detectors] == ["recon", "latent"]

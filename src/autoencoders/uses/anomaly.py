@@ -60,7 +60,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import validate_data
 from torch import Tensor
 
-from autoencoders.files import atomic_write_bytes
+from autoencoders.files import atomic_write_bytes, atomic_write_json
 from autoencoders.progress import track
 from autoencoders.training.fit import train_on_items, training_steps
 from autoencoders.uses.rotation import check_rotatable, train_rotation_predictor
@@ -173,6 +173,8 @@ def _standardized_sum(scores: Sequence[np.ndarray], scales: Sequence[tuple[float
 DETECTOR_SECTION = "anomaly_detector"  # save_pretrained's section of config.json
 DETECTOR_FILE = "detector.safetensors"  # save_pretrained's fitted arrays
 DETECTOR_FORMAT = 1
+ENSEMBLE_SECTION = "anomaly_ensemble"  # AnomalyEnsemble.save_pretrained's config.json
+ENSEMBLE_FILE = "ensemble.safetensors"
 AUTO_CONTAMINATION = 0.01  # contamination="auto" (or None): 1% of the fitted items are flagged
 
 
@@ -733,6 +735,53 @@ class AnomalyEnsemble(_OutlierDetector):
     def anomaly_score(self, X: Any) -> np.ndarray:
         """Higher for more anomalous items (minus ``score_samples``)."""
         return self._combine(self.member_scores(X))
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write the fitted ensemble without pickle: each member as ``AnomalyDetector.save_pretrained`` writes it
+        in ``member-0``, ``member-1`` ..., and the ensemble's contamination, threshold and member scales in
+        config.json, its fitted items' scores in ensemble.safetensors."""
+        from safetensors.torch import save
+
+        self._check_fitted()
+        folder = Path(folder)
+        members = [member.save_pretrained(folder / f"member-{index}").name for index, member in enumerate(self.detectors_)]
+        atomic_write_bytes(folder / ENSEMBLE_FILE, save({"fit_anomaly_scores": torch.from_numpy(
+            np.ascontiguousarray(self.fit_anomaly_scores_, dtype=np.float64))}))
+        atomic_write_json(folder / "config.json", {ENSEMBLE_SECTION: {
+            "class": type(self).__name__, "format": DETECTOR_FORMAT, "members": members,
+            "contamination": self.contamination, "offset": float(self.offset_), "threshold": float(self.threshold_),
+            "threshold_from": f"the {1 - self._contamination():g} quantile of the {len(self.fit_anomaly_scores_)} "
+                              "fitted items' anomaly scores",
+            "score_scales": [list(scale) for scale in self.score_scales_], "n_features_in": int(self.n_features_in_),
+        }})
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str | None = None) -> "AnomalyEnsemble":
+        """The fitted ensemble ``save_pretrained`` wrote to ``folder``: identical scores."""
+        import json
+
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        from autoencoders.io import ModelFileError
+
+        folder = Path(folder)
+        try:
+            section = json.loads((folder / "config.json").read_text()).get(ENSEMBLE_SECTION)
+            scores = load_file(folder / ENSEMBLE_FILE)["fit_anomaly_scores"].numpy()
+        except (OSError, ValueError, KeyError, AttributeError, SafetensorError) as error:
+            raise ModelFileError(f"{folder} holds no saved {cls.__name__} ({error}); write one with save_pretrained") from error
+        if not isinstance(section, dict) or section.get("class") != cls.__name__ or section.get("format") != DETECTOR_FORMAT:
+            raise ModelFileError(f"{folder} holds no saved {cls.__name__} of format {DETECTOR_FORMAT}; save it again")
+        members = [AnomalyDetector.from_pretrained(folder / Path(name).name, device=device) for name in section["members"]]
+        ensemble = cls([clone(member) for member in members], contamination=section["contamination"])
+        ensemble.detectors_ = members
+        ensemble.score_scales_ = [tuple(scale) for scale in section["score_scales"]]
+        ensemble.fit_anomaly_scores_ = scores
+        ensemble.offset_ = float(section["offset"])
+        ensemble.n_features_in_ = int(section["n_features_in"])
+        return ensemble
 
 
 def _principal_directions(centred: Tensor) -> tuple[Tensor, Tensor]:

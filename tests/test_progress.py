@@ -15,7 +15,7 @@ from autoencoders import cli
 from autoencoders.metrics import evaluate
 from autoencoders.progress import reporting, track
 from autoencoders.report import write_report
-from autoencoders.uses.anomaly import detect
+from autoencoders.uses.detect import detect
 from autoencoders.uses.compress import compress_files, decompress_file
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py

@@ -657,7 +657,7 @@ def detect_command(
     """
     if output.suffix.lower() != ".csv":
         _fail(f"-o must be a .csv file; got {output}")
-    from autoencoders.uses.anomaly import detect
+    from autoencoders.uses.detect import detect
 
     with _progress():
         frame = detect(run, data, score=score, threshold=threshold, contamination=contamination, quantile=quantile,

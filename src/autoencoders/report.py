@@ -21,7 +21,7 @@ from torch import Tensor
 
 from autoencoders import plots
 from autoencoders.progress import track
-from autoencoders.uses.anomaly import DETECTION_FOLDER
+from autoencoders.uses.detect import DETECTION_FOLDER
 
 REPORT_FILE = "report.html"
 PICTURES_FOLDER = "pictures"

@@ -821,7 +821,3 @@ def _standardize(items: Tensor, standardization: dict[str, list[float]]) -> Tens
     mean = torch.tensor(standardization["mean"], dtype=items.dtype)
     std = torch.tensor(standardization["std"], dtype=items.dtype)
     return (items - mean) / std
-
-
-# the `detect` command and its file reading live in uses/detect.py; imported here for the callers that name them here
-from autoencoders.uses.detect import DETECTION_FOLDER, WORST_ITEMS, detect, read_items  # noqa: E402, F401

@@ -341,3 +341,33 @@ def test_detect_errors_are_one_line_messages(zeros_detector, tmp_path):
     result = invoke("detect", model_folder, "--data", tmp_path / "images.npy", "-o", tmp_path / "s.csv", "--score", "latent",
                     "--latent-distance", "knn+angle", "--reference", tmp_path / "images.npy")
     assert result.exit_code == 2 and "latent_distance must be one of" in result.output
+
+
+# -- explain -------------------------------------------------------------------------------------------------
+def test_explain_gives_the_shifted_column_the_largest_share_of_the_error():
+    rng = np.random.default_rng(0)
+    latent = rng.normal(size=(400, 2))
+    normal = pd.DataFrame(latent @ rng.normal(size=(2, 5)) + 0.05 * rng.normal(size=(400, 5)), columns=list("abcde"))
+    detector = AnomalyDetector(scores="recon+latent", latent_dim=2, hidden=(16,), max_steps=200, batch_size=32).fit(normal)
+    odd = normal.iloc[:20].copy()
+    odd["c"] += 8 * normal["c"].std()  # far from the normal range in one column only
+    shares = detector.explain(odd)
+    assert isinstance(shares, pd.DataFrame) and list(shares.columns) == list("abcde")
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0, rtol=1e-9)
+    assert (shares.idxmax(axis=1) == "c").all()
+    assert shares["c"].mean() > 0.5
+    # a detector fitted on an array (no column names) gives an array
+    plain = AnomalyDetector(latent_dim=2, hidden=(16,), max_steps=200, batch_size=32).fit(normal.to_numpy())
+    array = plain.explain(odd.to_numpy())
+    assert isinstance(array, np.ndarray) and array.shape == (20, 5) and (array.argmax(1) == 2).all()
+
+
+def test_explain_maps_an_image_error_to_its_pixels(zeros_detector, digits):
+    detector, _ = zeros_detector
+    images, labels = digits
+    zeros = images[labels == 0][:10].copy()
+    zeros[:, 0, 0, 7] = 1.0  # a bright corner pixel, dark in every zero
+    maps = detector.explain(zeros)
+    assert maps.shape == (10, 1, 8, 8)
+    np.testing.assert_allclose(maps.reshape(10, -1).sum(1), 1.0, rtol=1e-9)
+    assert (maps.reshape(10, -1).argmax(1) == 7).mean() >= 0.8

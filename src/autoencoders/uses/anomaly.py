@@ -43,7 +43,9 @@ the parameters, ``fit`` checks them), so ``clone``, ``GridSearchCV`` (with a sco
 ``scoring="roc_auc"`` and y = +1 normal / -1 anomaly) and ``Pipeline`` take them. A fitted ``AnomalyDetector`` saves
 without pickle (``save_pretrained(folder)``: the model's config.json + model.safetensors, the detector's
 parameters, threshold and scales in config.json, its fitted arrays in detector.safetensors) and
-``AnomalyDetector.from_pretrained(folder)`` gives identical scores. The ``detect`` command and its file reading are in
+``AnomalyDetector.from_pretrained(folder)`` gives identical scores. ``AnomalyDetector.explain(X)`` says which
+features make an item unusual: per item, each feature's share of its reconstruction error (a table's columns,
+an image's pixels), which explains the ``"recon"`` score and only the reconstruction part of the others. The ``detect`` command and its file reading are in
 ``autoencoders.uses.detect``.
 """
 
@@ -588,6 +590,43 @@ class AnomalyDetector(_OutlierDetector):
     def anomaly_score(self, X: Any) -> np.ndarray:
         """Higher for more anomalous items (minus ``score_samples``)."""
         return self._combine(self.part_scores(X))
+
+    @torch.no_grad()
+    def explain(self, X: Any) -> Any:
+        """Per item, the share of its reconstruction error each feature contributes: the squared difference
+        between the item and its reconstruction, value by value, divided by its sum over the item, so each
+        item's shares sum to 1 (an item reconstructed exactly gets equal shares).
+
+        Tables give one share per column, (n_items, n_features), in the model's space: a table the detector
+        scales is compared after that scaling, so a column's error counts in its standard deviations on the
+        fitted data, not in its units; a DataFrame with the columns named by ``feature_names_in_`` when the
+        detector was fitted on one. Images give one map per item, shaped as the model takes them ((n_items,
+        C, H, W)): the share of each pixel and channel (before any ``pool``: the map stays at full resolution).
+
+        It explains the reconstruction error, that is the ``"recon"`` score itself. For the other scores
+        (``latent``, ``rapp``, ``elbo``, ``rotation``), which are not sums over the features, it explains the
+        reconstruction part only: where the model fails to rebuild the item, which is most often where the item
+        is unusual, but not how far its code lies from the fitted codes nor what RaPP's hidden layers see.
+        """
+        self._check_fitted()
+        items = self._model_input(self._items(X, reset=False))
+        shares = []
+        chunks = items.split(self.batch)
+        for chunk in track(chunks, len(chunks), f"explaining {len(items)} items"):
+            chunk = chunk.to(self.device)
+            error = (self.model_.reconstruct(chunk) - chunk).double().pow(2).cpu()
+            flat = error.flatten(1)
+            total = flat.sum(1, keepdim=True)
+            flat = torch.where(total > 0, flat / total.clamp(min=torch.finfo(torch.float64).tiny),
+                               torch.full_like(flat, 1.0 / flat.shape[1]))
+            shares.append(flat.reshape(error.shape))
+        result = torch.cat(shares).numpy()
+        if result.ndim == 2 and hasattr(self, "feature_names_in_") and len(self.feature_names_in_) == result.shape[1]:
+            import pandas as pd
+
+            index = X.index if hasattr(X, "index") and len(getattr(X, "index", ())) == len(result) else None
+            return pd.DataFrame(result, columns=list(self.feature_names_in_), index=index)
+        return result
 
     # -- saving -------------------------------------------------------------------------------------------
     def save_pretrained(self, folder: str | Path) -> Path:

@@ -5,6 +5,8 @@ Small data throughout: scikit-learn's 8x8 digits, one class as the normal data, 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -296,13 +298,22 @@ def test_detect_keeps_table_row_ids_and_the_report_shows_the_scores(tmp_path):
 
     result = invoke("detect", run, "--data", tmp_path / "new.csv", "-o", tmp_path / "scores.csv", "--contamination", "0.05")
     assert result.exit_code == 0, result.output
+    assert "threshold" in result.output and "top 0.05 of the 30 scored items" in " ".join(result.output.split())
     scores = pd.read_csv(tmp_path / "scores.csv")
-    assert list(scores.columns) == ["id", "anomaly_score", "outlier"]
+    assert list(scores.columns) == ["id", "anomaly_score", "outlier", "top_feature_1", "top_share_1", "top_feature_2",
+                                    "top_share_2", "top_feature_3", "top_share_3"]
     assert scores["id"].tolist() == new["row_id"].tolist()
-    assert set(scores.loc[scores["outlier"] == 1, "id"]) == {new["row_id"].iloc[3], new["row_id"].iloc[17]}
+    flagged = scores[scores["outlier"] == 1]
+    assert set(flagged["id"]) == {new["row_id"].iloc[3], new["row_id"].iloc[17]}
+    assert (flagged["top_feature_1"] == "a").all() and (flagged["top_share_1"] > 0.5).all()
+    assert (scores["top_share_1"] >= scores["top_share_2"]).all() and (scores["top_share_2"] >= scores["top_share_3"]).all()
+    summary = json.loads((run / "anomaly" / "summary.json").read_text())
+    assert summary["threshold_from"] == "top 0.05 of the 30 scored items"
+    assert summary["flagged_features"][0]["feature"] == "a" and len(summary["flagged_features"]) == 4
 
     page = autoencoders.write_report(run).read_text()
     assert 'id="anomaly"' in page and new["row_id"].iloc[3] in page
+    assert "mean share of the error" in page
 
 
 def test_detect_names_images_by_file_with_a_reference_set(zeros_detector, digits, tmp_path):
@@ -371,3 +382,60 @@ def test_explain_maps_an_image_error_to_its_pixels(zeros_detector, digits):
     assert maps.shape == (10, 1, 8, 8)
     np.testing.assert_allclose(maps.reshape(10, -1).sum(1), 1.0, rtol=1e-9)
     assert (maps.reshape(10, -1).argmax(1) == 7).mean() >= 0.8
+
+
+# -- detect with a saved detector ----------------------------------------------------------------------------
+def test_detect_scores_with_a_saved_detector_its_scaling_and_threshold(tmp_path):
+    rng = np.random.default_rng(0)
+    latent = rng.normal(size=(300, 2))
+    train = pd.DataFrame(latent @ rng.normal(size=(2, 4)) * [1.0, 10.0, 100.0, 0.1] + [0, 50, -200, 3], columns=list("wxyz"))
+    detector = AnomalyDetector(contamination=0.05, latent_dim=2, hidden=(16,), max_steps=200, batch_size=32).fit(train)
+    folder = detector.save_pretrained(tmp_path / "my-detector")
+    rows = train.iloc[:40].copy()
+    rows.loc[rows.index[[5, 9]], "y"] += 20 * train["y"].std()  # raw units: the detector scales them itself
+    rows.insert(0, "key", [f"k{index}" for index in range(40)])
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+
+    out = tmp_path / "out" / "scores.csv"
+    result = invoke("detect", folder, "--data", tmp_path / "rows.csv", "--id-column", "key", "-o", out)
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.output.split())
+    assert "contamination 0.05, the 0.95 quantile of the 300 fitted items' anomaly scores" in printed
+    scores = pd.read_csv(out)
+    expected = detector.anomaly_score(rows[list("wxyz")])
+    np.testing.assert_allclose(scores["anomaly_score"], expected, rtol=1e-6)
+    np.testing.assert_array_equal(scores["outlier"], (detector.predict(rows[list("wxyz")]) == -1).astype(int))
+    assert {"k5", "k9"} <= set(scores.loc[scores["outlier"] == 1, "id"])
+    assert scores.set_index("id").loc[["k5", "k9"], "top_feature_1"].tolist() == ["y", "y"]
+    summary = json.loads((tmp_path / "out" / "scores.summary.json").read_text())  # beside the scores
+    assert summary["threshold"] == pytest.approx(detector.threshold_) and "contamination 0.05" in summary["threshold_from"]
+    assert summary["flagged_features"][0]["feature"] == "y" and summary["detector"] == str(folder)
+    assert sorted(path.name for path in folder.iterdir()) == ["config.json", "detector.safetensors", "model.safetensors"]
+
+    # an explicit threshold replaces the saved one; options that fit a new detector are refused
+    result = invoke("detect", folder, "--data", tmp_path / "rows.csv", "--id-column", "key", "-o", out, "--threshold", "1e9")
+    assert result.exit_code == 0 and pd.read_csv(out)["outlier"].sum() == 0
+    assert json.loads((tmp_path / "out" / "scores.summary.json").read_text())["threshold_from"] == "given"
+    result = invoke("detect", folder, "--data", tmp_path / "rows.csv", "-o", out, "--score", "latent", "--reference", tmp_path / "rows.csv")
+    assert result.exit_code == 2 and "holds a saved AnomalyDetector" in result.output and "score, reference" in result.output
+    rows.drop(columns="y").to_csv(tmp_path / "lacking.csv", index=False)
+    result = invoke("detect", folder, "--data", tmp_path / "lacking.csv", "--id-column", "key", "-o", out)
+    assert result.exit_code == 2 and "lacks the model's column(s) y" in result.output
+
+
+def test_detect_with_a_saved_detector_of_unnamed_columns_and_a_saved_ensemble(tmp_path):
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    detector = AnomalyDetector(**TINY).fit(X)
+    ensemble = AnomalyEnsemble([AnomalyDetector(**TINY), AnomalyDetector(scores="latent", **TINY)]).fit(X)
+    pd.DataFrame(X[:20], columns=["p", "q", "r"]).assign(row=range(20)).to_csv(tmp_path / "rows.csv", index=False)
+    result = invoke("detect", detector.save_pretrained(tmp_path / "plain"), "--data", tmp_path / "rows.csv", "-o", tmp_path / "s.csv")
+    assert result.exit_code == 2 and "name the id column with --id-column" in result.output
+    result = invoke("detect", tmp_path / "plain", "--data", tmp_path / "rows.csv", "--id-column", "row", "-o", tmp_path / "s.csv")
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(tmp_path / "s.csv")
+    np.testing.assert_allclose(scores["anomaly_score"], detector.anomaly_score(X[:20]), rtol=1e-6)
+    assert set(scores["top_feature_1"]) <= {"p", "q", "r"}
+    result = invoke("detect", ensemble.save_pretrained(tmp_path / "ensemble"), "--data", tmp_path / "rows.csv",
+                    "--id-column", "row", "-o", tmp_path / "e.csv")
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "e.csv")["anomaly_score"], ensemble.anomaly_score(X[:20]), rtol=1e-6)

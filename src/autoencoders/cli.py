@@ -623,33 +623,42 @@ def denoise_command(
 
 @app.command("detect")
 def detect_command(
-    run: Path = RunArg,
-    data: Path = typer.Option(..., "--data", help="Items to score: a .csv/.parquet table, a folder of images, or a .npy array."),
-    output: Path = typer.Option(Path("scores.csv"), "-o", "--output", help="CSV: id, anomaly_score, outlier (1/0)."),
-    score: str = typer.Option("recon", "--score", help="recon, elbo (VAE family), latent, rapp (hidden-layer differences, RaPP), rotation (self-supervised quarter-turn prediction, square images), or a sum such as latent+rotation."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Flag items whose anomaly score exceeds this."),
-    contamination: Optional[float] = typer.Option(None, "--contamination", help="Flag this fraction of the items (0.05: the top 5%)."),
-    quantile: float = typer.Option(0.99, "--quantile", help="Else flag items above this quantile of the reference items' scores."),
-    id_column: Optional[str] = typer.Option(None, "--id-column", help="Table column holding row ids (default: the run's, else the row number)."),
-    reference: Optional[Path] = typer.Option(None, "--reference", help="Normal items to fit the detector on (default: the run's training data)."),
-    reference_items: int = typer.Option(10000, "--reference-items", min=1, help="At most this many reference items."),
-    neighbors: int = typer.Option(5, "--neighbors", min=1, help="latent score: mean distance to this many nearest reference codes."),
-    latent_distance: str = typer.Option(
-        "knn", "--latent-distance",
-        help="latent score: knn, whitened (kNN after whitening the codes), cosine, mahalanobis, or a sum such as knn+whitened+cosine.",
+    run: Path = typer.Argument(
+        ..., metavar="RUN_OR_DETECTOR",
+        help="A run folder (a detector is fitted on its training data), or a folder written by AnomalyDetector.save_pretrained (it scores as saved).",
     ),
-    samples: int = typer.Option(1, "--samples", min=1, help="elbo score: >1 gives the importance-sampled bound."),
-    pool: int = typer.Option(1, "--pool", min=1, help="recon score on images: average-pool the error over pool x pool patches."),
+    data: Path = typer.Option(..., "--data", help="Items to score: a .csv/.parquet table, a folder of images, or a .npy array."),
+    output: Path = typer.Option(Path("scores.csv"), "-o", "--output", help="CSV: id, anomaly_score, outlier (1/0); tables add top_feature_1..3 and top_share_1..3."),
+    score: Optional[str] = typer.Option(None, "--score", help="With a run: recon (default), elbo (VAE family), latent, rapp (hidden-layer differences, RaPP), rotation (self-supervised quarter-turn prediction, square images), or a sum such as latent+rotation."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Flag items whose anomaly score exceeds this."),
+    contamination: Optional[float] = typer.Option(None, "--contamination", help="Flag this fraction of the scored items (0.05: the top 5%)."),
+    quantile: Optional[float] = typer.Option(None, "--quantile", help="With a run, else flag items above this quantile of the reference items' scores (default 0.99)."),
+    id_column: Optional[str] = typer.Option(None, "--id-column", help="Table column holding row ids (default: the run's, else the row number)."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="With a run: normal items to fit the detector on (default: the run's training data)."),
+    reference_items: int = typer.Option(10000, "--reference-items", min=1, help="At most this many reference items."),
+    neighbors: Optional[int] = typer.Option(None, "--neighbors", min=1, help="latent score: mean distance to this many nearest reference codes (default 5)."),
+    latent_distance: Optional[str] = typer.Option(
+        None, "--latent-distance",
+        help="latent score: knn (default), whitened (kNN after whitening the codes), cosine, mahalanobis, or a sum such as knn+whitened+cosine.",
+    ),
+    samples: Optional[int] = typer.Option(None, "--samples", min=1, help="elbo score: >1 gives the importance-sampled bound."),
+    pool: Optional[int] = typer.Option(None, "--pool", min=1, help="recon score on images: average-pool the error over pool x pool patches."),
     data_dir: Optional[Path] = DataDirOpt,
 ) -> None:
     """Score every row or image for how anomalous it is, and flag the outliers.
 
-    Higher anomaly scores are more unusual. The report of the run then shows their histogram and the worst
-    items (kept in RUN/anomaly/).
+    Higher anomaly scores are more unusual. With a run folder, a detector is fitted on the run's training data
+    (or --reference) and the run's report then shows the scores, the worst items and, for tables, the columns
+    the flagged rows owe their error to (kept in RUN/anomaly/, summary.json holding the threshold). With a
+    folder written by AnomalyDetector.save_pretrained, the detector scores as saved: its score, its scaling and
+    its threshold (unless --threshold or --contamination); the summary is written beside the scores
+    (scores.csv -> scores.summary.json). The threshold and how it was set are printed.
 
     Examples:
 
       autoencoders detect runs/ae --data new_rows.csv -o scores.csv --contamination 0.01
+
+      autoencoders detect my-detector --data new_rows.csv -o scores.csv
 
       autoencoders detect runs/vae --data photos/ -o scores.csv --score elbo --threshold 120
 
@@ -661,12 +670,13 @@ def detect_command(
 
     with _progress():
         frame = detect(run, data, score=score, threshold=threshold, contamination=contamination, quantile=quantile,
-            id_column=id_column, reference=reference, reference_items=reference_items, data_dir=data_dir,
+            id_column=id_column, reference=reference, reference_items=reference_items, data_dir=data_dir, output=output,
             neighbors=neighbors, latent_distance=latent_distance, samples=samples, pool=pool,
         )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(output, index=False)
-    console.print(f"scored {len(frame)} items, {int(frame['outlier'].sum())} flagged as outliers; wrote {output}")
+    summary = frame.attrs["summary"]
+    console.print(f"threshold {summary['threshold']:.6g} ({summary['threshold_from']})", markup=False, highlight=False)
+    console.print(f"scored {len(frame)} items, {int(frame['outlier'].sum())} flagged as outliers; wrote {output} "
+                  f"(summary: {summary['summary_file']})", markup=False, highlight=False)
 
 
 benchmark_app = typer.Typer(help="Benchmarks of a trained model.", no_args_is_help=True)

@@ -374,6 +374,13 @@ def _anomaly_section(folder: Path, model, pictures: PictureWriter) -> Section:
         body += pictures.add(grid, "anomaly_worst", f"The most anomalous items, worst first: {names}.", pixelated=True)
     else:
         body += _table([(str(item_id), f"{score:.4g}") for item_id, score in zip(worst_ids, worst_scores)], ("id", "anomaly score"))
+    flagged_features = summary.get("flagged_features")  # tables: written by detect when rows were flagged
+    if flagged_features:
+        note = (f"The columns the {summary['outliers']} flagged rows owe their reconstruction error to: each column's "
+                "share of a row's squared error (after the run's scaling), averaged over the flagged rows.")
+        body += f'<p class="note">{html.escape(note)}</p>'
+        body += _table([(str(entry["feature"]), f"{float(entry['mean_share']):.1%}") for entry in flagged_features],
+                       ("feature", "mean share of the error"))
     return Section("anomaly", "Anomaly detection", body)
 
 

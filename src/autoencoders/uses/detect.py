@@ -1,9 +1,25 @@
-"""What ``autoencoders detect`` does: read the items of a file or folder in a run's model space and score them
-with an ``AnomalyDetector`` fitted on normal items, keeping the scores and the worst items in ``RUN/anomaly/``
-for the report."""
+"""What ``autoencoders detect`` does: score the rows or images of a file or folder, flag the outliers and say
+which features make each row unusual.
+
+``RUN_OR_DETECTOR`` is either a run folder (``autoencoders train``) or a folder written by
+``AnomalyDetector.save_pretrained`` (or ``AnomalyEnsemble.save_pretrained``); which one is read off what its
+config.json declares (an ``"anomaly_detector"`` or ``"anomaly_ensemble"`` section), not guessed from file names.
+
+- A run folder: a new ``AnomalyDetector`` is fitted on normal items (``--reference``, else the run's training
+  split) in the run's model space, and the scores, the worst items and ``summary.json`` (the threshold and how
+  it was set, the features the flagged rows owe their error to) are kept in ``RUN/anomaly/`` for the report.
+- A saved detector: it scores as it was saved, with its own score, scaling (a table's raw columns go in, it
+  scales them) and threshold (the share ``contamination`` of the items it was fitted on); only an explicit
+  threshold or a share of the scored items replace it. Nothing is written into the detector's folder: the
+  summary goes beside the scores (``scores.csv`` -> ``scores.summary.json``).
+
+Tables gain, per row, the three columns that contribute most to its reconstruction error
+(``AnomalyDetector.explain``): ``top_feature_1``/``top_share_1`` ... ``top_feature_3``/``top_share_3``.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +27,33 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from autoencoders.errors import InputError
 from autoencoders.files import atomic_write_bytes, atomic_write_json
 
 DETECTION_FOLDER = "anomaly"  # inside the run folder: the last detection, which the report shows
 WORST_ITEMS = 16
+TOP_FEATURES = 3  # per row of a table, in the scores: the columns contributing most to its reconstruction error
+SUMMARY_FEATURES = 5  # in the summary: the columns contributing most on average to the flagged rows
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def saved_detector_class(folder: str | Path):
+    """``AnomalyDetector`` or ``AnomalyEnsemble`` when ``folder`` is one that ``save_pretrained`` wrote (its
+    config.json declares the ``"anomaly_detector"`` or ``"anomaly_ensemble"`` section), else None (a run)."""
+    from autoencoders.uses.anomaly import DETECTOR_SECTION, ENSEMBLE_SECTION, AnomalyDetector, AnomalyEnsemble
+
+    path = Path(folder) / "config.json"
+    try:
+        with path.open("rb") as handle:
+            config = json.loads(handle.read(MAX_CONFIG_BYTES + 1))
+    except (OSError, ValueError, RecursionError):
+        return None  # no readable config: the run's reader says what is wrong
+    if not isinstance(config, dict):
+        return None
+    for section, cls in ((DETECTOR_SECTION, AnomalyDetector), (ENSEMBLE_SECTION, AnomalyEnsemble)):
+        if isinstance(config.get(section), dict) and config[section].get("class") == cls.__name__:
+            return cls
+    return None
 
 
 def read_items(path: str | Path, run_config: dict[str, Any], id_column: str | None = None) -> tuple[Tensor, list]:
@@ -25,83 +64,252 @@ def read_items(path: str | Path, run_config: dict[str, Any], id_column: str | No
     ``autoencoders.data.inputs``, resampled to the model's size (a note says how many were), with their paths
     relative to the folder as ids; a .npy array gives its items with their index as id.
     """
-    from autoencoders.data.inputs import read_items as read_inputs
+    items, ids, _ = _read_run_items(path, run_config, id_column)
+    return items, ids
 
+
+def _is_table(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in (".csv", ".parquet", ".pq")
+
+
+def _existing(path: str | Path) -> Path:
     path = Path(path).expanduser()
-    model_config = run_config["model"]["config"]
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; --data takes a .csv/.parquet table, a folder of images or a .npy array")
-    if path.is_file() and path.suffix.lower() in (".csv", ".parquet", ".pq"):
-        return _read_table_rows(path, run_config, id_column)
+    return path
+
+
+def _read_images(path: Path, model_config: dict[str, Any]) -> tuple[Tensor, list]:
+    from autoencoders.data.inputs import read_items as read_inputs
+
     items = read_inputs(path, model_config["input_shape"], model_config.get("value_range", (0.0, 1.0)), resize=True)
     return items.values, list(range(len(items.values))) if items.kind == "array" else items.names
 
 
-def _read_table_rows(path: Path, run_config: dict[str, Any], id_column: str | None) -> tuple[Tensor, list]:
+def _read_run_items(path: str | Path, run_config: dict[str, Any], id_column: str | None) -> tuple[Tensor, list, list | None]:
+    """``read_items`` with the names of a table's columns (None for images and arrays)."""
+    path = _existing(path)
+    if _is_table(path):
+        return _read_table_rows(path, run_config, id_column)
+    return (*_read_images(path, run_config["model"]["config"]), None)
+
+
+def _read_frame(path: Path, id_column: str | None):
     import pandas as pd
 
     try:
         frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
     except (OSError, ValueError, pd.errors.ParserError) as error:
         raise ValueError(f"{path} cannot be read as a {path.suffix} table ({error})") from error
-    data = run_config.get("data") or {}
-    id_column = id_column or (data.get("options") or {}).get("id_column")
     if id_column is not None and id_column not in frame.columns:
         raise ValueError(f"{path} has no id column {id_column!r}; its columns: {', '.join(map(str, frame.columns))}")
-    preprocessing = data.get("preprocessing") or {}
-    label_column = (data.get("options") or {}).get("label_column")
-    if preprocessing.get("kind") == "standardize":
-        columns = preprocessing["columns"]
-    else:
-        columns = [name for name in frame.columns if name not in (id_column, label_column)]
+    return frame
+
+
+def _check_columns(frame, path: Path, columns: list) -> None:
+    import pandas as pd
+
     absent = [name for name in columns if name not in frame.columns]
     if absent:
         raise ValueError(f"{path} lacks the model's column(s) {', '.join(map(str, absent))}; the model reads {', '.join(map(str, columns))}")
     non_numeric = [name for name in columns if not pd.api.types.is_numeric_dtype(frame[name])]
     if non_numeric:
         raise ValueError(f"{path}: column(s) {', '.join(map(str, non_numeric))} are not numeric; name the id column with --id-column")
+
+
+def _read_table_rows(path: Path, run_config: dict[str, Any], id_column: str | None) -> tuple[Tensor, list, list]:
+    data = run_config.get("data") or {}
+    id_column = id_column or (data.get("options") or {}).get("id_column")
+    frame = _read_frame(path, id_column)
+    preprocessing = data.get("preprocessing") or {}
+    label_column = (data.get("options") or {}).get("label_column")
+    if preprocessing.get("kind") == "standardize":
+        columns = preprocessing["columns"]
+    else:
+        columns = [name for name in frame.columns if name not in (id_column, label_column)]
+    _check_columns(frame, path, columns)
     from autoencoders.uses.anomaly import _standardize, as_items
 
     items = as_items(frame[columns].to_numpy(dtype=np.float64))
     if preprocessing.get("kind") == "standardize":
         items = _standardize(items, preprocessing)
     ids = frame[id_column].tolist() if id_column is not None else list(range(len(frame)))
-    return items, ids
+    return items, ids, [str(name) for name in columns]
+
+
+def _read_detector_items(path: str | Path, detector, id_column: str | None) -> tuple[Any, list, list | None]:
+    """The items of ``path`` as the saved ``detector`` takes them: a table's raw columns (it scales them itself),
+    as a DataFrame of the columns it was fitted on when it knows their names; images in its model's size."""
+    members = getattr(detector, "detectors_", [detector])
+    path = _existing(path)
+    if not _is_table(path):
+        return (*_read_images(path, members[0].model_.config.to_dict()), None)
+    frame = _read_frame(path, id_column)
+    names = getattr(members[0], "feature_names_in_", None)
+    if names is not None:
+        columns = [str(name) for name in names]
+    else:
+        columns = [name for name in frame.columns if name != id_column]
+        if len(columns) != detector.n_features_in_:
+            raise InputError(
+                f"{path} has {len(columns)} column(s) besides the id column ({', '.join(map(str, columns))}), but the "
+                f"detector was fitted on {detector.n_features_in_} unnamed ones; name the id column with --id-column"
+            )
+    _check_columns(frame, path, columns)
+    ids = frame[id_column].tolist() if id_column is not None else list(range(len(frame)))
+    values = frame[columns].astype(np.float64)
+    return (values if names is not None else values.to_numpy()), ids, [str(name) for name in columns]
+
+
+def _top_features(shares: np.ndarray, columns: list) -> dict[str, list]:
+    """Per row, the ``TOP_FEATURES`` columns with the largest shares, largest first: the scores' extra columns."""
+    order = np.argsort(-shares, axis=1, kind="stable")[:, :TOP_FEATURES]
+    extra: dict[str, list] = {}
+    for rank in range(order.shape[1]):
+        extra[f"top_feature_{rank + 1}"] = [columns[index] for index in order[:, rank]]
+        extra[f"top_share_{rank + 1}"] = np.round(np.take_along_axis(shares, order[:, rank:rank + 1], 1)[:, 0], 4).tolist()
+    return extra
+
+
+def _flagged_features(shares: np.ndarray, columns: list, flagged: np.ndarray) -> list[dict[str, Any]]:
+    """The ``SUMMARY_FEATURES`` columns with the largest mean share of the flagged rows' reconstruction error."""
+    if not flagged.any():
+        return []
+    mean = shares[flagged].mean(0)
+    order = np.argsort(-mean, kind="stable")[:SUMMARY_FEATURES]
+    return [{"feature": columns[index], "mean_share": round(float(mean[index]), 4)} for index in order]
 
 
 def detect(
     run: str | Path,
     data: str | Path,
-    score: str = "recon",
+    score: str | None = None,
     threshold: float | None = None,
     contamination: float | None = None,
-    quantile: float = 0.99,
+    quantile: float | None = None,
     id_column: str | None = None,
     reference: str | Path | None = None,
     reference_items: int = 10000,
     data_dir: str | Path | None = None,
+    output: str | Path | None = None,
     **detector_options: Any,
 ):
-    """Score every row or image of ``data`` with the model of ``run``; returns a DataFrame (id, anomaly_score,
-    outlier) and keeps it, with the worst items, in ``run/anomaly/`` for the report.
+    """Score every row or image of ``data``; returns a DataFrame (id, anomaly_score, outlier, and for tables
+    top_feature_1/top_share_1 ... top_feature_3/top_share_3, the columns contributing most to the row's
+    reconstruction error, from ``AnomalyDetector.explain``), written to ``output`` (.csv) when given. Its
+    ``attrs["summary"]`` holds the threshold, how it was set and, for tables, the columns the flagged rows owe
+    their error to on average.
 
-    The detector is fitted on ``reference`` (a file or folder like ``data``) or else on the first
-    ``reference_items`` items of the run's training split. The threshold is ``threshold`` (on the anomaly
-    score), else the one flagging the top ``contamination`` fraction of ``data``, else the ``quantile`` of the
-    reference's scores.
+    ``run`` is a run folder or a folder written by ``AnomalyDetector.save_pretrained`` (or
+    ``AnomalyEnsemble.save_pretrained``), told apart by what its config.json declares.
+
+    With a run, a detector scoring ``score`` (default "recon"; ``detector_options`` are its further parameters)
+    is fitted on ``reference`` (a file or folder like ``data``) or else on the first ``reference_items`` items
+    of the run's training split; the threshold is ``threshold`` (on the anomaly score), else the one flagging the
+    top ``contamination`` fraction of ``data``, else the ``quantile`` (default 0.99) of the reference's scores.
+    The scores, the worst items and summary.json are kept in ``run/anomaly/`` for the report.
+
+    With a saved detector, it scores as saved (its score, scaling and threshold: the share ``contamination`` of
+    the items it was fitted on); ``threshold`` or ``contamination`` (of ``data``) replace its threshold, and
+    the options that fit a detector are refused. The summary is written beside ``output``
+    (``scores.csv`` -> ``scores.summary.json``), not into the detector's folder.
     """
-    import io
-
-    import pandas as pd
-
-    from autoencoders.io import load, load_run_data, read_config
-    from autoencoders.uses.anomaly import AnomalyDetector
-
     if threshold is not None and contamination is not None:
         raise ValueError("give either a threshold or a contamination, not both")
     if contamination is not None and not 0.0 < contamination < 1.0:
         raise ValueError(f"contamination is the fraction of items to flag, in (0, 1); got {contamination}")
+    if output is not None and Path(output).suffix.lower() != ".csv":
+        raise InputError(f"the scores are written as CSV; output must be a .csv file, got {output}")
     run = Path(run)
+    detector_options = {name: value for name, value in detector_options.items() if value is not None}
+    saved = saved_detector_class(run)
+    if saved is not None:
+        fitting = {"score": score, "quantile": quantile, "reference": reference, **detector_options}
+        given = [name for name, value in fitting.items() if value is not None]
+        if given:
+            raise InputError(
+                f"{run} holds a saved {saved.__name__}, which scores with its own score, scaling and threshold; "
+                f"{', '.join(given)} fit a new detector on a run folder. Only a threshold or a contamination replace its threshold"
+            )
+        return _detect_with_saved(saved.from_pretrained(run), run, data, threshold, contamination, id_column, output)
+    return _detect_with_run(run, data, score or "recon", threshold, contamination, 0.99 if quantile is None else quantile,
+                            id_column, reference, reference_items, data_dir, output, detector_options)
+
+
+def _threshold(scores: np.ndarray, threshold: float | None, contamination: float | None) -> tuple[float | None, str]:
+    if threshold is not None:
+        return float(threshold), "given"
+    if contamination is not None:
+        return float(np.quantile(scores, 1.0 - contamination)), f"top {contamination:g} of the {len(scores)} scored items"
+    return None, ""
+
+
+def _frame(ids: list, scores: np.ndarray, threshold: float, shares: np.ndarray | None, columns: list | None):
+    import pandas as pd
+
+    frame = pd.DataFrame({"id": ids, "anomaly_score": scores, "outlier": (scores > threshold).astype(int)})
+    if shares is not None and columns is not None:
+        for name, values in _top_features(shares, columns).items():
+            frame[name] = values
+    return frame
+
+
+def _summary(frame, data, score: str, threshold: float, source: str, shares, columns) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "data": str(data), "score": score, "threshold": float(threshold), "threshold_from": source,
+        "items": len(frame), "outliers": int(frame["outlier"].sum()),
+    }
+    if shares is not None and columns is not None:
+        top = _flagged_features(shares, columns, frame["outlier"].to_numpy() == 1)
+        if top:
+            summary["flagged_features"] = top  # the columns the flagged rows owe their reconstruction error to
+    return summary
+
+
+def _write_scores(frame, output: str | Path | None) -> None:
+    if output is not None:
+        output = Path(output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(output, frame.to_csv(index=False).encode())
+
+
+def summary_path(output: str | Path) -> Path:
+    """Where ``detect`` with a saved detector writes its summary: beside the scores, scores.csv -> scores.summary.json."""
+    output = Path(output)
+    return output.with_name(output.stem + ".summary.json")
+
+
+def _detect_with_saved(detector, folder: Path, data, threshold, contamination, id_column, output):
+    X, ids, columns = _read_detector_items(data, detector, id_column)
+    scores = detector.anomaly_score(X)
+    threshold, source = _threshold(scores, threshold, contamination)
+    if threshold is None:
+        share = detector._contamination()
+        threshold = float(detector.threshold_)
+        source = (f"the saved detector's: contamination {share:g}, the {1 - share:g} quantile of the "
+                  f"{len(detector.fit_anomaly_scores_)} fitted items' anomaly scores")
+    shares = None
+    if columns is not None and hasattr(detector, "explain"):
+        shares = detector.explain(X)
+        shares = shares.to_numpy() if hasattr(shares, "to_numpy") else shares
+    frame = _frame(ids, scores, threshold, shares, columns)
+    score = getattr(detector, "scores", "ensemble")
+    summary = {**_summary(frame, data, score, threshold, source, shares, columns), "detector": str(folder)}
+    _write_scores(frame, output)
+    if output is not None:
+        summary["scores"] = str(output)
+        atomic_write_json(summary_path(output), summary)
+    frame.attrs["summary"] = {**summary, "summary_file": str(summary_path(output)) if output is not None else None}
+    return frame
+
+
+def _detect_with_run(run: Path, data, score, threshold, contamination, quantile, id_column, reference, reference_items,
+                     data_dir, output, detector_options):
+    import io
+
+    from autoencoders.io import load, load_run_data, read_config
+    from autoencoders.uses.anomaly import AnomalyDetector
+
     config = read_config(run)
     if reference is not None:
         reference_set, _ = read_items(reference, config, id_column)
@@ -118,16 +326,14 @@ def detect(
     if not 0.0 < quantile < 1.0:
         raise ValueError(f"quantile must lie in (0, 1), e.g. 0.99 flags the top 1% of the reference items; got {quantile!r}")
     detector = AnomalyDetector(model=load(run), scores=score, **detector_options).fit(reference_set)
-    items, ids = read_items(data, config, id_column)
+    items, ids, columns = _read_run_items(data, config, id_column)
     scores = detector.anomaly_score(items)
-    if threshold is not None:
-        source = "given"
-    elif contamination is not None:
-        threshold, source = float(np.quantile(scores, 1.0 - contamination)), f"top {contamination:g} of the scored items"
-    else:
+    threshold, source = _threshold(scores, threshold, contamination)
+    if threshold is None:
         threshold = float(np.quantile(detector.fit_anomaly_scores_, quantile))
         source = f"quantile {quantile:g} of {len(reference_set)} reference items' scores"
-    frame = pd.DataFrame({"id": ids, "anomaly_score": scores, "outlier": (scores > threshold).astype(int)})
+    shares = detector.explain(items) if columns is not None else None
+    frame = _frame(ids, scores, threshold, shares, columns)
 
     folder = run / DETECTION_FOLDER
     worst = np.argsort(-scores, kind="stable")[:WORST_ITEMS]
@@ -135,10 +341,12 @@ def detect(
     buffer = io.BytesIO()
     np.save(buffer, items[torch.from_numpy(worst.copy())].numpy())
     atomic_write_bytes(folder / "worst.npy", buffer.getvalue())
-    atomic_write_json(folder / "summary.json", {
-        "data": str(data), "score": score, "threshold": float(threshold), "threshold_from": source,
-        "items": len(frame), "outliers": int(frame["outlier"].sum()),
+    summary = {
+        **_summary(frame, data, score, threshold, source, shares, columns),
         "worst_ids": frame["id"].iloc[worst].tolist(),
         "worst_scores": scores[worst].tolist(),
-    })
+    }
+    atomic_write_json(folder / "summary.json", summary)
+    _write_scores(frame, output)
+    frame.attrs["summary"] = {**summary, "summary_file": str(folder / "summary.json")}
     return frame

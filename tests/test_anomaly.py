@@ -438,4 +438,9 @@ def test_detect_with_a_saved_detector_of_unnamed_columns_and_a_saved_ensemble(tm
     result = invoke("detect", ensemble.save_pretrained(tmp_path / "ensemble"), "--data", tmp_path / "rows.csv",
                     "--id-column", "row", "-o", tmp_path / "e.csv")
     assert result.exit_code == 0, result.output
-    np.testing.assert_allclose(pd.read_csv(tmp_path / "e.csv")["anomaly_score"], ensemble.anomaly_score(X[:20]), rtol=1e-6)
+    by_ensemble = pd.read_csv(tmp_path / "e.csv")
+    np.testing.assert_allclose(by_ensemble["anomaly_score"], ensemble.anomaly_score(X[:20]), rtol=1e-6)
+    shares = ensemble.explain(X[:20])  # the members' shares, averaged
+    np.testing.assert_allclose(shares, (ensemble.detectors_[0].explain(X[:20]) + ensemble.detectors_[1].explain(X[:20])) / 2)
+    np.testing.assert_allclose(shares.sum(1), 1.0, rtol=1e-9)
+    np.testing.assert_allclose(by_ensemble["top_share_1"], shares.max(1).round(4), atol=1e-4)

@@ -775,6 +775,14 @@ class AnomalyEnsemble(_OutlierDetector):
         """Higher for more anomalous items (minus ``score_samples``)."""
         return self._combine(self.member_scores(X))
 
+    def explain(self, X: Any) -> Any:
+        """Per item, each feature's share of the reconstruction error, averaged over the members
+        (``AnomalyDetector.explain`` of each): rows still sum to 1. Like each member's, it explains the
+        reconstruction error, not the other parts of the members' scores."""
+        self._check_fitted()
+        shares = [member.explain(X) for member in self.detectors_]
+        return sum(shares[1:], shares[0]) / len(shares)
+
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write the fitted ensemble without pickle: each member as ``AnomalyDetector.save_pretrained`` writes it
         in ``member-0``, ``member-1`` ..., and the ensemble's contamination, threshold and member scales in

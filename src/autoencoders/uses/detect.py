@@ -228,8 +228,9 @@ def detect(
         given = [name for name, value in fitting.items() if value is not None]
         if given:
             raise InputError(
-                f"{run} holds a saved {saved.__name__}, which scores with its own score, scaling and threshold; "
-                f"{', '.join(given)} fit a new detector on a run folder. Only a threshold or a contamination replace its threshold"
+                f"{run} holds a saved {saved.__name__}, which scores with its own score, scaling and threshold; the "
+                f"option(s) {', '.join(given)} fit a new detector on a run folder. Only a threshold or a contamination "
+                "(of the scored items) replace its threshold"
             )
         return _detect_with_saved(saved.from_pretrained(run), run, data, threshold, contamination, id_column, output)
     return _detect_with_run(run, data, score or "recon", threshold, contamination, 0.99 if quantile is None else quantile,

@@ -200,7 +200,9 @@ def _export_bytes(module: nn.Module, format: str, part: str, example: tuple[Tens
 def _run_exported(data: bytes, format: str, inputs: dict[str, Tensor], output_name: str) -> tuple[np.ndarray, list[str], list[str]]:
     """Run the exported program just made (from its bytes) on ``inputs``: (output, input names, output names)."""
     if format == "torchscript":
-        loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")  # the bytes this call made, never a file
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated in favour of torch.export
+            loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")  # the bytes this call made, never a file
         with torch.no_grad():
             output = loaded(*inputs.values())
         return output.numpy(), list(inputs), [output_name]

@@ -263,7 +263,17 @@ def export_model(
         with torch.no_grad():
             expected = module(first, first_labels)
         feed = dict(zip(input_names, (first,) + (() if first_labels is None else (first_labels,))))
-        actual, names, output_names = _run_exported(data, format, feed, OUTPUT_NAMES[part])
+        try:
+            actual, names, output_names = _run_exported(data, format, feed, OUTPUT_NAMES[part])
+        except ImportError:
+            raise
+        except Exception as error:  # noqa: BLE001 - ONNX Runtime's and TorchScript's failures have many types
+            reason = " ".join(str(error).split())[:300] or type(error).__name__
+            raise ExportError(
+                f"the exported {part} of a {model.name} (traced on a batch of {TRACE_ITEMS}) does not run on a batch of "
+                f"{len(first)}: {reason}; the file was not written"
+                + (" (try --format torchscript)" if format == "onnx" else "")
+            ) from error
     finally:
         model.train(training)
     expected_array = expected.detach().cpu().numpy()

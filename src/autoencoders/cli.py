@@ -682,7 +682,7 @@ def detect_command(
 @app.command("export")
 def export_command(
     run: Path = RunArg,
-    format: str = typer.Option(..., "--format", help="onnx (dynamic batch; needs the [export] extra) | torchscript."),
+    format: str = typer.Option(..., "--format", help="onnx (dynamic batch; needs onnx and onnxruntime: the export extra) | torchscript."),
     output: Path = typer.Option(..., "-o", "--output", help="The file to write (.onnx, .pt)."),
     part: str = typer.Option("reconstruct", "--part", help="encoder | decoder | reconstruct | score (per-item reconstruction error, as detect's recon)."),
     data_dir: Optional[Path] = DataDirOpt,

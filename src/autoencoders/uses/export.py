@@ -12,7 +12,8 @@ Parts (``part``):
 - ``score``: items -> the per-item reconstruction error, the mean over the item of the squared difference between
   the item and its reconstruction: what ``autoencoders detect``'s ``recon`` score computes (without pooling).
 
-Inputs are named ``inputs`` (items) or ``codes``, and ``labels`` (int64 class indices, shape (N,)) for a
+Items are in the model's data space, as the run's data loader gives them (a table's columns scaled with the
+run's saved scaling). Inputs are named ``inputs`` (items) or ``codes``, and ``labels`` (int64 class indices, shape (N,)) for a
 conditional model (cvae, aae --supervised) where the part uses them; ONNX leaves out an input the part does not
 use. Outputs are named ``codes``, ``outputs`` or ``scores``. The batch dimension is dynamic in ONNX (the exporter
 traces one batch of 2 and the check runs another size); a sequence model keeps its length.

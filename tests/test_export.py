@@ -188,3 +188,17 @@ def test_saved_model_without_data_is_checked_on_random_items(tmp_path):
     model.save_pretrained(tmp_path / "saved")
     result = export_model(tmp_path / "saved", tmp_path / "cvae.onnx", "onnx", "reconstruct")
     assert result.checked_on == "random items" and result.inputs == ["inputs", "labels"]
+
+
+def test_command_exports_a_conditional_run_with_its_labels(tmp_path):
+    out = tmp_path / "cvae"
+    result = runner.invoke(app, ["train", "cvae", "--data", "digits", "--hidden", "8", "--latent-dim", "2", "--max-steps", "2",
+                                 "--out", str(out), "--no-progress", "--no-evaluate"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "decoder.onnx"
+    result = runner.invoke(app, ["export", str(out), "--format", "onnx", "-o", str(path), "--part", "decoder"],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "(codes, labels -> outputs" in result.output and "64 test items" in result.output
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [entry.name for entry in session.get_inputs()] == ["codes", "labels"]

@@ -77,8 +77,6 @@ class VariationalAutoencoder(Autoencoder):
             )
         if config.kl_schedule not in KL_SCHEDULES:
             raise ValueError(f"unknown kl_schedule {config.kl_schedule!r}; choose one of {', '.join(KL_SCHEDULES)}")
-        if config.iwae_samples < 1:
-            raise ValueError(f"iwae_samples is the number of importance samples K and must be >= 1; got {config.iwae_samples}")
         if config.free_bits < 0:
             raise ValueError(f"free_bits is a KL floor in nats and must be >= 0; got {config.free_bits}")
         if config.free_bits > 0 and config.iwae_samples > 1:

@@ -237,12 +237,8 @@ class VQVAE(Autoencoder):
             raise ValueError(f"the VQ-VAE has its own convolutional encoder and decoder: use --arch conv (got {config.arch!r})")
         if len(config.input_shape) != 3:
             raise ValueError(f"the VQ-VAE encodes images (C, H, W) to a grid of codes; got items of shape {tuple(config.input_shape)}")
-        if config.codebook_size < 2:
-            raise ValueError(f"codebook_size must be at least 2; got {config.codebook_size}")
         if not 0.0 < config.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie strictly between 0 and 1; got {config.ema_decay}")
-        if config.prior_start < 1:
-            raise ValueError(f"prior_start is the number of autoencoder steps before the prior trains; it must be >= 1, got {config.prior_start}")
         if config.temperature <= 0:
             raise ValueError(f"temperature must be positive; got {config.temperature}")
         channels = tuple(config.hidden) or DEFAULT_CHANNELS

@@ -78,7 +78,7 @@ def test_detector_separates_other_digits_from_the_class_it_was_fitted_on(zeros_d
     parts = both.part_scores(images)
     assert set(parts) == {"recon", "latent"}
     np.testing.assert_allclose(both.combine(parts), both.anomaly_score(images))
-    pooled = AnomalyDetector(detector.model_, pool=2).fit(images[labels == 0]).anomaly_score(images)
+    pooled = AnomalyDetector(detector.model_, scores="recon", pool=2).fit(images[labels == 0]).anomaly_score(images)
     assert auroc(pooled, labels != 0) > 0.9 and not np.allclose(pooled, detector.anomaly_score(images))
 
 

@@ -41,8 +41,8 @@ LEAVE_ONE_OUT = {
 }
 ESTIMATORS = [
     AnomalyDetector(**TINY),
-    AnomalyDetector(scores="recon+latent+rapp", latent_distance="knn+whitened+mahalanobis", **TINY),
-    AnomalyEnsemble([AnomalyDetector(**TINY), AnomalyDetector(scores="rapp", **TINY)]),
+    AnomalyDetector("ae", scores="recon+latent+rapp", latent_distance="knn+whitened+mahalanobis", **TINY),
+    AnomalyEnsemble([AnomalyDetector(**TINY), AnomalyDetector("ae", scores="rapp", **TINY)]),
 ]
 
 
@@ -147,9 +147,10 @@ def test_save_pretrained_and_from_pretrained_give_identical_scores(tmp_path):
     table = pd.DataFrame(rng.normal([100.0, -5.0, 0.0], [10.0, 0.1, 1.0], size=(200, 3)), columns=["a", "b", "c"])
     small = {"latent_dim": 3, "hidden": (16,), "max_steps": 20, "batch_size": 32}
     cases = {
-        "table": (AnomalyDetector(scores="recon+latent+rapp", latent_distance="knn+whitened+mahalanobis",
+        "table": (AnomalyDetector("ae", scores="recon+latent+rapp", latent_distance="knn+whitened+mahalanobis",
                                   contamination=0.05, **small), table, table.iloc[:50] + [0.0, 0.5, 0.0]),
-        "rotation": (AnomalyDetector(scores="latent+rotation", arch="conv", hidden=(8, 16), latent_dim=4, max_steps=20),
+        "default": (AnomalyDetector(contamination=0.05, max_steps=20), table, table.iloc[:50] + [0.0, 0.5, 0.0]),
+        "rotation": (AnomalyDetector("ae", scores="latent+rotation", arch="conv", hidden=(8, 16), latent_dim=4, max_steps=20),
                      normal, images[:300]),
         "elbo": (AnomalyDetector("vae", scores="elbo", samples=3, **small), normal, images[:300]),
     }
@@ -188,4 +189,4 @@ def test_a_saved_ensemble_loads_with_identical_scores(tmp_path):
     np.testing.assert_array_equal(loaded.score_samples(test), ensemble.score_samples(test))
     np.testing.assert_array_equal(loaded.predict(test), ensemble.predict(test))
     assert loaded.offset_ == ensemble.offset_ and loaded.contamination == 0.1
-    assert [member.scores for member in clone(loaded).detectors] == ["recon", "latent"]
+    assert [member.scores for member in clone(loaded).detectors] == ["isolation", "latent"]

@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 # the model classes, by the names they have in autoencoders.models
 MODEL_CLASSES = (
-    "Autoencoder", "AE", "DAE", "VAE", "BetaVAE", "CVAE", "IWAE", "DVAE", "HVAE", "FactorVAE", "BetaTCVAE", "VQVAE", "VRNN",
+    "Autoencoder", "AE", "DAE", "BaggedAE", "VAE", "BetaVAE", "CVAE", "IWAE", "DVAE", "HVAE", "FactorVAE", "BetaTCVAE", "VQVAE", "VRNN",
     "AAE", "AAESemi", "AAECluster", "ACAI", "CompressiveAE",
 )
 _LAZY = {

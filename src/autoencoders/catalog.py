@@ -6,6 +6,7 @@ The classes themselves live in ``autoencoders.models``; a test keeps the two lis
 MODEL_DESCRIPTIONS = {
     "ae": "Autoencoder: deterministic code, reconstruction loss (mse, l1, bce, hamming); latent_dropout",
     "dae": "Denoising autoencoder: Gaussian, masking or salt-and-pepper corruption, clean target",
+    "bagged-ae": "Feature-bagged AEs: small MLP autoencoders, each on a random subset of the columns; tabular anomaly detection",
     "vae": "Variational autoencoder: Gaussian posterior, Bernoulli/Gaussian/Laplace decoder, analytic KL",
     "beta-vae": "β-VAE: VAE with β (default 4) and constant, linear warm-up or cyclical KL schedules",
     "cvae": "Conditional VAE: encoder and decoder conditioned on the label; sample a chosen class",

@@ -201,6 +201,7 @@ class Autoencoder(nn.Module):
     has_code_prior: ClassVar[bool] = False  # sample_prior(n) draws codes from the prior the codes are matched to
     denoises: ClassVar[bool] = False  # trained to remove the corruption its config names (noise, noise_level)
     classifies: ClassVar[bool] = False  # predict(x) gives a class or cluster; move(x) the small moves it must survive
+    per_item_layers: ClassVar[bool] = True  # the encoder's hidden activations are one row per item (RaPP compares them)
     quantization_step: ClassVar[float | None] = None  # the rounding of the codes it was trained for (compress's default)
     labelled_items: int | None = None  # semi-supervised models: how many training items keep their label
 
@@ -347,6 +348,14 @@ class Autoencoder(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         return self.decode(self.encode(x, y), y)
+
+    @torch.no_grad()
+    def anomaly_views(self, x: Tensor) -> Tensor:
+        """(views, N, numbers): what the ``"isolation"`` anomaly score isolates, the code of each item beside its
+        residual (reconstruction minus item); one view here, one per member in an ensemble (bagged-ae)."""
+        code = self.encode(x)
+        residual = self.decode(code) - x
+        return torch.cat([code.flatten(1), residual.flatten(1)], dim=1).unsqueeze(0)
 
     @torch.no_grad()
     def sample(self, n: int, y: Tensor | None = None) -> Tensor:

@@ -65,6 +65,7 @@ from torch import Tensor
 from autoencoders.files import atomic_write_bytes, atomic_write_json
 from autoencoders.progress import track
 from autoencoders.training.fit import train_on_items, training_steps
+from autoencoders.uses.isolation import IsolationScore
 from autoencoders.uses.rotation import check_rotatable, train_rotation_predictor
 
 SCORES = {
@@ -73,7 +74,10 @@ SCORES = {
     "latent": "distance of the code to the fitted items' codes (k nearest neighbours or Mahalanobis)",
     "rapp": "hidden-layer differences between the item and its reconstruction, whitened (RaPP's NAP)",
     "rotation": "how badly a network trained on the fitted items tells which quarter-turn an image was given",
+    "isolation": "isolation forests over the code beside the residual (one per member of a bagged-ae)",
 }
+DEFAULT_MAX_STEPS = 2000  # the most batches a model trained in fit takes when neither epochs nor max_steps is given
+ISOLATION_TREES, ISOLATION_SAMPLES = 100, 256  # trees in all (split among a bagged model's members), items per tree
 RAPP_RELATIVE_CUTOFF = 1e-3  # singular values below this fraction of the largest are left out of the whitening
 # the encoder's layers whose outputs RaPP compares: each nonlinearity ends a layer
 ACTIVATIONS = (torch.nn.ReLU, torch.nn.LeakyReLU, torch.nn.ELU, torch.nn.GELU, torch.nn.SiLU, torch.nn.Tanh)
@@ -295,8 +299,8 @@ class AnomalyDetector(_OutlierDetector):
 
     def __init__(
         self,
-        model: Any = "ae",
-        scores: str = "recon",
+        model: Any = "bagged-ae",
+        scores: str = "isolation",
         contamination: float | str | None = "auto",
         *,
         latent_distance: str = "knn",
@@ -363,6 +367,8 @@ class AnomalyDetector(_OutlierDetector):
             self._fit_rapp(items)
         if "rotation" in parts:
             self._fit_rotation(items)
+        if "isolation" in parts:
+            self.isolation_ = IsolationScore(ISOLATION_TREES, ISOLATION_SAMPLES, self.seed).fit(self._views(items))
         raw = {part: self._raw_scores(part, items, fitted=True) for part in parts}
         self.score_scales_ = {part: _scale(values) for part, values in raw.items()}
         self._set_threshold(self._combine(raw))
@@ -391,7 +397,7 @@ class AnomalyDetector(_OutlierDetector):
                 model, items if standardization is None else _standardize(items, standardization),
                 {"latent_dim": self.latent_dim, "arch": self.arch, "hidden": tuple(self.hidden) if self.hidden else None,
                  **(self.settings or {})},
-                epochs=self.epochs, max_steps=self.max_steps, batch_size=self.batch_size or 64, lr=self.lr or 1e-3,
+                epochs=self.epochs, max_steps=self._training_steps(len(items)), batch_size=self.batch_size or 64, lr=self.lr or 1e-3,
                 seed=self.seed, device=self.device,
             )
             if self.out is not None:
@@ -417,6 +423,12 @@ class AnomalyDetector(_OutlierDetector):
                 "use an unconditional model (ae, dae, vae, beta-vae, aae ...)"
             )
         return model.to(self.device).eval(), standardization
+
+    def _training_steps(self, items: int) -> int:
+        """``max_steps``, else ``epochs`` passes; with neither, 10 passes but at most ``DEFAULT_MAX_STEPS`` batches:
+        on the ODDS tables a few passes rank outliers as well as ten, and a large table stays quick to fit."""
+        steps = training_steps(self.max_steps, self.epochs, items, int(self.batch_size or 64))
+        return steps if self.max_steps is not None or self.epochs is not None else min(steps, DEFAULT_MAX_STEPS)
 
     def _model_input(self, items: Tensor) -> Tensor:
         """Items standardized as the model was trained and shaped as it takes them."""
@@ -498,6 +510,11 @@ class AnomalyDetector(_OutlierDetector):
     @torch.no_grad()
     def _pathway_differences(self, items: Tensor) -> Tensor:
         """(N, units): every hidden layer's activations and the code, of each item minus of its reconstruction."""
+        if not self.model_.per_item_layers:
+            raise ValueError(
+                f"score 'rapp' compares the hidden layers of one encoder, item by item; {self.model_.name}'s are not "
+                "(use model='ae', or another score)"
+            )
         layers = [module for module in getattr(self.model_, "encoder", torch.nn.Identity()).modules() if isinstance(module, ACTIVATIONS)]
         if not layers:
             raise ValueError(f"score 'rapp' compares the encoder's hidden layers; {self.model_.name}'s encoder has none")
@@ -547,7 +564,16 @@ class AnomalyDetector(_OutlierDetector):
         )
 
     @torch.no_grad()
+    def _views(self, items: Tensor) -> np.ndarray:
+        """(views, N, numbers): the model's ``anomaly_views`` of the items, batch by batch."""
+        chunks = items.split(self.batch)
+        return torch.cat([self.model_.anomaly_views(chunk.to(self.device)).cpu()
+                          for chunk in track(chunks, len(chunks), f"views of {len(items)} items")], dim=1).numpy()
+
+    @torch.no_grad()
     def _raw_scores(self, part: str, items: Tensor, fitted: bool = False) -> np.ndarray:
+        if part == "isolation":
+            return self.isolation_.score(self._views(items))
         if part == "latent":
             return self._latent_scores(items, fitted)
         if part == "rapp":
@@ -667,6 +693,9 @@ class AnomalyDetector(_OutlierDetector):
             arrays.update(rapp_mean=self.rapp_mean_, rapp_directions=self.rapp_directions_, rapp_scales=self.rapp_scales_)
         if hasattr(self, "rotation_predictor_"):
             arrays.update({f"rotation.{key}": value for key, value in self.rotation_predictor_.state_dict().items()})
+        if hasattr(self, "isolation_"):
+            arrays.update({f"isolation.{key}": torch.from_numpy(np.ascontiguousarray(value))
+                           for key, value in self.isolation_.arrays().items()})
         save_model(self.model_, folder, extra={DETECTOR_SECTION: section})
         arrays = {key: value.detach().cpu().contiguous() for key, value in arrays.items()}
         atomic_write_bytes(folder / DETECTOR_FILE, save(arrays, metadata={"class": type(self).__name__}))
@@ -722,6 +751,13 @@ class AnomalyDetector(_OutlierDetector):
             predictor = RotationPredictor(detector.model_.config)
             predictor.load_state_dict({key[len("rotation."):]: value for key, value in arrays.items() if key.startswith("rotation.")})
             detector.rotation_predictor_ = predictor.to(detector.device).eval()
+        if "isolation" in parts:
+            try:
+                detector.isolation_ = IsolationScore.from_arrays(
+                    {key[len("isolation."):]: value.numpy() for key, value in arrays.items() if key.startswith("isolation.")},
+                    ISOLATION_TREES, ISOLATION_SAMPLES, detector.seed)
+            except (ValueError, KeyError) as error:
+                raise ModelFileError(f"{folder / DETECTOR_FILE}: {error}; save the detector again") from error
         detector.score_scales_ = {part: tuple(scale) for part, scale in section["score_scales"].items()}
         detector.fit_anomaly_scores_ = arrays["fit_anomaly_scores"].numpy()
         detector.offset_ = float(section["offset"])

@@ -88,11 +88,11 @@ def test_rapp_whitens_the_fitted_differences_and_separates_other_digits(zeros_de
     rapp = AnomalyDetector(detector.model_, scores="rapp").fit(images[labels == 0])
     # on the fitted items, each kept direction's whitened projection has mean square 1 (all of them kept here:
     # the exact decomposition), so the scores average their number
-    assert rapp.fit_anomaly_scores_.mean() == pytest.approx(rapp.rapp_directions_.shape[1], rel=1e-6)
-    assert rapp.rapp_directions_.shape[0] == rapp.rapp_mean_.shape[0] > detector.model_.config.latent_dim
+    assert rapp.fit_anomaly_scores_.mean() == pytest.approx(rapp.scorers_["rapp"].directions_.shape[1], rel=1e-6)
+    assert rapp.scorers_["rapp"].directions_.shape[0] == rapp.scorers_["rapp"].mean_.shape[0] > detector.model_.config.latent_dim
     assert auroc(rapp.anomaly_score(images), labels != 0) > 0.95
     few = AnomalyDetector(detector.model_, scores="rapp", components=3).fit(images[labels == 0])
-    assert few.rapp_directions_.shape[1] == 3 and few.fit_anomaly_scores_.mean() == pytest.approx(3, rel=0.02)
+    assert few.scorers_["rapp"].directions_.shape[1] == 3 and few.fit_anomaly_scores_.mean() == pytest.approx(3, rel=0.02)
 
 
 def test_latent_distances_whitened_cosine_and_their_sum(zeros_detector, digits):
@@ -107,9 +107,9 @@ def test_latent_distances_whitened_cosine_and_their_sum(zeros_detector, digits):
         codes, test_codes = (model.encode(torch.from_numpy(x)).double().numpy() for x in (normal, images))
     # whitened: the fitted codes' view has the identity covariance, and its kNN distances are brute-force ones
     whitened = fitted("whitened")
-    view = whitened._latent_view("whitened", codes)
+    view = whitened.scorers_["latent"]._view("whitened", codes)
     np.testing.assert_allclose(np.cov(view, rowvar=False, bias=True), np.eye(view.shape[1]), atol=1e-6)
-    brute = np.sort(np.linalg.norm(whitened._latent_view("whitened", test_codes)[:, None] - view[None], axis=2), axis=1)
+    brute = np.sort(np.linalg.norm(whitened.scorers_["latent"]._view("whitened", test_codes)[:, None] - view[None], axis=2), axis=1)
     np.testing.assert_allclose(whitened.anomaly_score(images), brute[:, :3].mean(1), rtol=1e-6)
     # cosine: one minus the cosine similarity to the 3 most similar fitted codes, by brute force
     unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
@@ -253,7 +253,7 @@ def test_rotation_score_learns_the_turns_of_the_fitted_class_and_flags_other_dig
     sevens = images[labels == 7]
     fit, held_out = sevens[:120], torch.from_numpy(sevens[120:])
     detector = AnomalyDetector("ae", scores="latent+rotation", arch="conv", hidden=(16, 32), latent_dim=8, max_steps=300).fit(fit)
-    predictor = detector.rotation_predictor_
+    predictor = detector.scorers_["rotation"].predictor_
     assert predictor.config.arch == "conv" and predictor.config.hidden == (16, 32)  # the model's encoder architecture
     with torch.no_grad():  # held-out sevens: the turn each was given is read back
         turns = predictor(quarter_turns(held_out)).argmax(1)
@@ -262,7 +262,7 @@ def test_rotation_score_learns_the_turns_of_the_fitted_class_and_flags_other_dig
     assert auroc(parts["rotation"], labels != 7) > 0.9
     # upside down, a held-out seven is the anomaly: the score is about orientation, which codes of upright items miss
     upside_down = torch.rot90(held_out, 2, dims=(2, 3)).numpy()
-    rotation = detector.rotation_predictor_.scores(torch.from_numpy(np.concatenate([held_out.numpy(), upside_down])))
+    rotation = detector.scorers_["rotation"].predictor_.scores(torch.from_numpy(np.concatenate([held_out.numpy(), upside_down])))
     assert auroc(rotation, np.r_[np.zeros(len(held_out)), np.ones(len(held_out))]) > 0.95
     (latent_mean, latent_std), (rotation_mean, rotation_std) = detector.score_scales_["latent"], detector.score_scales_["rotation"]
     expected = (parts["latent"] - latent_mean) / latent_std + (parts["rotation"] - rotation_mean) / rotation_std

@@ -47,17 +47,22 @@ def test_tree_arrays_give_scikit_learns_scores_and_refuse_inconsistent_trees():
         arrays.score(X[:, :3])
 
 
-def test_isolation_score_standardizes_each_view_and_round_trips_through_its_arrays():
-    rng = np.random.default_rng(1)
-    views = rng.normal(size=(3, 400, 4))
-    score = IsolationScore(trees=30, max_samples=64, seed=0).fit(views)
-    fitted = score.score(views)
-    assert abs(fitted.mean()) < 1e-9  # each view's forest score is standardized on the fitted items, then averaged
-    new = rng.normal(size=(3, 50, 4)) * 3
-    again = IsolationScore.from_arrays(score.arrays(), trees=30, max_samples=64, seed=0)
-    np.testing.assert_array_equal(again.score(new), score.score(new))
+def test_isolation_score_standardizes_each_members_forest_and_restores_from_its_state():
+    cls = MODELS["bagged-ae"]
+    model = cls(cls.config_class(input_shape=(6,), members=3)).eval()
+    items = torch.from_numpy(correlated_table(400, 0)[:, :6]).float()
+    score = IsolationScore(batch=128, device="cpu", seed=0).fit(model, items)
+    assert len(score.forests_) == 3  # one forest per member's view
+    fitted = score.score(model, items, fitted=True)
+    assert abs(fitted.mean()) < 1e-9  # each forest's score is standardized on the fitted items, then averaged
+    new = items[:50] * 3
+    values, arrays = score.state()
+    again = IsolationScore(batch=128, device="cpu", seed=0)
+    again.restore(model, values, arrays)
+    np.testing.assert_array_equal(again.score(model, new), score.score(model, new))
+    single = MODELS["ae"](MODELS["ae"].config_class(input_shape=(6,), latent_dim=2, hidden=(8,))).eval()
     with pytest.raises(ValueError, match="fitted on 3 views"):
-        score.score(views[:2])
+        score.score(single, items)
 
 
 def test_bagged_members_see_only_their_own_features_and_cover_them_all():

@@ -1,33 +1,9 @@
 """Anomaly detection with autoencoders, in scikit-learn's outlier-detection style.
 
 ``AnomalyDetector`` wraps a model (trained here from a family name, or given trained) and scores how unlike
-the data it was fitted on each new item is:
-
-- ``"recon"``: the mean squared reconstruction error per feature (in data space); for images optionally of
-  the residual average-pooled over ``pool`` x ``pool`` patches, which forgives strokes drawn a pixel off
-  and weighs errors over whole parts of the image;
-- ``"elbo"``: the negative ELBO, or with ``samples > 1`` the negative importance-sampled log-likelihood
-  bound (Burda et al. 2016); VAE family only;
-- ``"latent"``: the distance of an item's code to the codes of the fitted items (``latent_distance``): the
-  mean Euclidean distance to the ``neighbors`` nearest ones (``"knn"``), the same after whitening the codes by
-  the fitted codes' covariance (``"whitened"``: nearest neighbours in Mahalanobis distance, so that every
-  direction the normal codes vary along counts alike), the mean cosine distance to the nearest ones by angle
-  (``"cosine"``: the code's direction, not its length), or the Mahalanobis distance to their Gaussian fit
-  (``"mahalanobis"``, Ledoit-Wolf shrunk covariance). Several join with ``+`` (``"knn+whitened+cosine"``),
-  standardized and summed like the parts of a score: each weighs the code's dimensions differently, and on
-  Fashion-MNIST the sum of the three ranks anomalies better than any one of them
-  (benchmarks/anomaly_one_class.py);
-- ``"rapp"``: reconstruction along the projection pathway (RaPP, Kim et al. 2020, its NAP form): the item and
-  its reconstruction go through the encoder again, and the differences of every hidden layer's activations
-  (and of the codes) are whitened by the principal directions of the fitted items' differences (all whose
-  singular value is at least 1e-3 of the largest, or the top ``components`` by a randomized SVD, which is
-  faster for wide encoders) and summed in squares. An item the autoencoder moves towards the normal data
-  differs from its reconstruction in what the encoder has learned to see, not only pixel by pixel;
-- ``"rotation"``: self-supervised, for square images (``autoencoders.uses.rotation``): a network of the
-  model's encoder architecture, trained in ``fit`` on the fitted items (``max_steps``/``epochs``,
-  ``batch_size``, ``lr``) to tell which of four quarter-turns an item was given; the score is the sum over the
-  turns of -log p(turn | turned item). Weak alone, it adds what codes miss: on Fashion-MNIST
-  ``"latent+rotation"`` ranks anomalies better than the latent distances alone.
+the data it was fitted on each new item is, by one or more of the scores in ``autoencoders.uses.anomaly_scores``
+(``isolation``, the default for tables: isolation forests over the codes and residuals of a feature-bagged
+autoencoder; ``recon``, ``elbo``, ``latent``, ``rapp``, ``rotation``).
 
 Scores join with ``+`` (``scores="recon+latent"``): each part is standardized by the mean and standard
 deviation of its scores on the fitted items and the standardized parts are summed, so no part dominates by
@@ -65,29 +41,13 @@ from torch import Tensor
 from autoencoders.files import atomic_write_bytes, atomic_write_json
 from autoencoders.progress import track
 from autoencoders.training.fit import train_on_items, training_steps
+from autoencoders.uses.anomaly_scores import (
+    ELBOScore, LatentScore, RaPPScore, ReconstructionScore, RotationScore, parse_latent_distance, scale_of, standardized_sum,
+)
 from autoencoders.uses.isolation import IsolationScore
-from autoencoders.uses.rotation import check_rotatable, train_rotation_predictor
 
-SCORES = {
-    "recon": "mean squared reconstruction error per feature",
-    "elbo": "negative ELBO (samples=1) or negative importance-sampled log-likelihood bound (VAE family)",
-    "latent": "distance of the code to the fitted items' codes (k nearest neighbours or Mahalanobis)",
-    "rapp": "hidden-layer differences between the item and its reconstruction, whitened (RaPP's NAP)",
-    "rotation": "how badly a network trained on the fitted items tells which quarter-turn an image was given",
-    "isolation": "isolation forests over the code beside the residual (one per member of a bagged-ae)",
-}
+SCORES = {cls.name: cls for cls in (ReconstructionScore, ELBOScore, LatentScore, RaPPScore, RotationScore, IsolationScore)}
 DEFAULT_MAX_STEPS = 2000  # the most batches a model trained in fit takes when neither epochs nor max_steps is given
-ISOLATION_TREES, ISOLATION_SAMPLES = 100, 256  # trees in all (split among a bagged model's members), items per tree
-RAPP_RELATIVE_CUTOFF = 1e-3  # singular values below this fraction of the largest are left out of the whitening
-# the encoder's layers whose outputs RaPP compares: each nonlinearity ends a layer
-ACTIVATIONS = (torch.nn.ReLU, torch.nn.LeakyReLU, torch.nn.ELU, torch.nn.GELU, torch.nn.SiLU, torch.nn.Tanh)
-LATENT_DISTANCES = {
-    "knn": "mean Euclidean distance to the nearest fitted codes",
-    "whitened": "mean distance to the nearest fitted codes after whitening them (Mahalanobis nearest neighbours)",
-    "cosine": "mean cosine distance to the nearest fitted codes (by angle)",
-    "mahalanobis": "Mahalanobis distance to a Gaussian fit of the fitted codes (Ledoit-Wolf)",
-}
-NEIGHBOUR_DISTANCES = ("knn", "whitened", "cosine")  # the latent distances that look up nearest fitted codes
 
 
 def auroc(anomaly_scores: Any, is_anomaly: Any) -> float:
@@ -124,17 +84,6 @@ def parse_score(score: str) -> list[str]:
     return parts
 
 
-def parse_latent_distance(latent_distance: str) -> list[str]:
-    """"knn+cosine" -> ["knn", "cosine"], checked against ``LATENT_DISTANCES``."""
-    parts = [part.strip() for part in latent_distance.split("+")] if isinstance(latent_distance, str) else []
-    if not parts or any(part not in LATENT_DISTANCES for part in parts) or len(set(parts)) != len(parts):
-        raise ValueError(
-            f"latent_distance must be one of {', '.join(LATENT_DISTANCES)} or several joined by '+' "
-            f"(e.g. knn+whitened+cosine); got {latent_distance!r}"
-        )
-    return parts
-
-
 def as_items(X: Any) -> Tensor:
     """Items as a float32 tensor (N, ...): numpy arrays, torch tensors, pandas frames or nested lists.
 
@@ -166,19 +115,9 @@ def as_items(X: Any) -> Tensor:
     return items.contiguous()
 
 
-def _scale(fitted_scores: np.ndarray) -> tuple[float, float]:
-    """(mean, std) of scores on the fitted items, the units one score is standardized by (std 0 counts as 1)."""
-    return float(fitted_scores.mean()), float(fitted_scores.std()) or 1.0
-
-
-def _standardized_sum(scores: Sequence[np.ndarray], scales: Sequence[tuple[float, float]]) -> np.ndarray:
-    """The sum of ``scores``, each standardized by its (mean, std), so none dominates by its units."""
-    return sum((values - mean) / std for values, (mean, std) in zip(scores, scales))
-
-
 DETECTOR_SECTION = "anomaly_detector"  # save_pretrained's section of config.json
 DETECTOR_FILE = "detector.safetensors"  # save_pretrained's fitted arrays
-DETECTOR_FORMAT = 1
+DETECTOR_FORMAT = 2  # 2: each score's state under its name
 ENSEMBLE_SECTION = "anomaly_ensemble"  # AnomalyEnsemble.save_pretrained's config.json
 ENSEMBLE_FILE = "ensemble.safetensors"
 AUTO_CONTAMINATION = 0.01  # contamination="auto" (or None): 1% of the fitted items are flagged
@@ -353,24 +292,17 @@ class AnomalyDetector(_OutlierDetector):
         parts = self._check_parameters()
         items = self._items(X, reset=True)
         if isinstance(self.model, str) and self.model in MODELS:  # before training, not after
-            if "elbo" in parts:
-                _check_likelihood(MODELS[self.model], self.model)
-            if "rotation" in parts:
-                check_rotatable(tuple(items.shape[1:]))
+            for part in parts:
+                SCORES[part].check(MODELS[self.model], tuple(items.shape[1:]))
         self.model_, self.standardization_ = self._fitted_model(items)
         items = self._model_input(items)
-        if "elbo" in parts:
-            _check_likelihood(self.model_, self.model_.name)
-        if "latent" in parts:
-            self._fit_latent(self._codes(items))
-        if "rapp" in parts:
-            self._fit_rapp(items)
-        if "rotation" in parts:
-            self._fit_rotation(items)
-        if "isolation" in parts:
-            self.isolation_ = IsolationScore(ISOLATION_TREES, ISOLATION_SAMPLES, self.seed).fit(self._views(items))
-        raw = {part: self._raw_scores(part, items, fitted=True) for part in parts}
-        self.score_scales_ = {part: _scale(values) for part, values in raw.items()}
+        params = self.get_params()
+        self.scorers_ = {}
+        for part in parts:
+            SCORES[part].check(self.model_, tuple(items.shape[1:]))
+            self.scorers_[part] = SCORES[part](**{name: params[name] for name in SCORES[part].takes}).fit(self.model_, items)
+        raw = {part: scorer.score(self.model_, items, fitted=True) for part, scorer in self.scorers_.items()}
+        self.score_scales_ = {part: scale_of(values) for part, values in raw.items()}
         self._set_threshold(self._combine(raw))
         return self
 
@@ -450,163 +382,16 @@ class AnomalyDetector(_OutlierDetector):
         return items
 
     # -- scores -----------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def _codes(self, items: Tensor) -> np.ndarray:
-        return self.model_.encode_batches(items, batch_size=self.batch, device=self.device).flatten(1).double().numpy()
-
-    def _fit_latent(self, codes: np.ndarray, whitening: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        from sklearn.covariance import LedoitWolf
-        from sklearn.neighbors import NearestNeighbors
-
-        distances = parse_latent_distance(self.latent_distance)
-        if any(distance in NEIGHBOUR_DISTANCES for distance in distances) and len(codes) <= self.neighbors:
-            raise ValueError(
-                f"the latent nearest-neighbour score needs more than neighbors={self.neighbors} fitted items; got n_samples={len(codes)}"
-            )
-        self.latent_codes_ = codes  # the fitted items' codes, which save_pretrained keeps
-        if "whitened" in distances and whitening is not None:  # from save_pretrained's file
-            self.latent_mean_, self.latent_whitening_ = whitening
-        elif "whitened" in distances:
-            # whitening along the principal directions of the fitted codes; directions they (almost) never vary
-            # along carry no usable scale and are left out, as in RaPP
-            self.latent_mean_ = codes.mean(0)
-            centred = torch.from_numpy(codes - self.latent_mean_)
-            singular, directions = _principal_directions(centred)
-            keep = singular > singular[0] * RAPP_RELATIVE_CUTOFF
-            self.latent_whitening_ = (directions[:, keep] / (singular[keep] / math.sqrt(len(codes)))).numpy()
-        self.latent_indexes_ = {}
-        for distance in distances:
-            if distance == "mahalanobis":
-                self.latent_indexes_[distance] = LedoitWolf().fit(codes)
-            else:
-                metric = "cosine" if distance == "cosine" else "euclidean"
-                self.latent_indexes_[distance] = NearestNeighbors(
-                    n_neighbors=int(self.neighbors), metric=metric, algorithm="brute" if metric == "cosine" else "auto",
-                ).fit(self._latent_view(distance, codes))
-        self.latent_scales_ = {}  # each distance's (mean, std) on the fitted items, by which several are summed
-        if len(distances) > 1:
-            self.latent_scales_ = {distance: _scale(self._latent_distance(distance, codes, fitted=True)) for distance in distances}
-
-    def _latent_view(self, distance: str, codes: np.ndarray) -> np.ndarray:
-        """The codes as ``distance`` compares them: whitened for "whitened", as they are otherwise."""
-        return (codes - self.latent_mean_) @ self.latent_whitening_ if distance == "whitened" else codes
-
-    def _latent_distance(self, distance: str, codes: np.ndarray, fitted: bool) -> np.ndarray:
-        index = self.latent_indexes_[distance]
-        if distance == "mahalanobis":
-            return np.sqrt(index.mahalanobis(codes))
-        # the fitted items are their own nearest codes: leave each one out (kneighbors without X)
-        neighbours, _ = index.kneighbors(None if fitted else self._latent_view(distance, codes))
-        return neighbours.mean(axis=1)
-
-    def _latent_scores(self, items: Tensor, fitted: bool) -> np.ndarray:
-        needs_codes = not fitted or "mahalanobis" in self.latent_indexes_  # kNN on the fitted items needs none
-        codes = self._codes(items) if needs_codes else None
-        scores = {distance: self._latent_distance(distance, codes, fitted) for distance in self.latent_indexes_}
-        if len(scores) == 1:
-            return next(iter(scores.values()))
-        return _standardized_sum(list(scores.values()), [self.latent_scales_[distance] for distance in scores])
-
-    @torch.no_grad()
-    def _pathway_differences(self, items: Tensor) -> Tensor:
-        """(N, units): every hidden layer's activations and the code, of each item minus of its reconstruction."""
-        if not self.model_.per_item_layers:
-            raise ValueError(
-                f"score 'rapp' compares the hidden layers of one encoder, item by item; {self.model_.name}'s are not "
-                "(use model='ae', or another score)"
-            )
-        layers = [module for module in getattr(self.model_, "encoder", torch.nn.Identity()).modules() if isinstance(module, ACTIVATIONS)]
-        if not layers:
-            raise ValueError(f"score 'rapp' compares the encoder's hidden layers; {self.model_.name}'s encoder has none")
-        outputs: list[Tensor] = []
-        hooks = [layer.register_forward_hook(lambda module, inputs, output: outputs.append(output.flatten(1).clone())) for layer in layers]
-        differences = []
-        try:
-            chunks = items.split(self.batch)
-            for chunk in track(chunks, len(chunks), f"rapp pathways of {len(items)} items"):
-                chunk = chunk.to(self.device)
-                reconstruction = self.model_.reconstruct(chunk)
-                outputs.clear()
-                code = self.model_.encode(chunk).flatten(1)
-                along_input = torch.cat([*outputs, code], dim=1)
-                outputs.clear()
-                code = self.model_.encode(reconstruction).flatten(1)
-                differences.append((along_input - torch.cat([*outputs, code], dim=1)).cpu())
-        finally:
-            for hook in hooks:
-                hook.remove()
-        return torch.cat(differences).double()
-
-    def _fit_rapp(self, items: Tensor) -> None:
-        differences = self._pathway_differences(items)
-        self.rapp_mean_ = differences.mean(0)
-        centred = differences - self.rapp_mean_
-        if self.components is None:
-            singular, directions = _principal_directions(centred)
-        else:
-            torch.manual_seed(self.seed)  # the randomized SVD's sketch
-            _, singular, directions = torch.svd_lowrank(centred, q=min(int(self.components), *centred.shape), niter=4)
-        # directions the fitted differences (almost) never vary along carry no usable scale
-        keep = singular > singular[0] * RAPP_RELATIVE_CUTOFF
-        self.rapp_directions_, self.rapp_scales_ = directions[:, keep], singular[keep] / math.sqrt(len(differences))
-
-    def _rapp_scores(self, items: Tensor) -> np.ndarray:
-        centred = self._pathway_differences(items) - self.rapp_mean_
-        return ((centred @ self.rapp_directions_) / self.rapp_scales_).pow(2).sum(1).numpy()
-
-    def _fit_rotation(self, items: Tensor) -> None:
-        check_rotatable(tuple(self.model_.config.input_shape))
-        batch_size = int(self.batch_size or 64)
-        self.rotation_predictor_ = train_rotation_predictor(
-            self.model_.config, items, max_steps=training_steps(self.max_steps, self.epochs, len(items), batch_size),
-            batch_size=batch_size, lr=self.lr or 1e-3,
-            seed=self.seed, device=self.device,
-        )
-
-    @torch.no_grad()
-    def _views(self, items: Tensor) -> np.ndarray:
-        """(views, N, numbers): the model's ``anomaly_views`` of the items, batch by batch."""
-        chunks = items.split(self.batch)
-        return torch.cat([self.model_.anomaly_views(chunk.to(self.device)).cpu()
-                          for chunk in track(chunks, len(chunks), f"views of {len(items)} items")], dim=1).numpy()
-
-    @torch.no_grad()
-    def _raw_scores(self, part: str, items: Tensor, fitted: bool = False) -> np.ndarray:
-        if part == "isolation":
-            return self.isolation_.score(self._views(items))
-        if part == "latent":
-            return self._latent_scores(items, fitted)
-        if part == "rapp":
-            return self._rapp_scores(items)
-        if part == "rotation":
-            return self.rotation_predictor_.scores(items, self.batch)
-        values = []
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)  # the ELBO's samples: the same scores every call
-            chunks = items.split(self.batch)
-            for chunk in track(chunks, len(chunks), f"{part} scores of {len(items)} items"):
-                chunk = chunk.to(self.device)
-                if part == "recon":
-                    residual = self.model_.reconstruct(chunk) - chunk
-                    if self.pool > 1 and residual.dim() == 4:
-                        residual = torch.nn.functional.avg_pool2d(residual, int(self.pool), ceil_mode=True)
-                    values.append(residual.pow(2).flatten(1).mean(1).cpu())
-                elif self.samples == 1:
-                    values.append(-self.model_.log_importance_weights(chunk, samples=1)[0].cpu())
-                else:
-                    values.append(-self.model_.log_marginal_likelihood(chunk, samples=int(self.samples)).cpu())
-        return torch.cat(values).double().numpy()
-
     def _combine(self, raw: dict[str, np.ndarray]) -> np.ndarray:
         if len(raw) == 1:
             return next(iter(raw.values()))
-        return _standardized_sum(list(raw.values()), [self.score_scales_[part] for part in raw])
+        return standardized_sum(list(raw.values()), [self.score_scales_[part] for part in raw])
 
     def part_scores(self, X: Any) -> dict[str, np.ndarray]:
         """Each part of the score on its own, in its own units: {"recon": ..., "latent": ...}."""
         self._check_fitted()
         items = self._model_input(self._items(X, reset=False))
-        return {part: self._raw_scores(part, items) for part in parse_score(self.scores)}
+        return {part: scorer.score(self.model_, items) for part, scorer in self.scorers_.items()}
 
     def combine(self, part_scores: dict[str, np.ndarray]) -> np.ndarray:
         """The anomaly score from ``part_scores``: the one part, or the sum of the standardized parts."""
@@ -678,24 +463,15 @@ class AnomalyDetector(_OutlierDetector):
             "threshold_from": f"the {1 - self._contamination():g} quantile of the {len(self.fit_anomaly_scores_)} "
                               "fitted items' anomaly scores",
             "score_scales": {part: list(scale) for part, scale in self.score_scales_.items()},
-            "latent_scales": {name: list(scale) for name, scale in getattr(self, "latent_scales_", {}).items()},
             "standardization": self.standardization_, "n_features_in": int(self.n_features_in_),
         }
         if hasattr(self, "feature_names_in_"):
             section["feature_names_in"] = [str(name) for name in self.feature_names_in_]
         arrays = {"fit_anomaly_scores": torch.from_numpy(np.asarray(self.fit_anomaly_scores_, dtype=np.float64))}
-        if hasattr(self, "latent_codes_"):
-            arrays["latent_codes"] = torch.from_numpy(self.latent_codes_)
-        if hasattr(self, "latent_whitening_"):
-            arrays["latent_mean"] = torch.from_numpy(np.asarray(self.latent_mean_))
-            arrays["latent_whitening"] = torch.from_numpy(np.asarray(self.latent_whitening_))
-        if hasattr(self, "rapp_mean_"):
-            arrays.update(rapp_mean=self.rapp_mean_, rapp_directions=self.rapp_directions_, rapp_scales=self.rapp_scales_)
-        if hasattr(self, "rotation_predictor_"):
-            arrays.update({f"rotation.{key}": value for key, value in self.rotation_predictor_.state_dict().items()})
-        if hasattr(self, "isolation_"):
-            arrays.update({f"isolation.{key}": torch.from_numpy(np.ascontiguousarray(value))
-                           for key, value in self.isolation_.arrays().items()})
+        section["scores_state"] = {}
+        for part, scorer in self.scorers_.items():
+            section["scores_state"][part], part_arrays = scorer.state()
+            arrays.update(part_arrays)
         save_model(self.model_, folder, extra={DETECTOR_SECTION: section})
         arrays = {key: value.detach().cpu().contiguous() for key, value in arrays.items()}
         atomic_write_bytes(folder / DETECTOR_FILE, save(arrays, metadata={"class": type(self).__name__}))
@@ -709,7 +485,6 @@ class AnomalyDetector(_OutlierDetector):
         from safetensors.torch import load_file
 
         from autoencoders.io import ModelFileError, load, read_config
-        from autoencoders.uses.rotation import RotationPredictor
 
         folder = Path(folder)
         section = read_config(folder).get(DETECTOR_SECTION)
@@ -731,33 +506,21 @@ class AnomalyDetector(_OutlierDetector):
             arrays = load_file(folder / DETECTOR_FILE)
         except (SafetensorError, OSError) as error:
             raise ModelFileError(f"{folder / DETECTOR_FILE} is missing, damaged or truncated ({error}); save the detector again") from error
-        needed = {"fit_anomaly_scores", *(["latent_codes"] if "latent" in parts else []),
-                  *(["rapp_mean", "rapp_directions", "rapp_scales"] if "rapp" in parts else [])}
-        if needed - set(arrays):
-            raise ModelFileError(f"{folder / DETECTOR_FILE} lacks {', '.join(sorted(needed - set(arrays)))}; save the detector again")
+        if "fit_anomaly_scores" not in arrays:
+            raise ModelFileError(f"{folder / DETECTOR_FILE} lacks fit_anomaly_scores; save the detector again")
         detector.model_ = load(folder, device=detector.device)
         detector.standardization_ = section["standardization"]
         detector.n_features_in_ = int(section["n_features_in"])
         if "feature_names_in" in section:
             detector.feature_names_in_ = np.asarray(section["feature_names_in"], dtype=object)
-        if "latent" in parts:
-            whitening = (arrays["latent_mean"].numpy(), arrays["latent_whitening"].numpy()) if "latent_whitening" in arrays else None
-            detector._fit_latent(arrays["latent_codes"].numpy(), whitening)
-            detector.latent_scales_ = {name: tuple(scale) for name, scale in section["latent_scales"].items()}
-        if "rapp" in parts:
-            detector.rapp_mean_, detector.rapp_directions_, detector.rapp_scales_ = (
-                arrays["rapp_mean"], arrays["rapp_directions"], arrays["rapp_scales"])
-        if "rotation" in parts:
-            predictor = RotationPredictor(detector.model_.config)
-            predictor.load_state_dict({key[len("rotation."):]: value for key, value in arrays.items() if key.startswith("rotation.")})
-            detector.rotation_predictor_ = predictor.to(detector.device).eval()
-        if "isolation" in parts:
+        params, detector.scorers_ = detector.get_params(), {}
+        for part in parts:
+            scorer = SCORES[part](**{name: params[name] for name in SCORES[part].takes})
             try:
-                detector.isolation_ = IsolationScore.from_arrays(
-                    {key[len("isolation."):]: value.numpy() for key, value in arrays.items() if key.startswith("isolation.")},
-                    ISOLATION_TREES, ISOLATION_SAMPLES, detector.seed)
-            except (ValueError, KeyError) as error:
-                raise ModelFileError(f"{folder / DETECTOR_FILE}: {error}; save the detector again") from error
+                scorer.restore(detector.model_, section["scores_state"][part], arrays)
+            except (KeyError, ValueError, RuntimeError) as error:
+                raise ModelFileError(f"{folder}: the saved state of score {part!r} is missing or damaged ({error}); save the detector again") from error
+            detector.scorers_[part] = scorer
         detector.score_scales_ = {part: tuple(scale) for part, scale in section["score_scales"].items()}
         detector.fit_anomaly_scores_ = arrays["fit_anomaly_scores"].numpy()
         detector.offset_ = float(section["offset"])
@@ -787,13 +550,13 @@ class AnomalyEnsemble(_OutlierDetector):
         if not members or not all(isinstance(member, AnomalyDetector) for member in members):
             raise ValueError(f"detectors takes a list of one or more AnomalyDetector; got {self.detectors!r}")
         self.detectors_ = [clone(member).fit(X) for member in members]
-        self.score_scales_ = [_scale(member.fit_anomaly_scores_) for member in self.detectors_]
+        self.score_scales_ = [scale_of(member.fit_anomaly_scores_) for member in self.detectors_]
         self._set_threshold(self._combine([member.fit_anomaly_scores_ for member in self.detectors_]))
         self.n_features_in_ = self.detectors_[0].n_features_in_
         return self
 
     def _combine(self, member_scores: Sequence[np.ndarray]) -> np.ndarray:
-        return _standardized_sum(member_scores, self.score_scales_)
+        return standardized_sum(member_scores, self.score_scales_)
 
     def member_scores(self, X: Any) -> list[np.ndarray]:
         """Each member's anomaly score of ``X``, in its own units, in the order of ``detectors``."""
@@ -865,25 +628,6 @@ class AnomalyEnsemble(_OutlierDetector):
         ensemble.offset_ = float(section["offset"])
         ensemble.n_features_in_ = int(section["n_features_in"])
         return ensemble
-
-
-def _principal_directions(centred: Tensor) -> tuple[Tensor, Tensor]:
-    """All singular values (descending) and right singular vectors of ``centred`` (N, P), exactly, from the
-    eigendecomposition of the smaller of its two Gram matrices (faster than an SVD of the whole matrix)."""
-    if centred.shape[1] <= centred.shape[0]:
-        eigenvalues, vectors = torch.linalg.eigh(centred.T @ centred)  # P x P
-        singular = eigenvalues.clamp(min=0).sqrt().flip(0)
-        return singular, vectors.flip(1)
-    eigenvalues, left = torch.linalg.eigh(centred @ centred.T)  # N x N
-    singular, left = eigenvalues.clamp(min=0).sqrt().flip(0), left.flip(1)
-    return singular, (centred.T @ left) / singular.clamp(min=singular[0] * 1e-12)
-
-
-def _check_likelihood(model, name: str) -> None:
-    if not model.has_likelihood:
-        raise ValueError(
-            f"score 'elbo' needs a model with a likelihood (vae, beta-vae); {name!r} has none. Use scores='recon' or 'latent'"
-        )
 
 
 def _save_detector_model(model, out: str | Path, standardization: dict[str, list[float]] | None) -> None:

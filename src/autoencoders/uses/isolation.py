@@ -16,11 +16,14 @@ feature, threshold, children, items per node), which score new items here and sa
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from autoencoders.progress import track
+from autoencoders.uses.anomaly_scores import AnomalyScore
 
 TREE_ARRAYS = ("feature", "threshold", "left", "right", "node_items", "roots", "sample_size")
+TREES, MAX_SAMPLES = 100, 256  # trees in all (split among the views), items each tree is grown on
 SCORE_CHUNK = 8192  # items traversed at once: (chunk x trees) node indices in memory
 
 
@@ -102,42 +105,46 @@ class IsolationForestArrays:
                 "node_items": self.node_items, "roots": self.roots, "sample_size": np.array([self.sample_size])}
 
 
-class IsolationScore:
-    """``fit(views)`` grows one forest per view ((views, N, numbers), ``Autoencoder.anomaly_views``); ``score``
-    gives each item the mean over views of its forest's score, standardized on the fitted items."""
+class IsolationScore(AnomalyScore):
+    """``fit`` grows one forest per view of the fitted items ((views, N, numbers), ``Autoencoder.anomaly_views``);
+    ``score`` gives each item the mean over views of its forest's score, standardized on the fitted items."""
 
-    def __init__(self, trees: int = 100, max_samples: int = 256, seed: int = 0):
-        self.trees, self.max_samples, self.seed = trees, max_samples, seed
+    name = "isolation"
+    description = "isolation forests over the code beside the residual (one per member of a bagged-ae)"
+    takes = ("batch", "device", "seed")
 
-    def fit(self, views: np.ndarray) -> "IsolationScore":
-        per_view = max(10, self.trees // len(views))
-        self.forests_ = [IsolationForestArrays.fit(view, per_view, self.max_samples, self.seed + index)
+    @torch.no_grad()
+    def views(self, model, items: Tensor) -> np.ndarray:
+        """(views, N, numbers): the model's ``anomaly_views`` of the items, batch by batch."""
+        return torch.cat([model.anomaly_views(chunk.to(self.device)).cpu() for chunk in self._chunks(items, "views")], dim=1).numpy()
+
+    def fit(self, model, items: Tensor) -> "IsolationScore":
+        views = self.views(model, items)
+        per_view = max(10, TREES // len(views))
+        self.forests_ = [IsolationForestArrays.fit(view, per_view, MAX_SAMPLES, self.seed + index)
                          for index, view in enumerate(track(views, len(views), "isolation forests"))]
         fitted = np.stack([forest.score(view) for forest, view in zip(self.forests_, views)])
         self.means_, self.stds_ = fitted.mean(axis=1), np.maximum(fitted.std(axis=1), 1e-12)
         return self
 
-    def score(self, views: np.ndarray) -> np.ndarray:
+    def score(self, model, items: Tensor, fitted: bool = False) -> np.ndarray:
+        views = self.views(model, items)
         if len(views) != len(self.forests_):
             raise ValueError(f"the isolation score was fitted on {len(self.forests_)} views of each item; got {len(views)}")
         scores = np.stack([forest.score(view) for forest, view in zip(self.forests_, views)])
         return ((scores - self.means_[:, None]) / self.stds_[:, None]).mean(axis=0)
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Everything ``from_arrays`` needs, as named numeric arrays (for safetensors)."""
+    def state(self) -> tuple[dict, dict[str, Tensor]]:
         arrays = {"means": self.means_, "stds": self.stds_}
         for index, forest in enumerate(self.forests_):
             arrays.update({f"{index}.{name}": value for name, value in forest.arrays().items()})
-        return arrays
+        return {}, {f"isolation.{name}": torch.from_numpy(np.ascontiguousarray(value)) for name, value in arrays.items()}
 
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray | Tensor], trees: int, max_samples: int, seed: int) -> "IsolationScore":
-        arrays = {name: np.asarray(value) for name, value in arrays.items()}
-        score = cls(trees, max_samples, seed)
-        score.means_, score.stds_ = arrays["means"], arrays["stds"]
-        views = len(score.means_)
+    def restore(self, model, values: dict, arrays: dict[str, Tensor]) -> None:
+        arrays = {name[len("isolation."):]: value.numpy() for name, value in arrays.items() if name.startswith("isolation.")}
+        self.means_, self.stds_ = arrays["means"], arrays["stds"]
+        views = len(self.means_)
         missing = [f"{index}.{name}" for index in range(views) for name in TREE_ARRAYS if f"{index}.{name}" not in arrays]
-        if missing or len(score.stds_) != views:
+        if missing or len(self.stds_) != views:
             raise ValueError(f"the isolation score's arrays are incomplete (missing {', '.join(missing[:4]) or 'stds'})")
-        score.forests_ = [IsolationForestArrays(**{name: arrays[f"{index}.{name}"] for name in TREE_ARRAYS}) for index in range(views)]
-        return score
+        self.forests_ = [IsolationForestArrays(**{name: arrays[f"{index}.{name}"] for name in TREE_ARRAYS}) for index in range(views)]

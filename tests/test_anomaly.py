@@ -296,7 +296,7 @@ def test_detect_keeps_table_row_ids_and_the_report_shows_the_scores(tmp_path):
     new["row_id"] = [f"new{index}" for index in range(30)][::-1]
     new.to_csv(tmp_path / "new.csv", index=False)
 
-    result = invoke("detect", run, "--data", tmp_path / "new.csv", "-o", tmp_path / "scores.csv", "--contamination", "0.05")
+    result = invoke("detect", run, "--data", tmp_path / "new.csv", "-o", tmp_path / "scores.csv", "--top", "0.05")
     assert result.exit_code == 0, result.output
     assert "threshold" in result.output and "top 0.05 of the 30 scored items" in " ".join(result.output.split())
     scores = pd.read_csv(tmp_path / "scores.csv")
@@ -309,6 +309,11 @@ def test_detect_keeps_table_row_ids_and_the_report_shows_the_scores(tmp_path):
     assert (scores["top_share_1"] >= scores["top_share_2"]).all() and (scores["top_share_2"] >= scores["top_share_3"]).all()
     summary = json.loads((run / "anomaly" / "summary.json").read_text())
     assert summary["threshold_from"] == "top 0.05 of the 30 scored items"
+    # by default the threshold flags contamination 0.01 of the reference items: the run's training rows
+    result = invoke("detect", run, "--data", tmp_path / "new.csv", "-o", tmp_path / "default.csv")
+    default = json.loads((run / "anomaly" / "summary.json").read_text())
+    assert result.exit_code == 0 and default["threshold_from"].startswith("contamination 0.01, the 0.99 quantile of the ")
+    assert "reference items' anomaly scores" in default["threshold_from"]
     assert summary["flagged_features"][0]["feature"] == "a" and len(summary["flagged_features"]) == 4
 
     page = autoencoders.write_report(run).read_text()
@@ -416,6 +421,15 @@ def test_detect_scores_with_a_saved_detector_its_scaling_and_threshold(tmp_path)
     result = invoke("detect", folder, "--data", tmp_path / "rows.csv", "--id-column", "key", "-o", out, "--threshold", "1e9")
     assert result.exit_code == 0 and pd.read_csv(out)["outlier"].sum() == 0
     assert json.loads((tmp_path / "out" / "scores.summary.json").read_text())["threshold_from"] == "given"
+    # a contamination is of the fitted items, whose scores the detector keeps: the threshold is their quantile
+    result = invoke("detect", folder, "--data", tmp_path / "rows.csv", "--id-column", "key", "-o", out, "--contamination", "0.2")
+    summary = json.loads((tmp_path / "out" / "scores.summary.json").read_text())
+    assert result.exit_code == 0 and summary["threshold"] == pytest.approx(np.quantile(detector.fit_anomaly_scores_, 0.8))
+    assert summary["threshold_from"] == "contamination 0.2, the 0.8 quantile of the 300 fitted items' anomaly scores"
+    result = invoke("detect", folder, "--data", tmp_path / "rows.csv", "-o", out, "--top", "0.1", "--contamination", "0.1")
+    assert result.exit_code == 2 and "not several" in result.output
+    result = invoke("detect", folder, "--data", tmp_path / "rows.csv", "-o", out, "--contamination", "0.7")
+    assert result.exit_code == 2 and "share of outliers expected among the fitted items" in result.output
     result = invoke("detect", folder, "--data", tmp_path / "rows.csv", "-o", out, "--score", "latent", "--reference", tmp_path / "rows.csv")
     assert result.exit_code == 2 and "holds a saved AnomalyDetector" in result.output and "score, reference" in result.output
     rows.drop(columns="y").to_csv(tmp_path / "lacking.csv", index=False)

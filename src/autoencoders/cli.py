@@ -631,8 +631,11 @@ def detect_command(
     output: Path = typer.Option(Path("scores.csv"), "-o", "--output", help="CSV: id, anomaly_score, outlier (1/0); tables add top_feature_1..3 and top_share_1..3."),
     score: Optional[str] = typer.Option(None, "--score", help="With a run: recon (default), elbo (VAE family), latent, rapp (hidden-layer differences, RaPP), rotation (self-supervised quarter-turn prediction, square images), or a sum such as latent+rotation."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Flag items whose anomaly score exceeds this."),
-    contamination: Optional[float] = typer.Option(None, "--contamination", help="Flag this fraction of the scored items (0.05: the top 5%)."),
-    quantile: Optional[float] = typer.Option(None, "--quantile", help="With a run, else flag items above this quantile of the reference items' scores (default 0.99)."),
+    contamination: Optional[float] = typer.Option(
+        None, "--contamination",
+        help="Share of outliers expected among the items the detector is fitted on (a run's reference items, default 0.01; a saved detector's own by default): the threshold flags that share of them.",
+    ),
+    top: Optional[float] = typer.Option(None, "--top", help="Instead, flag this share of the scored items (0.05: the top 5%)."),
     id_column: Optional[str] = typer.Option(None, "--id-column", help="Table column holding row ids (default: the run's, else the row number)."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="With a run: normal items to fit the detector on (default: the run's training data)."),
     reference_items: int = typer.Option(10000, "--reference-items", min=1, help="At most this many reference items."),
@@ -669,7 +672,7 @@ def detect_command(
     from autoencoders.uses.detect import detect
 
     with _progress():
-        frame = detect(run, data, score=score, threshold=threshold, contamination=contamination, quantile=quantile,
+        frame = detect(run, data, score=score, threshold=threshold, contamination=contamination, top=top,
             id_column=id_column, reference=reference, reference_items=reference_items, data_dir=data_dir, output=output,
             neighbors=neighbors, latent_distance=latent_distance, samples=samples, pool=pool,
         )

@@ -186,7 +186,7 @@ def detect(
     score: str | None = None,
     threshold: float | None = None,
     contamination: float | None = None,
-    quantile: float | None = None,
+    top: float | None = None,
     id_column: str | None = None,
     reference: str | Path | None = None,
     reference_items: int = 10000,
@@ -203,46 +203,56 @@ def detect(
     ``run`` is a run folder or a folder written by ``AnomalyDetector.save_pretrained`` (or
     ``AnomalyEnsemble.save_pretrained``), told apart by what its config.json declares.
 
+    ``contamination`` has scikit-learn's and PyOD's meaning, as in ``AnomalyDetector``: the share of outliers
+    expected among the items the detector was fitted on, so the threshold is the ``1 - contamination`` quantile
+    of their anomaly scores. ``threshold`` (on the anomaly score) or ``top`` (flag that share of the scored
+    items, whatever their scores) replace it.
+
     With a run, a detector scoring ``score`` (default "recon"; ``detector_options`` are its further parameters)
     is fitted on ``reference`` (a file or folder like ``data``) or else on the first ``reference_items`` items
-    of the run's training split; the threshold is ``threshold`` (on the anomaly score), else the one flagging the
-    top ``contamination`` fraction of ``data``, else the ``quantile`` (default 0.99) of the reference's scores.
-    The scores, the worst items and summary.json are kept in ``run/anomaly/`` for the report.
+    of the run's training split, with ``contamination`` (default 0.01). The scores, the worst items and
+    summary.json are kept in ``run/anomaly/`` for the report.
 
-    With a saved detector, it scores as saved (its score, scaling and threshold: the share ``contamination`` of
-    the items it was fitted on); ``threshold`` or ``contamination`` (of ``data``) replace its threshold, and
+    With a saved detector, it scores as saved: its score, its scaling and its threshold (from the contamination
+    it was fitted with, unless ``contamination`` is given: then from the same fitted scores, which it keeps);
     the options that fit a detector are refused. The summary is written beside ``output``
     (``scores.csv`` -> ``scores.summary.json``), not into the detector's folder.
     """
-    if threshold is not None and contamination is not None:
-        raise ValueError("give either a threshold or a contamination, not both")
-    if contamination is not None and not 0.0 < contamination < 1.0:
-        raise ValueError(f"contamination is the fraction of items to flag, in (0, 1); got {contamination}")
+    if sum(value is not None for value in (threshold, contamination, top)) > 1:
+        raise InputError("give one of a threshold, a contamination or a top share, not several")
+    if contamination is not None and not 0.0 < contamination <= 0.5:
+        raise InputError(f"contamination is the share of outliers expected among the fitted items, in (0, 0.5]; got {contamination}")
+    if top is not None and not 0.0 < top < 1.0:
+        raise InputError(f"top is the share of the scored items to flag, in (0, 1); got {top}")
     if output is not None and Path(output).suffix.lower() != ".csv":
         raise InputError(f"the scores are written as CSV; output must be a .csv file, got {output}")
     run = Path(run)
     detector_options = {name: value for name, value in detector_options.items() if value is not None}
     saved = saved_detector_class(run)
     if saved is not None:
-        fitting = {"score": score, "quantile": quantile, "reference": reference, **detector_options}
+        fitting = {"score": score, "reference": reference, **detector_options}
         given = [name for name, value in fitting.items() if value is not None]
         if given:
             raise InputError(
                 f"{run} holds a saved {saved.__name__}, which scores with its own score, scaling and threshold; the "
-                f"option(s) {', '.join(given)} fit a new detector on a run folder. Only a threshold or a contamination "
-                "(of the scored items) replace its threshold"
+                f"option(s) {', '.join(given)} fit a new detector on a run folder. Only a threshold, a contamination "
+                "or a top share replace its threshold"
             )
-        return _detect_with_saved(saved.from_pretrained(run), run, data, threshold, contamination, id_column, output)
-    return _detect_with_run(run, data, score or "recon", threshold, contamination, 0.99 if quantile is None else quantile,
+        return _detect_with_saved(saved.from_pretrained(run), run, data, threshold, contamination, top, id_column, output)
+    return _detect_with_run(run, data, score or "recon", threshold, contamination, top,
                             id_column, reference, reference_items, data_dir, output, detector_options)
 
 
-def _threshold(scores: np.ndarray, threshold: float | None, contamination: float | None) -> tuple[float | None, str]:
+def _threshold(scores: np.ndarray, fitted_scores: np.ndarray, threshold: float | None, contamination: float | None,
+               top: float | None, fitted_what: str) -> tuple[float, str]:
+    """The anomaly-score threshold and how it was set: given, the top share of the scored items, or from the
+    contamination of the fitted items (their ``1 - contamination`` quantile)."""
     if threshold is not None:
         return float(threshold), "given"
-    if contamination is not None:
-        return float(np.quantile(scores, 1.0 - contamination)), f"top {contamination:g} of the {len(scores)} scored items"
-    return None, ""
+    if top is not None:
+        return float(np.quantile(scores, 1.0 - top)), f"top {top:g} of the {len(scores)} scored items"
+    return (float(np.quantile(fitted_scores, 1.0 - contamination)),
+            f"contamination {contamination:g}, the {1 - contamination:g} quantile of the {len(fitted_scores)} {fitted_what}' anomaly scores")
 
 
 def _frame(ids: list, scores: np.ndarray, threshold: float, shares: np.ndarray | None, columns: list | None):
@@ -280,15 +290,16 @@ def summary_path(output: str | Path) -> Path:
     return output.with_name(output.stem + ".summary.json")
 
 
-def _detect_with_saved(detector, folder: Path, data, threshold, contamination, id_column, output):
+def _detect_with_saved(detector, folder: Path, data, threshold, contamination, top, id_column, output):
     X, ids, columns = _read_detector_items(data, detector, id_column)
     scores = detector.anomaly_score(X)
-    threshold, source = _threshold(scores, threshold, contamination)
-    if threshold is None:
+    if threshold is None and contamination is None and top is None:
         share = detector._contamination()
         threshold = float(detector.threshold_)
         source = (f"the saved detector's: contamination {share:g}, the {1 - share:g} quantile of the "
                   f"{len(detector.fit_anomaly_scores_)} fitted items' anomaly scores")
+    else:
+        threshold, source = _threshold(scores, detector.fit_anomaly_scores_, threshold, contamination, top, "fitted items")
     shares = None
     if columns is not None and hasattr(detector, "explain"):
         shares = detector.explain(X)
@@ -304,7 +315,7 @@ def _detect_with_saved(detector, folder: Path, data, threshold, contamination, i
     return frame
 
 
-def _detect_with_run(run: Path, data, score, threshold, contamination, quantile, id_column, reference, reference_items,
+def _detect_with_run(run: Path, data, score, threshold, contamination, top, id_column, reference, reference_items,
                      data_dir, output, detector_options):
     import io
 
@@ -324,15 +335,11 @@ def _detect_with_run(run: Path, data, score, threshold, contamination, quantile,
     reference_set = reference_set[:reference_items]
     # the model itself, not the run's path: the items here are in the model's space already (a table is
     # standardized by read_items and load_run_data), so the detector must not scale them again
-    if not 0.0 < quantile < 1.0:
-        raise ValueError(f"quantile must lie in (0, 1), e.g. 0.99 flags the top 1% of the reference items; got {quantile!r}")
-    detector = AnomalyDetector(model=load(run), scores=score, **detector_options).fit(reference_set)
+    detector = AnomalyDetector(model=load(run), scores=score, contamination=contamination, **detector_options).fit(reference_set)
     items, ids, columns = _read_run_items(data, config, id_column)
     scores = detector.anomaly_score(items)
-    threshold, source = _threshold(scores, threshold, contamination)
-    if threshold is None:
-        threshold = float(np.quantile(detector.fit_anomaly_scores_, quantile))
-        source = f"quantile {quantile:g} of {len(reference_set)} reference items' scores"
+    threshold, source = _threshold(scores, detector.fit_anomaly_scores_, threshold, detector._contamination(), top,
+                                   "reference items")
     shares = detector.explain(items) if columns is not None else None
     frame = _frame(ids, scores, threshold, shares, columns)
 

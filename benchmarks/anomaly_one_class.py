@@ -1,22 +1,21 @@
-"""One-class anomaly detection: MNIST and Fashion-MNIST, plus a table, against what a user would otherwise pick.
+"""One-class anomaly detection: MNIST and Fashion-MNIST, against what a user would otherwise pick.
 
 Images: for each class, the detector is fitted on that class of the training set (train + val splits) and
 scores the whole test set; the other nine classes are the anomalies. AUROC per class and its mean, for the
 library's ``AnomalyDetector`` (per class, one trained autoencoder for each of ``--networks``: an MLP and a
 convolutional one by default; their reconstruction, latent and RaPP scores, sums of them, an ensemble of
 both networks, and the self-supervised rotation score alone and added to the conv network's latent sum) and,
-in the same run on the same data, PCA reconstruction error (32 components) and IsolationForest on the pixels. Table: scikit-learn's breast-cancer data, benign tumours as the normal
-class (70 % to fit), malignant ones held out as the anomalies, over ``--table-splits`` random splits; against PyOD's AutoEncoder and VAE (extra
-``[anomaly]``) or, without PyOD, IsolationForest only.
+in the same run on the same data, PCA reconstruction error (32 components) and IsolationForest on the pixels. Tables (the
+breast-cancer data among them) are measured by benchmarks/anomaly_tables.py.
 
 CPU budget: one thread; ``--budget-minutes`` (default 80) stops the run, whatever is done being written
 (results/anomaly_one_class.json and the RESULTS.md section after every class).
 ``--merge`` keeps the saved datasets a run leaves out, so that the two datasets can run side by side:
 
-    ... anomaly_one_class.py --datasets mnist --merge  &  ... anomaly_one_class.py --datasets fashion-mnist --no-table --merge
+    ... anomaly_one_class.py --datasets mnist --merge  &  ... anomaly_one_class.py --datasets fashion-mnist --merge
 
     AUTOENCODERS_DATA=../shared/data .venv/bin/python benchmarks/anomaly_one_class.py [--networks mlp:512-256-128,conv:32-64]
-        [--latent-dim 32] [--steps 3000] [--datasets mnist,fashion-mnist] [--classes 0,1,...] [--no-table | --table-only]
+        [--latent-dim 32] [--steps 3000] [--datasets mnist,fashion-mnist] [--classes 0,1,...]
 """
 
 from __future__ import annotations
@@ -56,12 +55,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--components", type=int, default=256, help="rapp score: principal directions of the differences")
     parser.add_argument("--budget-minutes", type=float, default=80.0, help="wall-clock limit of the whole run")
     parser.add_argument("--merge", action="store_true",
-                        help="keep the saved results of the datasets (and table) this run leaves out, e.g. to run "
-                             "--datasets mnist and --datasets fashion-mnist --no-table side by side")
-    parser.add_argument("--no-table", action="store_true", help="skip the tabular case")
-    parser.add_argument("--table-only", action="store_true", help="rerun the tabular case only, keeping the saved image results")
-    parser.add_argument("--table-epochs", type=int, default=50, help="epochs of every tabular autoencoder")
-    parser.add_argument("--table-splits", type=int, default=5, help="random fit/test splits of the tabular case")
+                        help="keep the saved results of the datasets this run leaves out, e.g. to run "
+                             "--datasets mnist and --datasets fashion-mnist side by side")
     return parser.parse_args()
 
 
@@ -168,93 +163,6 @@ def image_benchmark(args, deadline: float, results: dict) -> None:
             save(results)
 
 
-def table_benchmark(args, results: dict) -> None:
-    """Breast cancer (scikit-learn): fit on 70 % of the benign tumours, score the rest and every malignant one;
-    ``--table-splits`` random splits, since one split of 320 test rows moves AUROC by about ±0.01."""
-    from sklearn.datasets import load_breast_cancer
-
-    from autoencoders.uses.anomaly import auroc
-
-    features, target = load_breast_cancer(return_X_y=True)  # target 1 = benign
-    aurocs: dict[str, list[float]] = {}
-    seconds: dict[str, list[float]] = {}
-    for split in range(args.table_splits):
-        train, test, is_anomaly = breast_cancer_split(features, target, seed=split)
-        for method, (values, elapsed) in table_scores(args, train, test, seed=split).items():
-            if values is not None:
-                aurocs.setdefault(method, []).append(round(auroc(values, is_anomaly), 4))
-            seconds.setdefault(method, []).append(elapsed)
-        print(f"split {split}:", {method: values[-1] for method, values in aurocs.items()}, flush=True)
-    results["table"] = {
-        "dataset": "breast cancer (scikit-learn): 30 features; normal = benign, anomalies = malignant",
-        "fit_items": len(train), "test_items": len(test), "test_anomalies": int(is_anomaly.sum()),
-        "epochs": args.table_epochs, "splits": args.table_splits,
-        "auroc": aurocs,
-        "seconds": {method: round(float(np.mean(values)), 1) for method, values in seconds.items()},
-    }
-    save(results)
-
-
-def breast_cancer_split(features: np.ndarray, target: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fit rows, test rows, test anomaly flags), standardized on the fit rows: every method sees the same columns."""
-    from sklearn.preprocessing import StandardScaler
-
-    benign = np.random.default_rng(seed).permutation(np.flatnonzero(target == 1))
-    fit_rows = benign[: int(0.7 * len(benign))]
-    test_rows = np.r_[benign[len(fit_rows):], np.flatnonzero(target == 0)]
-    scaler = StandardScaler().fit(features[fit_rows])
-    return scaler.transform(features[fit_rows]), scaler.transform(features[test_rows]), target[test_rows] == 0
-
-
-# (row name, score, latent distance)
-TABLE_SCORES = (("recon", "recon", "knn"), ("latent", "latent", "knn"), ("latent mahalanobis", "latent", "mahalanobis"),
-                ("latent knn+whitened+cosine", "latent", "knn+whitened+cosine"),
-                ("rapp", "rapp", "knn"), ("recon+latent", "recon+latent", "knn"), ("recon+rapp", "recon+rapp", "knn"))
-NO_MODEL = "distance to the mean (no model)"
-
-
-def table_scores(args, train: np.ndarray, test: np.ndarray, seed: int) -> dict[str, tuple[np.ndarray | None, float]]:
-    """Every method's anomaly scores of ``test`` and its seconds; training rows of the autoencoders score nothing."""
-    import importlib.util
-
-    from sklearn.ensemble import IsolationForest
-
-    from autoencoders import AnomalyDetector
-
-    steps = args.table_epochs * int(np.ceil(len(train) / 32))
-    scores: dict[str, tuple[np.ndarray | None, float]] = {}
-
-    def timed(method: str, function) -> None:
-        started = time.perf_counter()
-        values = function()
-        scores[method] = (values, round(time.perf_counter() - started, 1))
-
-    for model in ("ae", "vae"):  # one network per family, its scores in turn
-        started = time.perf_counter()
-        trained = AnomalyDetector(model, latent_dim=4, hidden=(64, 32), max_steps=steps, batch_size=32, seed=seed).fit(train).model_
-        scores[f"{model} training"] = (None, round(time.perf_counter() - started, 1))
-        for row, score, distance in TABLE_SCORES + ((("elbo", "elbo", "knn"),) if model == "vae" else ()):
-            timed(
-                f"autoencoders {model} {row}",
-                lambda: AnomalyDetector(trained, scores=score, latent_distance=distance).fit(train).anomaly_score(test),
-            )
-    timed("IsolationForest", lambda: -IsolationForest(random_state=seed).fit(train).score_samples(test))
-    # the simplest reference: how far a row lies from the fit rows' mean, in standardized units
-    timed(NO_MODEL, lambda: np.linalg.norm(test - train.mean(axis=0), axis=1))
-    if importlib.util.find_spec("pyod") is not None:
-        from pyod.models.auto_encoder import AutoEncoder
-        from pyod.models.vae import VAE
-
-        for method, detector in (
-            ("PyOD AutoEncoder", AutoEncoder(epoch_num=args.table_epochs, verbose=0, random_state=seed)),
-            ("PyOD VAE", VAE(epoch_num=args.table_epochs, verbose=0, random_state=seed)),
-        ):
-            timed(method, lambda: detector.fit(train).decision_function(test))
-    else:
-        print("PyOD is not installed (pip install 'autoencoders[anomaly]'): its baselines are left out", flush=True)
-    return scores
-
-
 def save(results: dict) -> None:
     if results["settings"].get("merge"):
         results = merged_with_saved(results)
@@ -263,15 +171,13 @@ def save(results: dict) -> None:
 
 
 def merged_with_saved(results: dict) -> dict:
-    """``results`` plus the saved datasets (and table) it does not cover; the saved file is read anew each
+    """``results`` plus the saved datasets it does not cover; the saved file is read anew each
     time, so that two runs on different datasets, side by side, keep each other's classes."""
     path = RESULTS / f"{NAME}.json"
     if not path.exists():
         return results
     saved = json.loads(path.read_text())
     merged = {**results, "images": {**saved.get("images", {}), **results["images"]}}
-    if not results.get("table") and saved.get("table"):
-        merged["table"] = saved["table"]
     merged["settings"] = {**results["settings"], "datasets": ",".join(merged["images"])}
     return merged
 
@@ -327,25 +233,6 @@ def markdown(results: dict) -> str:
             f"Issue's earlier measurement: PCA {reference.get('pca', '?')}, IsolationForest {reference.get('iforest', '?')}.",
             "",
         ]
-    table = results.get("table")
-    if table:
-        splits = table["splits"]
-        lines += [f"**Table**: {table['dataset']}; each split fits on {table['fit_items']} benign rows and scores "
-                  f"{table['test_items']} ({table['test_anomalies']} malignant); {splits} random split(s) (seeds 0-{splits - 1}, "
-                  f"which also seed every model); {table['epochs']} epochs per autoencoder.", "",
-                  "| method | AUROC, mean ± sd over splits | seconds (mean; ours: scoring, others: fit + score) |", "|---|---|---|"]
-        means = {method: np.mean(values) for method, values in table["auroc"].items()}
-        best = max(means.values())
-        for method, values in table["auroc"].items():
-            cell = f"{means[method]:.3f} ± {np.std(values):.3f}"
-            lines.append(f"| {method} | {f'**{cell}**' if means[method] == best else cell} | {table['seconds'][method]} |")
-        ours = max((method for method in means if method.startswith("autoencoders")), key=means.get)
-        lines += ["", f"Best of ours: {ours.removeprefix('autoencoders ')}, {means[ours]:.3f}."]
-        if NO_MODEL in means:
-            lines[-1] += (f" A row's plain distance to the mean of the fit rows scores {means[NO_MODEL]:.3f}"
-                          f"{', above every score of ours' if means[NO_MODEL] > means[ours] else ''}: "
-                          "on this set, how far a row lies from the centre carries most of the signal.")
-        lines += ["", "Training seconds (mean): " + ", ".join(f"{key} {value}" for key, value in table["seconds"].items() if "training" in key)]
     return "\n".join(lines)
 
 
@@ -356,12 +243,7 @@ def main() -> None:
     torch.set_num_threads(1)
     started = time.time()
     deadline = started + 60 * args.budget_minutes
-    if args.table_only:
-        table_benchmark(args, json.loads((RESULTS / f"{NAME}.json").read_text()))
-        return
     results = {"settings": vars(args), "images": {}, "started": started}
-    if not args.no_table:  # seconds, first: its numbers exist even when the image part runs out of budget
-        table_benchmark(args, results)
     image_benchmark(args, deadline, results)
     results["wall_minutes"] = round((time.time() - started) / 60, 1)
     save(results)

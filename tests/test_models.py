@@ -34,6 +34,7 @@ def make(name: str, arch: str = "mlp", **overrides):
 
 def test_catalog_lists_exactly_the_model_classes():
     assert set(MODEL_DESCRIPTIONS) == set(MODELS)
+    assert all(cls.name == name for name, cls in MODELS.items())  # the catalog's key is the class's own name
     assert GENERATIVE == {name for name, cls in MODELS.items() if cls.generative}
 
 

@@ -15,11 +15,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from autoencoders.catalog import FAMILIES
+
 # the model classes, by the names they have in autoencoders.models
-MODEL_CLASSES = (
-    "Autoencoder", "AE", "DAE", "BaggedAE", "VAE", "BetaVAE", "CVAE", "IWAE", "DVAE", "HVAE", "FactorVAE", "BetaTCVAE", "VQVAE", "VRNN",
-    "AAE", "AAESemi", "AAECluster", "ACAI", "CompressiveAE",
-)
+MODEL_CLASSES = ("Autoencoder", *(family.class_name for family in FAMILIES.values()))
 _LAZY = {
     "train": "autoencoders.training.run",
     "load": "autoencoders.io",

@@ -1,20 +1,15 @@
-"""Model families, one file each. ``MODELS`` maps a name to its class (imports torch)."""
+"""Model families, one file each. ``MODELS`` maps a name to its class (imports torch); the families are
+registered in ``autoencoders.catalog.FAMILIES``."""
 
-from autoencoders.models.aae import AAE
-from autoencoders.models.acai import ACAI
-from autoencoders.models.ae import AE, DAE
-from autoencoders.models.bagged_ae import BaggedAE
+import importlib
+
+from autoencoders.catalog import FAMILIES
 from autoencoders.models.base import Autoencoder, ModelConfig, Output, Player
-from autoencoders.models.beta_tcvae import BetaTCVAE
-from autoencoders.models.categorical_aae import AAECluster, AAESemi
-from autoencoders.models.compressive_ae import CompressiveAE
-from autoencoders.models.cvae import CVAE
-from autoencoders.models.factor_vae import FactorVAE
-from autoencoders.models.hvae import HVAE
-from autoencoders.models.vae import DVAE, IWAE, VAE, BetaVAE
-from autoencoders.models.vqvae import VQVAE
-from autoencoders.models.vrnn import VRNN
 
-MODELS: dict[str, type[Autoencoder]] = {cls.name: cls for cls in (AE, DAE, BaggedAE, VAE, BetaVAE, CVAE, AAE, AAESemi, AAECluster, ACAI, VRNN, FactorVAE, BetaTCVAE, CompressiveAE, HVAE, IWAE, DVAE, VQVAE)}
+MODELS: dict[str, type[Autoencoder]] = {
+    name: getattr(importlib.import_module(f"autoencoders.models.{family.module}"), family.class_name)
+    for name, family in FAMILIES.items()
+}
+globals().update({cls.__name__: cls for cls in MODELS.values()})  # from autoencoders.models import VAE
 
-__all__ = ["MODELS", "Autoencoder", "ModelConfig", "Output", "Player", "AE", "DAE", "BaggedAE", "VAE", "BetaVAE", "CVAE", "AAE", "AAESemi", "AAECluster", "ACAI", "VRNN", "FactorVAE", "BetaTCVAE", "CompressiveAE", "HVAE", "IWAE", "DVAE", "VQVAE"]
+__all__ = ["MODELS", "Autoencoder", "ModelConfig", "Output", "Player", *(cls.__name__ for cls in MODELS.values())]

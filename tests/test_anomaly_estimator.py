@@ -47,6 +47,8 @@ ESTIMATORS = [
 
 
 def expected_failed_checks(estimator):
+    if isinstance(estimator, AnomalyDetector) and estimator.scores == "isolation":
+        return {}  # the forests cut at thresholds: a last-digit difference of a code changes no score
     latent = isinstance(estimator, AnomalyDetector) and "latent" in estimator.scores
     return {**EXPECTED_FAILED_CHECKS, **(LEAVE_ONE_OUT if latent else {})}
 

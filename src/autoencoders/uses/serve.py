@@ -1,0 +1,645 @@
+"""``autoencoders serve``: trained models behind an HTTP API (FastAPI + uvicorn, the ``serve`` extra).
+
+    from autoencoders.uses.serve import ServeConfig, serve
+    serve(["runs/ae", "my-detector"], ServeConfig(port=8000))
+
+Each folder given (a run folder, a saved model, or a detector saved by ``AnomalyDetector.save_pretrained`` or
+``AnomalyEnsemble.save_pretrained``) is loaded once at start and served under its folder's name. A run folder
+that holds a saved detector in ``RUN/anomaly/`` scores with it. Endpoints (this spelling is a contract):
+
+- ``GET /health`` -> ``{"status": "ok"}``; ``GET /v1/models`` -> each model's name, family, input shape, latent
+  size, what it can do (read off the flags its class declares: ``generative``, ``conditional`` ...), and how its
+  requests were batched so far;
+- ``POST /v1/models/{name}/encode`` ``{"inputs": [...]}`` -> ``{"codes": [...]}``; ``/decode`` ``{"codes": [...]}``
+  -> ``{"outputs": [...]}``; ``/reconstruct`` -> ``{"outputs": [...]}``; ``/sample`` ``{"n": 8, "label": 3}`` ->
+  ``{"outputs": [...], "seed": s}``; ``/score`` -> ``{"scores": [...], "outliers": [...], "threshold": t}``;
+  ``/compress`` -> the bytes ``autoencoders compress`` writes; ``/decompress`` (those bytes) -> ``{"outputs": [...]}``.
+
+Items are in the model's space, as the run's data loader gives them: nested JSON lists ``(N, *input_shape)`` (or
+one item), a ``.npy`` array (``application/octet-stream`` or ``application/x-npy``; uint8 holds pixels 0..255), a
+PNG image (``image/png``, one item, for models of images), or for tables JSON objects keyed by column name, which
+are scaled with the run's (or the detector's) saved scaling. A conditional model takes ``"labels"`` (one class
+per item; ``?labels=1,2`` with a binary body). ``/score`` gives the saved detector's anomaly scores and threshold,
+else the model's reconstruction error (the mean squared difference per item) with no threshold, as
+``"threshold_from"`` says.
+
+Concurrent requests for the same model and operation are batched (``autoencoders.uses.batching``) and run under
+``torch.inference_mode`` in one inference thread, off the event loop. Bad requests get a 4xx and
+``{"error": "..."}`` naming the problem (400 malformed, 404 unknown model, 413 too large, 415 content type,
+422 shape, ragged lists, NaN, labels; an operation the model cannot do: 400); the server keeps serving.
+"""
+
+import json
+import logging
+import os
+import random
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from autoencoders.errors import InputError
+from autoencoders.uses.batching import MicroBatcher
+
+log = logging.getLogger("autoencoders")
+
+BATCHED_OPS = ("encode", "decode", "reconstruct", "score")  # one row per item: concurrent requests share a batch
+OPS = (*BATCHED_OPS, "sample", "compress", "decompress")
+FLAGS = ("generative", "conditional", "transfers_style", "has_likelihood", "gaussian_posterior", "has_code_prior",
+         "denoises", "classifies", "quantization_step")  # the capabilities a model class declares
+MAX_SAMPLES = 1024  # per /sample request
+NPY_TYPES = ("application/octet-stream", "application/x-npy")
+IMAGE_TYPE = "image/png"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CONFIG_ENV = "AUTOENCODERS_SERVE"  # with several workers: what each worker process loads (JSON)
+
+
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1  # uvicorn worker processes, each loading every model (batches form per process)
+    max_batch: int = 64  # items per batch
+    max_wait_ms: float = 2.0  # under load (the last batch held several requests): how long to wait for more
+    max_body_mb: float = 16.0  # a larger request body is refused (413)
+    data_dir: str | None = None  # where a run's training data is looked for (fitting its compression tables)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.workers <= 64:
+            raise InputError(f"--workers must lie in [1, 64]; got {self.workers}")
+        if not 1 <= self.max_batch <= 65536:
+            raise InputError(f"--max-batch must lie in [1, 65536]; got {self.max_batch}")
+        if not 0 <= self.max_wait_ms <= 1000:
+            raise InputError(f"--max-wait-ms must lie in [0, 1000]; got {self.max_wait_ms}")
+        if not 0 < self.max_body_mb <= 4096:
+            raise InputError(f"--max-body-mb must lie in (0, 4096]; got {self.max_body_mb}")
+        if not 0 <= self.port <= 65535:
+            raise InputError(f"--port must lie in [0, 65535]; got {self.port}")
+
+
+class RequestError(InputError):
+    """A bad request: its HTTP status and a message naming the problem."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+# -- the models --------------------------------------------------------------------------------------------
+@dataclass
+class Scaling:
+    """A table's saved scaling: raw columns -> the model's space, (value - mean) / std."""
+
+    columns: list[str] | None  # the column names, when the run or detector recorded them
+    mean: Tensor
+    std: Tensor
+
+    @classmethod
+    def of(cls, standardization: dict | None, columns: list[str] | None) -> "Scaling | None":
+        if not standardization:
+            return None
+        mean = torch.tensor(standardization["mean"], dtype=torch.float64)
+        std = torch.tensor(standardization["std"], dtype=torch.float64)
+        return cls([str(name) for name in columns] if columns else None, mean, std)
+
+    def scale(self, raw: Tensor) -> Tensor:
+        return ((raw.double() - self.mean) / self.std).float()
+
+    def unscale(self, items: Tensor) -> Tensor:
+        return (items.double() * self.std + self.mean).float()
+
+
+@dataclass
+class ServedModel:
+    """One folder's model (and detector), loaded once, with what its requests need."""
+
+    name: str
+    path: Path
+    model: Any  # an Autoencoder in eval mode
+    detector: Any = None  # a fitted AnomalyDetector or AnomalyEnsemble, or None
+    scaling: Scaling | None = None
+    codec: Any = None  # a compress.Codec, or None
+    unavailable: dict[str, str] = field(default_factory=dict)  # operation -> why this model cannot do it
+    code_shape: tuple[int, ...] = ()
+    integer_codes: bool = False
+
+    @property
+    def capabilities(self) -> list[str]:
+        return [op for op in OPS if op not in self.unavailable]
+
+    def require(self, op: str) -> None:
+        if op in self.unavailable:
+            raise RequestError(400, f"model {self.name!r} cannot {op}: {self.unavailable[op]}")
+
+    def describe(self) -> dict[str, Any]:
+        model = self.model
+        detector = None
+        if self.detector is not None:
+            detector = {"kind": type(self.detector).__name__, "score": getattr(self.detector, "scores", "ensemble"),
+                        "threshold": float(self.detector.threshold_)}
+        return {
+            "name": self.name, "family": model.name, "input_shape": list(model.config.input_shape),
+            "latent_size": int(model.code_size), "code_shape": list(self.code_shape),
+            "code_dtype": "int64" if self.integer_codes else "float32",
+            "value_range": list(model.config.value_range), "classes": int(model.sample_classes),
+            "columns": self.scaling.columns if self.scaling is not None else None,
+            "capabilities": self.capabilities, "unavailable": dict(self.unavailable),
+            "flags": {flag: getattr(model, flag) for flag in FLAGS}, "detector": detector,
+        }
+
+
+def load_served(path: str | Path, data_dir: str | None = None) -> ServedModel:
+    """A run folder, a saved model or a saved detector, loaded for serving under its folder's name."""
+    from autoencoders.io import load, read_config
+    from autoencoders.uses.detect import DETECTION_FOLDER, saved_detector_class
+
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"{path} is not a folder; serve takes run folders, saved models and saved detectors")
+    detector_folder = next((folder for folder in (path, path / DETECTION_FOLDER) if saved_detector_class(folder)), None)
+    detector = scaling = None
+    if detector_folder is not None:
+        detector = saved_detector_class(detector_folder).from_pretrained(detector_folder, device="cpu")
+        first = getattr(detector, "detectors_", [detector])[0]
+        names = getattr(first, "feature_names_in_", None)
+        scaling = Scaling.of(first.standardization_, list(names) if names is not None else None)
+    if detector_folder == path:
+        model = first.model_
+    else:
+        model = load(path)
+        preprocessing = (read_config(path).get("data") or {}).get("preprocessing") or {}
+        if preprocessing.get("kind") == "standardize":
+            scaling = Scaling.of(preprocessing, preprocessing.get("columns"))
+    served = ServedModel(path.resolve().name, path, model.eval(), detector, scaling)
+    labels = torch.zeros(1, dtype=torch.long) if model.conditional else None
+    with torch.inference_mode():  # one item's code: the shape and kind of codes /decode takes
+        codes = model.encode(torch.full((1, *model.config.input_shape), float(model.config.value_range[0])), labels)
+    served.code_shape, served.integer_codes = tuple(codes.shape[1:]), not codes.is_floating_point()
+    if not model.generative:
+        served.unavailable["sample"] = f"the {model.name} has no prior to sample from (its class is not generative)"
+    _load_codec(served, data_dir)
+    return served
+
+
+def _load_codec(served: ServedModel, data_dir: str | None) -> None:
+    """The compression codec of ``autoencoders compress`` (its tables fitted on the run's training data once and
+    kept in the run folder), or why there is none."""
+    from autoencoders.uses.compress import Codec
+
+    if served.model.conditional:
+        reason = f"the {served.model.name} is label-conditioned: its codes decode only with the label"
+    else:
+        try:
+            served.codec = Codec.from_run(served.path, data_dir=data_dir)
+            return
+        except (InputError, OSError) as error:  # no training data to fit its tables on, or no cached tables
+            reason = " ".join(str(error).split())
+    served.unavailable["compress"] = served.unavailable["decompress"] = reason
+
+
+# -- what a batch runs ---------------------------------------------------------------------------------------
+def _batch_function(served: ServedModel, op: str):
+    model = served.model
+
+    def encode(inputs):
+        items, labels = inputs
+        return model.encode(items, labels)
+
+    def decode(inputs):
+        codes, labels = inputs
+        return model.decode(codes, labels)
+
+    def reconstruct(inputs):
+        items, labels = inputs
+        return model.reconstruct(items, labels)
+
+    def score(inputs):
+        items, labels = inputs
+        if served.detector is None:  # the reconstruction error, as export's score part and detect's recon score
+            return (model.reconstruct(items, labels) - items).pow(2).flatten(1).mean(1)
+        raw = served.scaling.unscale(items) if served.scaling is not None else items  # the detector scales itself
+        return torch.from_numpy(np.asarray(served.detector.anomaly_score(raw), dtype=np.float64))
+
+    return {"encode": encode, "decode": decode, "reconstruct": reconstruct, "score": score}[op]
+
+
+# -- reading requests ------------------------------------------------------------------------------------------
+async def read_body(request, limit: int) -> bytes:
+    """The request's body, refused (413) as soon as it passes ``limit`` bytes."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise RequestError(413, f"the request body of {int(length)} bytes is larger than the limit of {limit} bytes (--max-body-mb)")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, f"the request body is larger than the limit of {limit} bytes (--max-body-mb)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def content_type(request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def parse_json(body: bytes) -> dict:
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError) as error:  # bad JSON or UTF-8, an integer of 5000 digits, deep nesting
+        raise RequestError(400, f"the body is not valid JSON ({str(error)[:120]})") from error
+    if not isinstance(value, dict):
+        raise RequestError(422, f"the body must be a JSON object such as {{\"inputs\": [...]}}; got a {type(value).__name__}")
+    return value
+
+
+def array_of_json(value: Any, key: str) -> np.ndarray:
+    """A JSON value of nested lists of numbers as an array; ragged lists and anything but numbers refused."""
+    if not isinstance(value, list) or not value:
+        raise RequestError(422, f"'{key}' must be a non-empty list of items (nested lists of numbers)")
+    try:
+        array = np.array(value)
+    except (ValueError, RecursionError, OverflowError) as error:
+        raise RequestError(422, f"'{key}' is ragged: its lists differ in length at some depth; every item must "
+                                "have the same shape") from error
+    if array.dtype.kind not in "biuf":
+        raise RequestError(422, f"'{key}' must hold numbers only, in lists of equal length (no strings, null or objects)")
+    return array
+
+
+def items_of_request(served: ServedModel, body: bytes, kind: str, query_labels: str | None) -> tuple[Tensor, Tensor | None]:
+    """The items (N, *input_shape) in the model's space and their labels, from a JSON, .npy or PNG body."""
+    from autoencoders.data.images import read_npy_bytes
+    from autoencoders.data.inputs import image_of_bytes, items_of_array
+
+    config = served.model.config
+    shape, value_range = tuple(config.input_shape), tuple(config.value_range)
+    if kind == "application/json":
+        payload = parse_json(body)
+        if "inputs" not in payload:
+            raise RequestError(422, "the JSON body has no 'inputs': send {\"inputs\": [item, ...]}")
+        value = payload["inputs"]
+        if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
+            items = rows_of_table(served, value)
+        else:
+            items = items_of_array(array_of_json(value, "inputs"), shape, value_range, "'inputs'")
+        return items, labels_of(served, payload.get("labels"), len(items))
+    if kind in NPY_TYPES:
+        items = items_of_array(read_npy_bytes(body, "the .npy body"), shape, value_range, "the .npy body")
+    elif kind == IMAGE_TYPE:
+        if not body.startswith(PNG_SIGNATURE):
+            raise RequestError(422, "the body is not a PNG image (it lacks the PNG signature)")
+        items = image_of_bytes(body, "the PNG body", shape, value_range)[None]
+    else:
+        raise RequestError(415, f"content type {kind or 'none'!r} is not read here; send application/json, "
+                                f"{' or '.join(NPY_TYPES)} (.npy bytes) or {IMAGE_TYPE}")
+    return items, labels_of(served, _query_labels(query_labels), len(items))
+
+
+def rows_of_table(served: ServedModel, rows: list[dict]) -> Tensor:
+    """Rows given as JSON objects keyed by column name, scaled with the saved scaling."""
+    scaling = served.scaling
+    if scaling is None or scaling.columns is None:
+        raise RequestError(422, f"model {served.name!r} records no column names to read JSON objects by; send its items as "
+                                "nested lists in the model's space")
+    for index, row in enumerate(rows):
+        missing = [name for name in scaling.columns if name not in row]
+        if missing:
+            raise RequestError(422, f"row {index} lacks the column(s) {', '.join(missing[:5])}; the model reads "
+                                    f"{', '.join(scaling.columns)}")
+        bad = [name for name in scaling.columns if isinstance(row[name], bool) or not isinstance(row[name], (int, float))]
+        if bad:
+            raise RequestError(422, f"row {index}: column {bad[0]!r} is not a number")
+    raw = np.array([[row[name] for name in scaling.columns] for row in rows], dtype=np.float64)
+    if not np.isfinite(raw).all():
+        first = tuple(int(index) for index in np.argwhere(~np.isfinite(raw))[0])
+        raise RequestError(422, f"the rows hold NaN or infinite values, the first in row {first[0]}, column {scaling.columns[first[1]]!r}")
+    items = scaling.scale(torch.from_numpy(raw))
+    if tuple(items.shape[1:]) != tuple(served.model.config.input_shape):
+        raise RequestError(422, f"the model takes items of shape {tuple(served.model.config.input_shape)}; its columns give {tuple(items.shape[1:])}")
+    if not torch.isfinite(items).all():
+        raise RequestError(422, "the rows hold values too large for float32 once scaled")
+    return items
+
+
+def _query_labels(text: str | None) -> list | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError as error:
+        raise RequestError(422, f"?labels= takes class numbers separated by commas, e.g. 1,0,3; got {text[:60]!r}") from error
+
+
+def labels_of(served: ServedModel, labels: Any, count: int) -> Tensor | None:
+    """One class per item for a conditional model; refused for any other."""
+    model = served.model
+    if not model.conditional:
+        if labels is not None:
+            raise RequestError(422, f"model {served.name!r} ({model.name}) is not conditional: it takes no labels")
+        return None
+    classes = model.config.num_classes
+    if labels is None:
+        raise RequestError(422, f"model {served.name!r} ({model.name}) is conditional: send 'labels', one class in 0..{classes - 1} per item")
+    if not isinstance(labels, list) or any(isinstance(label, bool) or not isinstance(label, int) for label in labels):
+        raise RequestError(422, "'labels' must be a list of class numbers (integers)")
+    if len(labels) != count:
+        raise RequestError(422, f"there are {count} items but {len(labels)} labels; send one label per item")
+    if any(not 0 <= label < classes for label in labels):
+        raise RequestError(422, f"labels must lie in 0..{classes - 1}; got {min(labels)}..{max(labels)}")
+    return torch.tensor(labels, dtype=torch.long)
+
+
+def codes_of_request(served: ServedModel, body: bytes, kind: str, query_labels: str | None) -> tuple[Tensor, Tensor | None]:
+    """The codes (N, *code_shape) of a /decode request, from JSON ``{"codes": ...}`` or a .npy body."""
+    from autoencoders.data.images import finite_float32, read_npy_bytes
+
+    if kind == "application/json":
+        payload = parse_json(body)
+        if "codes" not in payload:
+            raise RequestError(422, "the JSON body has no 'codes': send {\"codes\": [code, ...]}")
+        array, labels, source = array_of_json(payload["codes"], "codes"), payload.get("labels"), "'codes'"
+    elif kind in NPY_TYPES:
+        array, labels, source = read_npy_bytes(body, "the .npy body"), _query_labels(query_labels), "the .npy body"
+    else:
+        raise RequestError(415, f"content type {kind or 'none'!r} is not read here; send application/json or {' or '.join(NPY_TYPES)}")
+    shape = served.code_shape
+    if tuple(array.shape) == shape:
+        array = array[None]
+    if tuple(array.shape[1:]) != shape:
+        raise RequestError(422, f"{source} has shape {array.shape}; the model's codes have shape {shape}, so send (N, {', '.join(map(str, shape))})")
+    if served.integer_codes:
+        if array.dtype.kind not in "iu":
+            raise RequestError(422, f"{source}: the {served.model.name}'s codes are integers (codebook indices); got {array.dtype} values")
+        codes = torch.from_numpy(array.astype(np.int64))
+    else:
+        codes = torch.from_numpy(finite_float32(array, source))
+    return codes, labels_of(served, labels, len(codes))
+
+
+def _finite(values: Tensor, what: str) -> Tensor:
+    if values.is_floating_point() and not bool(torch.isfinite(values).all()):
+        raise RequestError(422, f"the model's {what} are not finite for these inputs: they lie too far outside the "
+                                "values the model was trained on")
+    return values
+
+
+# -- the application ---------------------------------------------------------------------------------------------
+def _body_schema(kinds: dict[str, dict]) -> dict:
+    return {"requestBody": {"required": True, "content": kinds}}
+
+
+_ITEMS = {"type": "array", "minItems": 1, "items": {}, "description": "items (N, *input_shape), nested lists of numbers; or table rows as objects keyed by column"}
+_LABELS = {"type": "array", "items": {"type": "integer"}, "description": "conditional models: one class per item"}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+ITEM_BODY = _body_schema({
+    "application/json": {"schema": {"type": "object", "required": ["inputs"], "properties": {"inputs": _ITEMS, "labels": _LABELS}}},
+    **{kind: _BINARY for kind in (*NPY_TYPES, IMAGE_TYPE)},
+})
+CODE_BODY = _body_schema({
+    "application/json": {"schema": {"type": "object", "required": ["codes"], "properties": {
+        "codes": {"type": "array", "minItems": 1, "items": {}, "description": "codes (N, *code_shape)"}, "labels": _LABELS}}},
+    **{kind: _BINARY for kind in NPY_TYPES},
+})
+SAMPLE_BODY = _body_schema({"application/json": {"schema": {"type": "object", "properties": {
+    "n": {"type": "integer", "minimum": 1, "maximum": MAX_SAMPLES, "default": 8},
+    "label": {"type": "integer", "description": "conditional models: the class to draw"},
+    "seed": {"type": "integer", "description": "the same seed gives the same samples; default: a fresh one, returned"},
+}}}})
+FILE_BODY = _body_schema({"application/octet-stream": _BINARY})
+ERROR_RESPONSE = {"content": {"application/json": {"schema": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}}}
+ERRORS = {status: {"description": text, **ERROR_RESPONSE} for status, text in (
+    (400, "malformed request, or an operation the model cannot do"), (404, "no such model"), (413, "body too large"),
+    (415, "content type not read"), (422, "inputs of the wrong shape, ragged, not finite, or bad labels"))}
+
+
+def _json_response(key: str, values: Tensor, **extra):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({key: _finite(values, key).tolist(), **extra})
+
+
+def create_app(served: list[ServedModel], config: ServeConfig):
+    """The FastAPI application serving ``served`` (loaded already)."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, Response
+    from starlette.exceptions import HTTPException
+
+    from autoencoders import __version__
+
+    models = {entry.name: entry for entry in served}
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")  # torch parallelizes inside a batch
+    batchers = {
+        (entry.name, op): MicroBatcher(_batch_function(entry, op), config.max_batch, config.max_wait_ms / 1000, executor)
+        for entry in served for op in BATCHED_OPS
+    }
+    limit = int(config.max_body_mb * (1 << 20))
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        for batcher in batchers.values():
+            await batcher.close()
+        executor.shutdown(wait=True)
+
+    app = FastAPI(title="autoencoders", version=__version__, lifespan=lifespan,
+                  description="Trained autoencoders: encode, decode, reconstruct, sample, score, compress.")
+
+    @app.exception_handler(RequestError)
+    async def request_error(request, error: RequestError):
+        return JSONResponse({"error": str(error)}, status_code=error.status)
+
+    @app.exception_handler(InputError)
+    async def input_error(request, error: InputError):  # the library's readers' errors: shapes, NaN, damaged files
+        return JSONResponse({"error": " ".join(str(error).split())}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, error: HTTPException):  # unknown paths, methods
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, error: RequestValidationError):
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request, error: Exception):  # a bug of the library, not of the request
+        log.exception("internal error serving %s", request.url.path)
+        return JSONResponse({"error": f"internal error: {type(error).__name__}: {str(error)[:200]}"}, status_code=500)
+
+    def model_named(name: str, op: str) -> ServedModel:
+        if name not in models:
+            raise RequestError(404, f"no model named {name[:80]!r}; served: {', '.join(models)}")
+        models[name].require(op)
+        return models[name]
+
+    async def run_batched(name: str, op: str, inputs) -> Tensor:
+        try:
+            return await batchers[(name, op)].submit(inputs)
+        except ValueError as error:  # the model's own check of its inputs (a VQ model's codebook range)
+            raise RequestError(422, " ".join(str(error).split())[:300]) from error
+
+    async def run_alone(function, *arguments):
+        import asyncio
+
+        def inference():
+            with torch.inference_mode():
+                return function(*arguments)
+
+        return await asyncio.get_running_loop().run_in_executor(executor, inference)
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/v1/models")
+    async def list_models():
+        return {"models": [
+            {**entry.describe(), "stats": {op: batchers[(entry.name, op)].stats.to_dict() for op in BATCHED_OPS}}
+            for entry in served
+        ]}
+
+    def items_route(op: str, key: str):
+        async def route(name: str, request: Request, labels: str | None = None):
+            entry = model_named(name, op)
+            items, item_labels = items_of_request(entry, await read_body(request, limit), content_type(request), labels)
+            return _json_response(key, await run_batched(name, op, (items, item_labels)))
+        return route
+
+    for op, key in (("encode", "codes"), ("reconstruct", "outputs")):
+        app.add_api_route(f"/v1/models/{{name}}/{op}", items_route(op, key), methods=["POST"], name=op,
+                          openapi_extra=ITEM_BODY, responses=ERRORS)
+
+    @app.post("/v1/models/{name}/decode", openapi_extra=CODE_BODY, responses=ERRORS)
+    async def decode(name: str, request: Request, labels: str | None = None):
+        entry = model_named(name, "decode")
+        codes, code_labels = codes_of_request(entry, await read_body(request, limit), content_type(request), labels)
+        return _json_response("outputs", await run_batched(name, "decode", (codes, code_labels)))
+
+    @app.post("/v1/models/{name}/score", openapi_extra=ITEM_BODY, responses=ERRORS)
+    async def score(name: str, request: Request, labels: str | None = None):
+        entry = model_named(name, "score")
+        items, item_labels = items_of_request(entry, await read_body(request, limit), content_type(request), labels)
+        scores = await run_batched(name, "score", (items, item_labels))
+        if entry.detector is None:
+            return _json_response("scores", scores, outliers=None, threshold=None, score="recon",
+                                  threshold_from="none: no saved detector; the scores are the reconstruction error")
+        threshold = float(entry.detector.threshold_)
+        return _json_response("scores", scores, outliers=(scores > threshold).tolist(), threshold=threshold,
+                              score=getattr(entry.detector, "scores", "ensemble"), threshold_from="the saved detector's")
+
+    @app.post("/v1/models/{name}/sample", openapi_extra=SAMPLE_BODY, responses=ERRORS)
+    async def sample(name: str, request: Request):
+        entry = model_named(name, "sample")
+        body = await read_body(request, limit)
+        if content_type(request) != "application/json":
+            raise RequestError(415, "/sample takes application/json: {\"n\": 8, \"label\": 3}")
+        payload = parse_json(body)
+        n, label, seed = payload.get("n", 8), payload.get("label"), payload.get("seed")
+        for key, value in (("n", n), ("label", label), ("seed", seed)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise RequestError(422, f"'{key}' must be an integer")
+        if not 1 <= n <= MAX_SAMPLES:
+            raise RequestError(422, f"'n' must lie in 1..{MAX_SAMPLES}; got {n}")
+        labels = None
+        if label is not None:
+            classes = entry.model.sample_classes
+            if not 0 <= label < classes:
+                raise RequestError(422, f"'label' needs a conditional model and a class in 0..{classes - 1}; "
+                                        f"{entry.name!r} takes {classes} classes" if classes else
+                                        f"model {entry.name!r} ({entry.model.name}) is not conditional: it takes no label")
+            labels = torch.full((n,), label, dtype=torch.long)
+        seed = random.randrange(2**31) if seed is None else seed
+        if not 0 <= seed < 2**63:
+            raise RequestError(422, f"'seed' must lie in 0..2**63-1; got {seed}")
+        return _json_response("outputs", await run_alone(_draw, entry.model, n, labels, seed), seed=seed)
+
+    @app.post("/v1/models/{name}/compress", openapi_extra=ITEM_BODY, responses=ERRORS)
+    async def compress(name: str, request: Request):
+        entry = model_named(name, "compress")
+        items, _ = items_of_request(entry, await read_body(request, limit), content_type(request), None)
+        data = await run_alone(entry.codec.compress, items)
+        return Response(data, media_type="application/octet-stream")
+
+    @app.post("/v1/models/{name}/decompress", openapi_extra=FILE_BODY, responses=ERRORS)
+    async def decompress(name: str, request: Request):
+        from autoencoders.uses.compress import Header
+
+        entry = model_named(name, "decompress")
+        body = await read_body(request, limit)
+        if content_type(request) != "application/octet-stream":
+            raise RequestError(415, "/decompress takes application/octet-stream: the bytes `autoencoders compress` writes")
+        header, _ = Header.parse(body, "the body")
+        if header.step != entry.codec.step:
+            raise RequestError(422, f"the body was compressed at step {header.step:g}; this server compresses {entry.name!r} "
+                                    f"at step {entry.codec.step:g}; decompress it with `autoencoders decompress`")
+        return _json_response("outputs", await run_alone(entry.codec.decompress, body, "the body"))
+
+    _name_enum(app, list(models))
+    return app
+
+
+def _draw(model, n: int, labels: Tensor | None, seed: int) -> Tensor:
+    from autoencoders.uses.sampling import draw_samples
+
+    with torch.random.fork_rng(devices=[]):  # the seed stays this request's: the global generator is left as it was
+        return draw_samples(model, n, "prior", labels, seed=seed)
+
+
+def _name_enum(app, names: list[str]) -> None:
+    """The OpenAPI schema names the served models in the ``name`` path parameter (clients and fuzzers see them)."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        schema = build()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for parameter in operation.get("parameters", []):
+                    if parameter.get("in") == "path" and parameter.get("name") == "name":
+                        parameter["schema"]["enum"] = names
+        return schema
+
+    app.openapi = openapi
+
+
+# -- running it -------------------------------------------------------------------------------------------------
+def load_all(runs: list[str | Path], data_dir: str | None = None) -> list[ServedModel]:
+    """Every folder loaded, each under a name of its own."""
+    if not runs:
+        raise InputError("name at least one run folder, saved model or saved detector to serve")
+    served = [load_served(run, data_dir) for run in runs]
+    names = [entry.name for entry in served]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise InputError(f"two folders are named {twice[0]!r}: each model is served under its folder's name, so rename one")
+    return served
+
+
+def app_from_environment():
+    """The application of one worker process (``--workers`` > 1): the folders and settings from $AUTOENCODERS_SERVE."""
+    settings = json.loads(os.environ[CONFIG_ENV])
+    config = ServeConfig(**settings["config"])
+    return create_app(load_all(settings["runs"], config.data_dir), config)
+
+
+def serve(runs: list[str | Path], config: ServeConfig | None = None, on_loaded=None) -> None:
+    """Load ``runs`` and serve them until interrupted. ``on_loaded(served)`` is told what was loaded first."""
+    import uvicorn
+
+    config = config or ServeConfig()
+    served = load_all(runs, config.data_dir)  # also with several workers: bad folders fail here, once, in one line
+    if on_loaded is not None:
+        on_loaded(served)
+    if config.workers == 1:
+        uvicorn.run(create_app(served, config), host=config.host, port=config.port, access_log=False, log_level="info")
+        return
+    os.environ[CONFIG_ENV] = json.dumps({"runs": [str(run) for run in runs], "config": asdict(config)})
+    uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=config.workers, host=config.host,
+                port=config.port, access_log=False, log_level="info")
+

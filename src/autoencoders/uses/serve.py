@@ -417,6 +417,16 @@ ERRORS = {status: {"description": text, **ERROR_RESPONSE} for status, text in (
     (415, "content type not read"), (422, "inputs of the wrong shape, ragged, not finite, or bad labels"))}
 
 
+def _operation(body: dict, names: list[str], labels: bool = False) -> dict:
+    """An operation's schema: its body, the ``name`` path parameter (the served models) and the ``labels`` query."""
+    parameters = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string", "enum": names},
+                   "description": "a served model: its folder's name"}]
+    if labels:
+        parameters.append({"name": "labels", "in": "query", "required": False, "schema": {"type": "string"},
+                           "description": "conditional models, with a .npy or PNG body: one class per item, e.g. 3,0,7"})
+    return {**body, "parameters": parameters}
+
+
 def _json_response(key: str, values: Tensor, **extra):
     from fastapi.responses import JSONResponse
 
@@ -433,6 +443,7 @@ def create_app(served: list[ServedModel], config: ServeConfig):
     from autoencoders import __version__
 
     models = {entry.name: entry for entry in served}
+    names = list(models)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")  # torch parallelizes inside a batch
     batchers = {
         (entry.name, op): MicroBatcher(_batch_function(entry, op), config.max_batch, config.max_wait_ms / 1000, executor)
@@ -473,11 +484,12 @@ def create_app(served: list[ServedModel], config: ServeConfig):
         log.exception("internal error serving %s", request.url.path)
         return JSONResponse({"error": f"internal error: {type(error).__name__}: {str(error)[:200]}"}, status_code=500)
 
-    def model_named(name: str, op: str) -> ServedModel:
+    def model_named(request, op: str) -> tuple[str, ServedModel]:
+        name = request.path_params["name"]
         if name not in models:
             raise RequestError(404, f"no model named {name[:80]!r}; served: {', '.join(models)}")
         models[name].require(op)
-        return models[name]
+        return name, models[name]
 
     async def run_batched(name: str, op: str, inputs) -> Tensor:
         try:
@@ -505,28 +517,30 @@ def create_app(served: list[ServedModel], config: ServeConfig):
             for entry in served
         ]}
 
+    # the routes read their path and query themselves (FastAPI's parameter validation costs more than a small
+    # model's inference); the schema declares them in ``parameters``
     def items_route(op: str, key: str):
-        async def route(name: str, request: Request, labels: str | None = None):
-            entry = model_named(name, op)
-            items, item_labels = items_of_request(entry, await read_body(request, limit), content_type(request), labels)
-            return _json_response(key, await run_batched(name, op, (items, item_labels)))
+        async def route(request: Request):
+            name, entry = model_named(request, op)
+            items, labels = items_of_request(entry, await read_body(request, limit), content_type(request), request.query_params.get("labels"))
+            return _json_response(key, await run_batched(name, op, (items, labels)))
         return route
 
     for op, key in (("encode", "codes"), ("reconstruct", "outputs")):
         app.add_api_route(f"/v1/models/{{name}}/{op}", items_route(op, key), methods=["POST"], name=op,
-                          openapi_extra=ITEM_BODY, responses=ERRORS)
+                          openapi_extra=_operation(ITEM_BODY, names, labels=True), responses=ERRORS)
 
-    @app.post("/v1/models/{name}/decode", openapi_extra=CODE_BODY, responses=ERRORS)
-    async def decode(name: str, request: Request, labels: str | None = None):
-        entry = model_named(name, "decode")
-        codes, code_labels = codes_of_request(entry, await read_body(request, limit), content_type(request), labels)
-        return _json_response("outputs", await run_batched(name, "decode", (codes, code_labels)))
+    @app.post("/v1/models/{name}/decode", openapi_extra=_operation(CODE_BODY, names, labels=True), responses=ERRORS)
+    async def decode(request: Request):
+        name, entry = model_named(request, "decode")
+        codes, labels = codes_of_request(entry, await read_body(request, limit), content_type(request), request.query_params.get("labels"))
+        return _json_response("outputs", await run_batched(name, "decode", (codes, labels)))
 
-    @app.post("/v1/models/{name}/score", openapi_extra=ITEM_BODY, responses=ERRORS)
-    async def score(name: str, request: Request, labels: str | None = None):
-        entry = model_named(name, "score")
-        items, item_labels = items_of_request(entry, await read_body(request, limit), content_type(request), labels)
-        scores = await run_batched(name, "score", (items, item_labels))
+    @app.post("/v1/models/{name}/score", openapi_extra=_operation(ITEM_BODY, names, labels=True), responses=ERRORS)
+    async def score(request: Request):
+        name, entry = model_named(request, "score")
+        items, labels = items_of_request(entry, await read_body(request, limit), content_type(request), request.query_params.get("labels"))
+        scores = await run_batched(name, "score", (items, labels))
         if entry.detector is None:
             return _json_response("scores", scores, outliers=None, threshold=None, score="recon",
                                   threshold_from="none: no saved detector; the scores are the reconstruction error")
@@ -534,9 +548,9 @@ def create_app(served: list[ServedModel], config: ServeConfig):
         return _json_response("scores", scores, outliers=(scores > threshold).tolist(), threshold=threshold,
                               score=getattr(entry.detector, "scores", "ensemble"), threshold_from="the saved detector's")
 
-    @app.post("/v1/models/{name}/sample", openapi_extra=SAMPLE_BODY, responses=ERRORS)
-    async def sample(name: str, request: Request):
-        entry = model_named(name, "sample")
+    @app.post("/v1/models/{name}/sample", openapi_extra=_operation(SAMPLE_BODY, names), responses=ERRORS)
+    async def sample(request: Request):
+        _, entry = model_named(request, "sample")
         body = await read_body(request, limit)
         if content_type(request) != "application/json":
             raise RequestError(415, "/sample takes application/json: {\"n\": 8, \"label\": 3}")
@@ -560,18 +574,18 @@ def create_app(served: list[ServedModel], config: ServeConfig):
             raise RequestError(422, f"'seed' must lie in 0..2**63-1; got {seed}")
         return _json_response("outputs", await run_alone(_draw, entry.model, n, labels, seed), seed=seed)
 
-    @app.post("/v1/models/{name}/compress", openapi_extra=ITEM_BODY, responses=ERRORS)
-    async def compress(name: str, request: Request):
-        entry = model_named(name, "compress")
+    @app.post("/v1/models/{name}/compress", openapi_extra=_operation(ITEM_BODY, names), responses=ERRORS)
+    async def compress(request: Request):
+        _, entry = model_named(request, "compress")
         items, _ = items_of_request(entry, await read_body(request, limit), content_type(request), None)
         data = await run_alone(entry.codec.compress, items)
         return Response(data, media_type="application/octet-stream")
 
-    @app.post("/v1/models/{name}/decompress", openapi_extra=FILE_BODY, responses=ERRORS)
-    async def decompress(name: str, request: Request):
+    @app.post("/v1/models/{name}/decompress", openapi_extra=_operation(FILE_BODY, names), responses=ERRORS)
+    async def decompress(request: Request):
         from autoencoders.uses.compress import Header
 
-        entry = model_named(name, "decompress")
+        _, entry = model_named(request, "decompress")
         body = await read_body(request, limit)
         if content_type(request) != "application/octet-stream":
             raise RequestError(415, "/decompress takes application/octet-stream: the bytes `autoencoders compress` writes")
@@ -581,7 +595,6 @@ def create_app(served: list[ServedModel], config: ServeConfig):
                                     f"at step {entry.codec.step:g}; decompress it with `autoencoders decompress`")
         return _json_response("outputs", await run_alone(entry.codec.decompress, body, "the body"))
 
-    _name_enum(app, list(models))
     return app
 
 
@@ -590,22 +603,6 @@ def _draw(model, n: int, labels: Tensor | None, seed: int) -> Tensor:
 
     with torch.random.fork_rng(devices=[]):  # the seed stays this request's: the global generator is left as it was
         return draw_samples(model, n, "prior", labels, seed=seed)
-
-
-def _name_enum(app, names: list[str]) -> None:
-    """The OpenAPI schema names the served models in the ``name`` path parameter (clients and fuzzers see them)."""
-    build = app.openapi
-
-    def openapi() -> dict:
-        schema = build()
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                for parameter in operation.get("parameters", []):
-                    if parameter.get("in") == "path" and parameter.get("name") == "name":
-                        parameter["schema"]["enum"] = names
-        return schema
-
-    app.openapi = openapi
 
 
 # -- running it -------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pickletools
 import re
 import struct
 import tarfile
+import tokenize
 import warnings
 import zlib
 from collections import Counter
@@ -449,6 +450,9 @@ def _check_one_size(root: Path, files: list[Path], sizes: list[tuple[int, int]])
 
 _ARRAY_KIND = "divide"
 _NUMBER_KINDS = "biuf"  # bool, signed and unsigned integers, floats: the dtypes an array of items may have
+# what numpy raises for a damaged .npy header (it parses the header's dict with ast.literal_eval, whose tokenizer
+# raises TokenError on an unclosed bracket)
+_HEADER_ERRORS = (ValueError, EOFError, SyntaxError, TypeError, tokenize.TokenError, RecursionError)
 
 
 def read_npy(path: Path) -> np.ndarray:
@@ -457,7 +461,7 @@ def read_npy(path: Path) -> np.ndarray:
     are never loaded."""
     try:
         mapped = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
+    except (OSError, *_HEADER_ERRORS) as error:
         raise DataError(
             f"{path} cannot be read as a .npy array ({error}); it may be cut short or not written by numpy.save: "
             "save the array again with numpy.save (numbers only)"
@@ -487,7 +491,7 @@ def read_npy_bytes(data: bytes, source: str = "the .npy bytes") -> np.ndarray:
         if version not in readers:
             raise ValueError(f"version {version[0]}.{version[1]} is not read here")
         shape, fortran_order, dtype = readers[version](stream)
-    except (ValueError, EOFError, SyntaxError, TypeError) as error:
+    except _HEADER_ERRORS as error:
         raise DataError(
             f"{source} cannot be read as a .npy array ({str(error)[:200]}); send the bytes numpy.save writes (numbers only)"
         ) from error

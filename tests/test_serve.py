@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 import autoencoders
 from autoencoders.cli import app as cli_app
+from autoencoders.io import read_config
 from autoencoders.uses.compress import Codec, compress_files, decompress_file
 from autoencoders.uses.serve import ServeConfig, create_app, load_all
 
@@ -48,6 +49,11 @@ def folders(tmp_path_factory, one_thread):
     normal = autoencoders.load_dataset("digits").train[:100]
     autoencoders.AnomalyDetector(model=str(folders["ae"]), contamination=0.1).fit(normal).save_pretrained(root / "detector")
     folders["detector"] = root / "detector"
+    # a detector in the table run's anomaly folder, fitted on the model itself: it takes rows in the model's space
+    preprocessing = read_config(folders["rows"])["data"]["preprocessing"]
+    scaled = (rows - np.array(preprocessing["mean"])) / np.array(preprocessing["std"])
+    autoencoders.AnomalyDetector(model=autoencoders.load(folders["rows"]), contamination=0.1).fit(
+        torch.tensor(scaled, dtype=torch.float32)).save_pretrained(folders["rows"] / "anomaly")
     return folders
 
 
@@ -158,6 +164,16 @@ def test_table_rows_as_objects_are_scaled_with_the_runs_saved_scaling(client, se
     assert np.allclose(by_name, by_list, atol=1e-5)
     missing = client.post("/v1/models/rows/score", json={"inputs": [{"a": 1.0, "b": 2.0}]})
     assert missing.status_code == 422 and "lacks the column(s) c" in missing.json()["error"]
+
+
+def test_a_run_scores_with_the_detector_saved_in_its_anomaly_folder(client, server):
+    entry = server[1]["rows"]
+    assert entry.detector is not None and entry.detector_scaling is None  # it takes the model's space, unscaled
+    raw = [{"a": 0.5, "b": 7.0, "c": -40.0}, {"a": 30.0, "b": 5.0, "c": -50.0}]  # the second: 30 deviations off in a
+    scaled = entry.scaling.scale(torch.tensor([[0.5, 7.0, -40.0], [30.0, 5.0, -50.0]], dtype=torch.float64))
+    got = client.post("/v1/models/rows/score", json={"inputs": raw}).json()
+    assert np.allclose(got["scores"], entry.detector.anomaly_score(scaled), rtol=1e-5)
+    assert got["threshold"] == pytest.approx(entry.detector.threshold_) and got["outliers"] == [False, True]
 
 
 def test_conditional_models_take_labels_and_sample_a_class_reproducibly(client, server):

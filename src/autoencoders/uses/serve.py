@@ -122,7 +122,8 @@ class ServedModel:
     path: Path
     model: Any  # an Autoencoder in eval mode
     detector: Any = None  # a fitted AnomalyDetector or AnomalyEnsemble, or None
-    scaling: Scaling | None = None
+    scaling: Scaling | None = None  # what JSON rows keyed by column are scaled with: the run's, else the detector's
+    detector_scaling: Scaling | None = None  # the detector's own (it scales raw rows itself), or None
     codec: Any = None  # a compress.Codec, or None
     unavailable: dict[str, str] = field(default_factory=dict)  # operation -> why this model cannot do it
     code_shape: tuple[int, ...] = ()
@@ -162,12 +163,13 @@ def load_served(path: str | Path, data_dir: str | None = None) -> ServedModel:
     if not path.is_dir():
         raise InputError(f"{path} is not a folder; serve takes run folders, saved models and saved detectors")
     detector_folder = next((folder for folder in (path, path / DETECTION_FOLDER) if saved_detector_class(folder)), None)
-    detector = scaling = None
+    detector = detector_scaling = None
     if detector_folder is not None:
         detector = saved_detector_class(detector_folder).from_pretrained(detector_folder, device="cpu")
         first = getattr(detector, "detectors_", [detector])[0]
         names = getattr(first, "feature_names_in_", None)
-        scaling = Scaling.of(first.standardization_, list(names) if names is not None else None)
+        detector_scaling = Scaling.of(first.standardization_, list(names) if names is not None else None)
+    scaling = detector_scaling
     if detector_folder == path:
         model = first.model_
     else:
@@ -175,7 +177,7 @@ def load_served(path: str | Path, data_dir: str | None = None) -> ServedModel:
         preprocessing = (read_config(path).get("data") or {}).get("preprocessing") or {}
         if preprocessing.get("kind") == "standardize":
             scaling = Scaling.of(preprocessing, preprocessing.get("columns"))
-    served = ServedModel(path.resolve().name, path, model.eval(), detector, scaling)
+    served = ServedModel(path.resolve().name, path, model.eval(), detector, scaling, detector_scaling)
     labels = torch.zeros(1, dtype=torch.long) if model.conditional else None
     with torch.inference_mode():  # one item's code: the shape and kind of codes /decode takes
         codes = model.encode(torch.full((1, *model.config.input_shape), float(model.config.value_range[0])), labels)
@@ -222,7 +224,8 @@ def _batch_function(served: ServedModel, op: str):
         items, labels = inputs
         if served.detector is None:  # the reconstruction error, as export's score part and detect's recon score
             return (model.reconstruct(items, labels) - items).pow(2).flatten(1).mean(1)
-        raw = served.scaling.unscale(items) if served.scaling is not None else items  # the detector scales itself
+        scaling = served.detector_scaling  # a detector that scales raw rows itself gets them raw
+        raw = scaling.unscale(items) if scaling is not None else items
         return torch.from_numpy(np.asarray(served.detector.anomaly_score(raw), dtype=np.float64))
 
     return {"encode": encode, "decode": decode, "reconstruct": reconstruct, "score": score}[op]

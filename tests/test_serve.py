@@ -229,6 +229,7 @@ BAD_REQUESTS = [
     ("not a PNG", "/v1/models/ae/score", {"content": b"GIF89a", "headers": {"content-type": "image/png"}}, 422, "not a PNG"),
     ("PNG of another size", "/v1/models/ae/score", {"content": _png(np.zeros((9, 8), np.uint8)), "headers": {"content-type": "image/png"}}, 422, "8x9 pixels"),
     ("PNG for a table", "/v1/models/rows/score", {"content": _png(np.zeros((8, 8), np.uint8)), "headers": {"content-type": "image/png"}}, 422, "not images"),
+    ("number too large", "/v1/models/rows/score", {"content": b'{"inputs": [{"a": 1, "b": 2, "c": 1' + b"0" * 400 + b"}]}", "headers": {"content-type": "application/json"}}, 422, "too large"),
     ("labels missing", "/v1/models/cvae/encode", {"json": {"inputs": [[[[0.0] * 8] * 8]]}}, 422, "is conditional"),
     ("labels out of range", "/v1/models/cvae/encode", {"json": {"inputs": [[[[0.0] * 8] * 8]], "labels": [10]}}, 422, "0..9"),
     ("labels not taken", "/v1/models/ae/encode", {"json": {"inputs": [[[[0.0] * 8] * 8]], "labels": [1]}}, 422, "takes no labels"),

@@ -317,7 +317,10 @@ def rows_of_table(served: ServedModel, rows: list[dict]) -> Tensor:
         bad = [name for name in scaling.columns if isinstance(row[name], bool) or not isinstance(row[name], (int, float))]
         if bad:
             raise RequestError(422, f"row {index}: column {bad[0]!r} is not a number")
-    raw = np.array([[row[name] for name in scaling.columns] for row in rows], dtype=np.float64)
+    try:
+        raw = np.array([[row[name] for name in scaling.columns] for row in rows], dtype=np.float64)
+    except OverflowError as error:  # an integer of hundreds of digits
+        raise RequestError(422, "the rows hold a number too large for float64") from error
     if not np.isfinite(raw).all():
         first = tuple(int(index) for index in np.argwhere(~np.isfinite(raw))[0])
         raise RequestError(422, f"the rows hold NaN or infinite values, the first in row {first[0]}, column {scaling.columns[first[1]]!r}")
@@ -497,17 +500,25 @@ def create_app(served: list[ServedModel], config: ServeConfig):
     async def run_batched(name: str, op: str, inputs) -> Tensor:
         try:
             return await batchers[(name, op)].submit(inputs)
+        except InputError:
+            raise
         except ValueError as error:  # the model's own check of its inputs (a VQ model's codebook range)
             raise RequestError(422, " ".join(str(error).split())[:300]) from error
 
     async def run_alone(function, *arguments):
+        """``function`` in the inference thread, unbatched (sampling, compression)."""
         import asyncio
 
         def inference():
             with torch.inference_mode():
                 return function(*arguments)
 
-        return await asyncio.get_running_loop().run_in_executor(executor, inference)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, inference)
+        except InputError:
+            raise
+        except ValueError as error:  # the model's or the codec's own checks
+            raise RequestError(422, " ".join(str(error).split())[:300]) from error
 
     @app.get("/health")
     async def health():

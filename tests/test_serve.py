@@ -262,6 +262,7 @@ def test_32_concurrent_clients_each_get_their_own_scores_from_shared_batches(ser
 
     async def clients():
         async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=32)) as client:
+            await asyncio.gather(*(client.get("/health") for _ in range(32)))  # connections open: the scores go out at once
             requests = [client.post("/v1/models/ae/score", content=_npy(items[index].numpy()),
                                     headers={"content-type": NPY}) for index in range(32)]
             return await asyncio.gather(*requests)

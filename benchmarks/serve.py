@@ -11,20 +11,24 @@ with it, saved to benchmarks/runs/serve-detector. The same --items MNIST test im
   (bounded in count, and in time by --seconds);
 
 the two back to back, --rounds times (other jobs on the shared cores change the speed of both several-fold within
-minutes: the ratio is taken per round, then its median); then one client alone for --single requests.
+minutes: the ratio is taken per round, then its median). Each round then times --single requests of one client
+alone, and the same images scored one at a time in process (``anomaly_score`` of one image): the latency the
+load of the moment leaves even without HTTP. All of it for each --threads count, the server's and the in-process
+scoring's alike (on two cores shared with other jobs one thread is the faster for both).
 
 The clients are asyncio tasks on raw keep-alive HTTP/1.1 connections (one per client): a lean load generator,
 so that the two shared cores are spent on the server rather than on building requests; each response is parsed
 and its score checked against the in-process one. Reported: requests per second against images per second in
 process, p50 and p99 latency, the batches the server formed (from /v1/models), and /proc/loadavg before and after.
 
-    nice -n 10 python benchmarks/serve.py [--items 4000] [--clients 32] [--single 300] [--max-batch 64]
+    nice -n 10 python benchmarks/serve.py [--items 2000] [--clients 32] [--single 100] [--rounds 7] [--threads 1,2]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import io
 import json
 import math
@@ -86,9 +90,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(port: int, max_batch: int) -> subprocess.Popen:
+def start_server(port: int, max_batch: int, threads: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "autoencoders.cli", "serve", str(DETECTOR), "--port", str(port),
-               "--max-batch", str(max_batch)]
+               "--max-batch", str(max_batch), "--threads", str(threads)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -143,6 +147,12 @@ async def load(port: int, bodies: list[bytes], clients: int, seconds: float) -> 
     return latencies, scores, time.perf_counter() - start
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def batching_stats(port: int) -> dict:
     import urllib.request
 
@@ -150,19 +160,75 @@ def batching_stats(port: int) -> dict:
         return json.loads(response.read())["models"][0]["stats"]["score"]
 
 
+def measure(detector, images, bodies, expected, threads: int, args) -> dict:
+    """Rounds of in-process scoring and served scoring on ``threads`` torch threads (both sides alike)."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(threads)
+    port = free_port()
+    server = start_server(port, args.max_batch, threads)
+    rounds = []  # per round: in-process items/s, then served requests/s, back to back under the same load
+    latencies: list[float] = []
+    batches = batched = 0  # batches the server ran under the concurrent clients, and the requests they held
+    try:
+        asyncio.run(load(port, bodies[:64], 8, 30))  # warm-up: connections, the first batches
+        for _ in range(args.rounds):
+            start, cpu = time.perf_counter(), time.process_time()
+            detector.anomaly_score(images)
+            in_process = len(images) / (time.perf_counter() - start)
+            in_process_cpu = (time.process_time() - cpu) / len(images)
+            before, cpu = batching_stats(port), cpu_seconds(server.pid)
+            times, scores, wall = asyncio.run(load(port, bodies, args.clients, args.seconds))
+            server_cpu = (cpu_seconds(server.pid) - cpu) / len(times)
+            latencies += times
+            stats = batching_stats(port)
+            batches += stats["batches"] - before["batches"]
+            batched += stats["requests"] - before["requests"]
+            alone, _, _ = asyncio.run(load(port, bodies[: args.single], 1, args.seconds))
+            one_by_one = []
+            for index in range(args.single):
+                start = time.perf_counter()
+                detector.anomaly_score(images[index : index + 1])
+                one_by_one.append(time.perf_counter() - start)
+            rounds.append({"in_process": in_process, "served": len(times) / wall,
+                           "in_process_cpu_ms_per_item": 1000 * in_process_cpu, "server_cpu_ms_per_request": 1000 * server_cpu,
+                           "single_p50_ms": 1000 * percentile(alone, 0.5), "single_p99_ms": 1000 * percentile(alone, 0.99),
+                           "in_process_one_image_p50_ms": 1000 * percentile(one_by_one, 0.5), "loadavg": loadavg()})
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    got = np.array([scores[index] for index in sorted(scores)])
+    return {
+        "threads": threads, "rounds": rounds,
+        "in_process_items_per_second": statistics.median(entry["in_process"] for entry in rounds),
+        "served_requests_per_second": statistics.median(entry["served"] for entry in rounds),
+        "served_over_in_process": statistics.median(entry["served"] / entry["in_process"] for entry in rounds),
+        "latency_ms": {"p50": 1000 * percentile(latencies, 0.5), "p99": 1000 * percentile(latencies, 0.99)},
+        "single_client_latency_ms": {"p50": statistics.median(entry["single_p50_ms"] for entry in rounds),
+                                     "p99": statistics.median(entry["single_p99_ms"] for entry in rounds)},
+        "in_process_one_image_p50_ms": statistics.median(entry["in_process_one_image_p50_ms"] for entry in rounds),
+        "in_process_cpu_ms_per_item": statistics.median(entry["in_process_cpu_ms_per_item"] for entry in rounds),
+        "server_cpu_ms_per_request": statistics.median(entry["server_cpu_ms_per_request"] for entry in rounds),
+        "batches": batches, "mean_batch": batched / max(batches, 1), "largest_batch": stats["largest_batch"],
+        "max_score_difference": float(np.abs(got - expected[sorted(scores)]).max()),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=2000, help="test images, each sent once by the concurrent clients")
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--single", type=int, default=300, help="requests of the lone client")
+    parser.add_argument("--single", type=int, default=100, help="requests of the lone client, per round")
     parser.add_argument("--seconds", type=float, default=120.0, help="bound on each load's time")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of in-process then served scoring")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of in-process then served scoring")
     parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--threads", default="1,2", help="torch thread counts to measure, server and in process alike")
     parser.add_argument("--train-minutes", type=float, default=4.0)
     args = parser.parse_args()
 
-    import numpy as np
-    import torch
+    import fastapi
+    import uvicorn
 
     import autoencoders
     from autoencoders.uses.anomaly import AnomalyDetector
@@ -174,64 +240,49 @@ def main() -> None:
     bodies = png_bytes(images)
     detector = AnomalyDetector.from_pretrained(DETECTOR)
     expected = detector.anomaly_score(images)
-
-    port = free_port()
-    server = start_server(port, args.max_batch)
-    rounds = []  # per round: in-process items/s, then served requests/s, back to back under the same load
-    latencies: list[float] = []
-    try:
-        asyncio.run(load(port, bodies[:64], 8, 30))  # warm-up: connections, the first batches
-        warm = batching_stats(port)
-        for _ in range(args.rounds):
-            start = time.perf_counter()
-            detector.anomaly_score(images)
-            in_process = len(images) / (time.perf_counter() - start)
-            times, scores, wall = asyncio.run(load(port, bodies, args.clients, args.seconds))
-            latencies += times
-            rounds.append({"in_process": in_process, "served": len(times) / wall, "loadavg": loadavg()})
-        stats = batching_stats(port)
-        single, _, single_wall = asyncio.run(load(port, bodies[: args.single], 1, args.seconds))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    settings = [measure(detector, images, bodies, expected, int(threads), args) for threads in args.threads.split(",")]
     load_after = loadavg()
 
-    got = np.array([scores[index] for index in sorted(scores)])
-    difference = float(np.abs(got - expected[sorted(scores)]).max())
-    ratio = statistics.median(entry["served"] / entry["in_process"] for entry in rounds)
-    in_process = statistics.median(entry["in_process"] for entry in rounds)
-    served = statistics.median(entry["served"] for entry in rounds)
-    batches = stats["batches"] - warm["batches"]
     result = {
         "model": "conv AE on MNIST (default conv channels, latent 32) + AnomalyDetector(scores='recon')",
         "run": str(RUN.relative_to(ROOT.parent)), "items": len(images), "clients": args.clients,
-        "max_batch": args.max_batch, "rounds": rounds, "in_process_items_per_second": in_process,
-        "served_requests_per_second": served, "served_over_in_process": ratio,
-        "latency_ms": {"p50": 1000 * percentile(latencies, 0.5), "p99": 1000 * percentile(latencies, 0.99)},
-        "single_client": {"requests": len(single), "seconds": single_wall,
-                          "latency_ms": {"p50": 1000 * percentile(single, 0.5), "p99": 1000 * percentile(single, 0.99)}},
-        "batches": batches, "mean_batch": (stats["requests"] - warm["requests"]) / max(batches, 1),
-        "largest_batch": stats["largest_batch"], "max_score_difference": difference,
-        "torch_threads": torch.get_num_threads(), "loadavg_before": load_before, "loadavg_after": load_after,
+        "max_batch": args.max_batch, "settings": settings, "loadavg_before": load_before, "loadavg_after": load_after,
+        "uvicorn": uvicorn.__version__, "fastapi": fastapi.__version__,
+        "event_loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        "http_parser": "httptools" if importlib.util.find_spec("httptools") else "h11",
     }
     path = write_result("serve", result)
+    difference = max(setting["max_score_difference"] for setting in settings)
+    rows = "".join(
+        f"| {setting['threads']} | {setting['in_process_items_per_second']:,.0f} | "
+        f"{setting['served_requests_per_second']:,.0f} | **{setting['served_over_in_process']:.0%}** | "
+        f"{setting['latency_ms']['p50']:.1f} / {setting['latency_ms']['p99']:.1f} ms | "
+        f"**{setting['single_client_latency_ms']['p50']:.2f}** / {setting['single_client_latency_ms']['p99']:.2f} ms | "
+        f"{setting['in_process_one_image_p50_ms']:.2f} ms | {setting['mean_batch']:.1f} (largest {setting['largest_batch']}) | "
+        f"{setting['server_cpu_ms_per_request']:.2f} / {setting['in_process_cpu_ms_per_item']:.2f} ms |\n"
+        for setting in settings
+    )
+    per_round = "; ".join(
+        f"{setting['threads']} thread(s): " + ", ".join(
+            f"{entry['in_process']:,.0f} / {entry['served']:,.0f}" for entry in setting["rounds"])
+        for setting in settings
+    )
     table = (
-        f"{len(images)} MNIST test images scored by a conv AE's saved detector (recon score), on a {os.cpu_count()}-core "
-        f"CPU machine shared with other jobs (`/proc/loadavg` before: {load_before}; after: {load_after}); the server "
-        f"(`autoencoders serve`, `--max-batch {args.max_batch}`) and the load generator share the cores. {args.rounds} "
-        "rounds, each scoring the images in process and then over HTTP, back to back (the load of the other jobs "
-        "changes the speed of both several-fold within minutes, so the ratio is taken per round; medians shown). "
-        f"Scores over HTTP match the in-process ones within {difference:.1g}.\n\n"
-        "| | items / s (median) | p50 latency | p99 latency |\n|---|---|---|---|\n"
-        f"| in process, `anomaly_score` on all {len(images)} at once | {in_process:,.0f} | — | — |\n"
-        f"| served, {args.clients} concurrent clients, one PNG per request | {served:,.0f} (median ratio to in process: "
-        f"**{ratio:.0%}**) | {result['latency_ms']['p50']:.1f} ms | {result['latency_ms']['p99']:.1f} ms |\n"
-        f"| served, one client | {len(single) / single_wall:,.0f} | **{result['single_client']['latency_ms']['p50']:.2f} ms** | "
-        f"{result['single_client']['latency_ms']['p99']:.2f} ms |\n\n"
-        f"Per round (in process / served items per second): "
-        + ", ".join(f"{entry['in_process']:,.0f} / {entry['served']:,.0f}" for entry in rounds)
-        + f". Under the {args.clients} clients the server ran {batches} batches, {result['mean_batch']:.1f} requests "
-        f"each on average (largest {stats['largest_batch']})."
+        f"{len(images)} MNIST test images scored by a conv AE's saved detector (recon score) on a {os.cpu_count()}-core "
+        f"CPU machine shared with other jobs (`/proc/loadavg` before: {load_before}; after: {load_after}). The server "
+        f"(`autoencoders serve --max-batch {args.max_batch} --threads N`, uvicorn {uvicorn.__version__} with "
+        f"{result['http_parser']} and {result['event_loop']}) and the load generator share the cores. For each thread "
+        f"count N (the server's and the in-process scoring's alike), {args.rounds} rounds, each scoring the images in "
+        f"process (`anomaly_score` on all {len(images)} at once), then over HTTP ({args.clients} concurrent clients, one "
+        f"PNG per request), then {args.single} requests of one client alone and the same images scored one at a time in "
+        "process; the load of the other jobs changes the speed of both sides several-fold within minutes, so the ratio "
+        f"is taken per round (medians shown). Scores over HTTP match the in-process ones within {difference:.1g}.\n\n"
+        "| torch threads | in process, items / s | served, requests / s | served / in process | p50 / p99, 32 clients "
+        "| p50 / p99, one client | in process, one image p50 | requests per batch | CPU: server per request / in process per image |\n"
+        "|---|---|---|---|---|---|---|---|---|\n" + rows +
+        f"\nPer round, in process / served items per second: {per_round}. The CPU column is what bounds the ratio on "
+        "busy cores: the server's CPU time per request (HTTP, reading the PNG, the framework, its share of a batch; all "
+        "its threads) against the in-process CPU time per image."
     )
     write_table(SECTION, table)
     print(table)

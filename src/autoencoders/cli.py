@@ -719,6 +719,7 @@ def serve_command(
     max_batch: int = typer.Option(64, "--max-batch", min=1, help="Items per batch: concurrent requests to a model are run together."),
     max_wait_ms: float = typer.Option(2.0, "--max-wait-ms", min=0, help="Under load, how long a batch waits for more requests."),
     max_body_mb: float = typer.Option(16.0, "--max-body-mb", help="Larger request bodies are refused (413)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads per worker (default: one per core); 1 often answers small requests sooner on a busy machine."),
     data_dir: Optional[Path] = DataDirOpt,
 ) -> None:
     """Serve trained models over HTTP (FastAPI + uvicorn: the serve extra); the API is described at /docs.
@@ -731,7 +732,7 @@ def serve_command(
     from autoencoders.uses.serve import ServeConfig, serve
 
     config = ServeConfig(host=host, port=port, workers=workers, max_batch=max_batch, max_wait_ms=max_wait_ms,
-                         max_body_mb=max_body_mb, data_dir=str(data_dir) if data_dir else None)
+                         max_body_mb=max_body_mb, threads=threads, data_dir=str(data_dir) if data_dir else None)
 
     def loaded(served) -> None:
         for entry in served:

@@ -331,17 +331,18 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
-def open_image(path: Path | io.BytesIO, name: str | None = None):
-    """An image file (or an image's bytes, called ``name`` in messages) with its pixels decoded. One over Pillow's
-    decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, where Pillow would only warn as well as where it
-    raises) is refused before its pixels are decoded, and a file Pillow cannot read is a DataError that names it."""
+def open_image(path: Path | io.BytesIO, name: str | None = None, formats: tuple[str, ...] | None = None):
+    """An image file (or an image's bytes, called ``name`` in messages) with its pixels decoded; ``formats`` limits
+    the formats tried (Pillow's names, e.g. ("PNG",)). One over Pillow's decompression-bomb limit
+    (``PIL.Image.MAX_IMAGE_PIXELS``, where Pillow would only warn as well as where it raises) is refused before its
+    pixels are decoded, and a file Pillow cannot read is a DataError that names it."""
     from PIL import Image
 
     label = path if name is None else name
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(path, formats=formats)
             image.load()
             return image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:

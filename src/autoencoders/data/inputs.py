@@ -120,12 +120,13 @@ def _read_image(
         return _image_item(image, path, item_shape, value_range, resize)
 
 
-def image_of_bytes(data: bytes, name: str, item_shape: Sequence[int], value_range: Sequence[float]) -> Tensor:
-    """An image's bytes (an HTTP request's body, called ``name`` in messages) as one (C, H, W) item in
-    ``value_range`` and the model's channels; an image of another size than the model's is refused."""
+def image_of_bytes(data: bytes, name: str, item_shape: Sequence[int], value_range: Sequence[float],
+                   formats: tuple[str, ...] | None = None) -> Tensor:
+    """An image's bytes (an HTTP request's body, called ``name`` in messages; ``formats``: the image formats tried)
+    as one (C, H, W) item in ``value_range`` and the model's channels; an image of another size is refused."""
     if not is_image_shape(item_shape):
         raise DataError(f"the model takes items of shape {tuple(item_shape)}, not images; send numbers")
-    with open_image(io.BytesIO(data), name) as image:
+    with open_image(io.BytesIO(data), name, formats) as image:
         return _image_item(image, name, item_shape, value_range, resize=False)[0]
 
 

@@ -277,9 +277,10 @@ def test_32_concurrent_clients_each_get_their_own_scores_from_shared_batches(ser
 
 
 # -- the schema, fuzzed ------------------------------------------------------------------------------------------------
-def test_schemathesis_finds_no_server_error(server):
+def test_schemathesis_finds_no_server_error_and_answers_as_documented(server):
     import schemathesis
     from hypothesis import HealthCheck, given, settings
+    from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
     from hypothesis import strategies as st
 
     url = server[0]
@@ -299,6 +300,8 @@ def test_schemathesis_finds_no_server_error(server):
         assert response.status_code < 500, (case.method, case.formatted_path, case.body, response.text[:300])
         if response.status_code >= 400:
             assert "error" in response.json()
+        # the answer's body and content type are those the schema documents for its status
+        case.validate_response(response, checks=[response_schema_conformance, content_type_conformance])
 
     call()
     assert len(seen) >= 100 and any(status < 300 for status in seen) and any(status >= 400 for status in seen)

@@ -420,6 +420,26 @@ SAMPLE_BODY = _body_schema({"application/json": {"schema": {"type": "object", "p
     "seed": {"type": "integer", "description": "the same seed gives the same samples; default: a fresh one, returned"},
 }}}})
 FILE_BODY = _body_schema({"application/octet-stream": _BINARY})
+def _answer(properties: dict[str, dict]) -> dict:
+    """The OpenAPI description of a 200 answer: a JSON object of ``properties``."""
+    schema = {"type": "object", "required": list(properties), "properties": properties}
+    return {200: {"description": "OK", "content": {"application/json": {"schema": schema}}}}
+
+
+_NUMBERS = {"type": "array", "items": {}, "description": "nested lists of numbers, one entry per item"}
+ANSWERS = {
+    "encode": _answer({"codes": _NUMBERS}), "decode": _answer({"outputs": _NUMBERS}),
+    "reconstruct": _answer({"outputs": _NUMBERS}), "decompress": _answer({"outputs": _NUMBERS}),
+    "sample": _answer({"outputs": _NUMBERS, "seed": {"type": "integer"}}),
+    "score": _answer({
+        "scores": {"type": "array", "items": {"type": "number"}},
+        "outliers": {"type": ["array", "null"], "items": {"type": "boolean"}, "description": "null without a saved detector"},
+        "threshold": {"type": ["number", "null"], "description": "the saved detector's; null without one"},
+        "score": {"type": "string"}, "threshold_from": {"type": "string"},
+    }),
+    "compress": {200: {"description": "the bytes `autoencoders compress` writes",
+                       "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+}
 ERROR_RESPONSE = {"content": {"application/json": {"schema": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}}}
 ERRORS = {status: {"description": text, **ERROR_RESPONSE} for status, text in (
     (400, "malformed request, or an operation the model cannot do"), (404, "no such model"), (413, "body too large"),
@@ -549,15 +569,15 @@ def create_app(served: list[ServedModel], config: ServeConfig):
 
     for op, key in (("encode", "codes"), ("reconstruct", "outputs")):
         app.add_api_route(f"/v1/models/{{name}}/{op}", items_route(op, key), methods=["POST"], name=op,
-                          openapi_extra=_operation(ITEM_BODY, names, labels=True), responses=ERRORS)
+                          openapi_extra=_operation(ITEM_BODY, names, labels=True), responses={**ERRORS, **ANSWERS[op]})
 
-    @app.post("/v1/models/{name}/decode", openapi_extra=_operation(CODE_BODY, names, labels=True), responses=ERRORS)
+    @app.post("/v1/models/{name}/decode", openapi_extra=_operation(CODE_BODY, names, labels=True), responses={**ERRORS, **ANSWERS["decode"]})
     async def decode(request: Request):
         name, entry = model_named(request, "decode")
         codes, labels = codes_of_request(entry, await read_body(request, limit), content_type(request), request.query_params.get("labels"))
         return _json_response("outputs", await run_batched(name, "decode", (codes, labels)))
 
-    @app.post("/v1/models/{name}/score", openapi_extra=_operation(ITEM_BODY, names, labels=True), responses=ERRORS)
+    @app.post("/v1/models/{name}/score", openapi_extra=_operation(ITEM_BODY, names, labels=True), responses={**ERRORS, **ANSWERS["score"]})
     async def score(request: Request):
         name, entry = model_named(request, "score")
         items, labels = items_of_request(entry, await read_body(request, limit), content_type(request), request.query_params.get("labels"))
@@ -569,7 +589,7 @@ def create_app(served: list[ServedModel], config: ServeConfig):
         return _json_response("scores", scores, outliers=(scores > threshold).tolist(), threshold=threshold,
                               score=getattr(entry.detector, "scores", "ensemble"), threshold_from="the saved detector's")
 
-    @app.post("/v1/models/{name}/sample", openapi_extra=_operation(SAMPLE_BODY, names), responses=ERRORS)
+    @app.post("/v1/models/{name}/sample", openapi_extra=_operation(SAMPLE_BODY, names), responses={**ERRORS, **ANSWERS["sample"]})
     async def sample(request: Request):
         _, entry = model_named(request, "sample")
         body = await read_body(request, limit)
@@ -595,14 +615,14 @@ def create_app(served: list[ServedModel], config: ServeConfig):
             raise RequestError(422, f"'seed' must lie in 0..2**63-1; got {seed}")
         return _json_response("outputs", await run_alone(_draw, entry.model, n, labels, seed), seed=seed)
 
-    @app.post("/v1/models/{name}/compress", openapi_extra=_operation(ITEM_BODY, names), responses=ERRORS)
+    @app.post("/v1/models/{name}/compress", openapi_extra=_operation(ITEM_BODY, names), responses={**ERRORS, **ANSWERS["compress"]})
     async def compress(request: Request):
         _, entry = model_named(request, "compress")
         items, _ = items_of_request(entry, await read_body(request, limit), content_type(request), None)
         data = await run_alone(entry.codec.compress, items)
         return Response(data, media_type="application/octet-stream")
 
-    @app.post("/v1/models/{name}/decompress", openapi_extra=_operation(FILE_BODY, names), responses=ERRORS)
+    @app.post("/v1/models/{name}/decompress", openapi_extra=_operation(FILE_BODY, names), responses={**ERRORS, **ANSWERS["decompress"]})
     async def decompress(request: Request):
         from autoencoders.uses.compress import Header
 

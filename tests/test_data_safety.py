@@ -266,3 +266,40 @@ def test_an_unusable_npy_file_is_refused_by_name(tmp_path, case):
     assert "\n" not in str(error.value)
     with pytest.raises(DataError, match=rf"items\.npy.*{message}"):
         load_dataset(path)  # training data
+
+
+_NPY_BYTES_MESSAGES = {"truncated": "bytes follow it", "huge header": "bytes follow it", "npz": "cannot be read as a .npy"}
+
+
+@pytest.mark.parametrize("case", list(_NPY_CASES))
+def test_unusable_npy_bytes_are_refused_before_allocation(tmp_path, case):
+    """The same files as the bytes of a request (``autoencoders serve``): read from memory, never mapped, so the
+    header is checked against the bytes that follow it before anything is allocated."""
+    from autoencoders.data.images import read_npy_bytes
+    from autoencoders.data.inputs import items_of_array
+
+    make, message = _NPY_CASES[case]
+    make(tmp_path / "items.npy")
+    with pytest.raises(DataError, match=_NPY_BYTES_MESSAGES.get(case, message)) as error:
+        items_of_array(read_npy_bytes((tmp_path / "items.npy").read_bytes(), "the body"), (4,), (0.0, 1.0), "the body")
+    assert "\n" not in str(error.value) and "the body" in str(error.value)
+
+
+@settings(max_examples=int(os.environ.get("AUTOENCODERS_FUZZ_EXAMPLES", "150")), derandomize=True, database=None)
+@given(changes=st.lists(st.tuples(st.integers(0, 10**9), st.integers(0, 255)), min_size=1, max_size=4),
+       cut=st.integers(0, 200))
+def test_damaged_npy_bytes_are_a_data_error_or_an_array_they_hold(changes, cut):
+    from autoencoders.data.images import read_npy_bytes
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.arange(24, dtype=np.float32).reshape(2, 3, 4))
+    raw = bytearray(buffer.getvalue())
+    for position, byte in changes:
+        raw[position % 128 if position % 3 else position % len(raw)] = byte  # mostly the header
+    raw = bytes(raw[: len(raw) - cut])
+    try:
+        array = read_npy_bytes(raw)
+    except DataError as error:
+        assert "\n" not in str(error)
+    else:
+        assert array.nbytes <= len(raw)

@@ -713,6 +713,38 @@ def export_command(
     print(output)
 
 
+@app.command("serve")
+def serve_command(
+    runs: list[Path] = typer.Argument(..., help="Run folders, saved models and saved detectors; each is served under its folder's name."),
+    host: str = typer.Option("127.0.0.1", "--host", help="The address to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, "--port", help="The port to listen on."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes, each loading every model."),
+    max_batch: int = typer.Option(64, "--max-batch", min=1, help="Items per batch: concurrent requests to a model are run together."),
+    max_wait_ms: float = typer.Option(2.0, "--max-wait-ms", min=0, help="Under load, how long a batch waits for more requests."),
+    max_body_mb: float = typer.Option(16.0, "--max-body-mb", help="Larger request bodies are refused (413)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads per worker (default: one per core); 1 often answers small requests sooner on a busy machine."),
+    data_dir: Optional[Path] = DataDirOpt,
+) -> None:
+    """Serve trained models over HTTP (FastAPI + uvicorn: the serve extra); the API is described at /docs.
+
+    Endpoints: GET /health, GET /v1/models, POST /v1/models/NAME/encode|decode|reconstruct|sample|score|compress|decompress.
+
+    Example: autoencoders serve runs/ae my-detector --port 8000, then
+    curl -s localhost:8000/v1/models/ae/score -H 'content-type: image/png' --data-binary @digit.png
+    """
+    from autoencoders.uses.serve import ServeConfig, serve
+
+    config = ServeConfig(host=host, port=port, workers=workers, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                         max_body_mb=max_body_mb, threads=threads, data_dir=str(data_dir) if data_dir else None)
+
+    def loaded(served) -> None:
+        for entry in served:
+            console.print(f"serving {entry.name} ({entry.model.name}): {', '.join(entry.capabilities)}", markup=False, highlight=False)
+        console.print(f"API at http://{host}:{port}/docs", markup=False, highlight=False)
+
+    serve(runs, config, on_loaded=loaded)
+
+
 benchmark_app = typer.Typer(help="Benchmarks of a trained model.", no_args_is_help=True)
 app.add_typer(benchmark_app, name="benchmark")
 

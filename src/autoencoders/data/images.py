@@ -15,6 +15,7 @@ import pickletools
 import re
 import struct
 import tarfile
+import tokenize
 import warnings
 import zlib
 from collections import Counter
@@ -330,27 +331,29 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
-def open_image(path: Path):
-    """An image file with its pixels decoded. One over Pillow's decompression-bomb limit
-    (``PIL.Image.MAX_IMAGE_PIXELS``, where Pillow would only warn as well as where it raises) is refused before
-    its pixels are decoded, and a file Pillow cannot read is a DataError that names it."""
+def open_image(path: Path | io.BytesIO, name: str | None = None, formats: tuple[str, ...] | None = None):
+    """An image file (or an image's bytes, called ``name`` in messages) with its pixels decoded; ``formats`` limits
+    the formats tried (Pillow's names, e.g. ("PNG",)). One over Pillow's decompression-bomb limit
+    (``PIL.Image.MAX_IMAGE_PIXELS``, where Pillow would only warn as well as where it raises) is refused before its
+    pixels are decoded, and a file Pillow cannot read is a DataError that names it."""
     from PIL import Image
 
+    label = path if name is None else name
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(path, formats=formats)
             image.load()
             return image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         counted = re.search(r"\((\d+) pixels\)", str(error))  # Pillow's message is the one place that counts them
         size = f"{int(counted.group(1)):,} pixels" if counted else "more pixels than allowed"
         raise DataError(
-            f"{path} has {size}, over the limit of {Image.MAX_IMAGE_PIXELS:,} pixels that guards against "
+            f"{label} has {size}, over the limit of {Image.MAX_IMAGE_PIXELS:,} pixels that guards against "
             "decompression bombs; shrink the image, or raise PIL.Image.MAX_IMAGE_PIXELS in Python if you trust it"
         ) from error
-    except (OSError, ValueError, EOFError) as error:  # OSError includes Pillow's UnidentifiedImageError
-        raise DataError(f"{path} cannot be read as an image ({error}); fix or remove it") from error
+    except (OSError, ValueError, EOFError, SyntaxError) as error:  # OSError: UnidentifiedImageError; SyntaxError: a broken PNG
+        raise DataError(f"{label} cannot be read as an image ({error}); fix or remove it") from error
 
 
 def _image_size(value: Any) -> tuple[int, int]:
@@ -448,6 +451,9 @@ def _check_one_size(root: Path, files: list[Path], sizes: list[tuple[int, int]])
 
 _ARRAY_KIND = "divide"
 _NUMBER_KINDS = "biuf"  # bool, signed and unsigned integers, floats: the dtypes an array of items may have
+# what numpy raises for a damaged .npy header (it parses the header's dict with ast.literal_eval, whose tokenizer
+# raises TokenError on an unclosed bracket)
+_HEADER_ERRORS = (ValueError, EOFError, SyntaxError, TypeError, tokenize.TokenError, RecursionError)
 
 
 def read_npy(path: Path) -> np.ndarray:
@@ -456,7 +462,7 @@ def read_npy(path: Path) -> np.ndarray:
     are never loaded."""
     try:
         mapped = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
+    except (OSError, *_HEADER_ERRORS) as error:
         raise DataError(
             f"{path} cannot be read as a .npy array ({error}); it may be cut short or not written by numpy.save: "
             "save the array again with numpy.save (numbers only)"
@@ -464,11 +470,41 @@ def read_npy(path: Path) -> np.ndarray:
     if not isinstance(mapped, np.ndarray):  # np.load opens .npz archives as well
         mapped.close()
         raise DataError(f"{path} is a .npz archive, not a .npy array; save one array with numpy.save")
-    if mapped.dtype.kind not in _NUMBER_KINDS:
-        raise DataError(f"{path} holds {mapped.dtype} values; save numbers (bool, integer or float) with numpy.save")
-    if mapped.size == 0:
-        raise DataError(f"{path} holds no items (its shape is {mapped.shape}); save an array of at least one item")
+    _check_numbers(mapped.dtype, mapped.shape, path)
     return np.array(mapped)  # a copy in memory: the file is not held open
+
+
+def _check_numbers(dtype: np.dtype, shape: tuple[int, ...], source: Any) -> None:
+    if dtype.kind not in _NUMBER_KINDS:
+        raise DataError(f"{source} holds {dtype} values; save numbers (bool, integer or float) with numpy.save")
+    if 0 in shape:
+        raise DataError(f"{source} holds no items (its shape is {shape}); save an array of at least one item")
+
+
+def read_npy_bytes(data: bytes, source: str = "the .npy bytes") -> np.ndarray:
+    """The array of numbers in the bytes of a ``.npy`` file (an HTTP request's body): its header is read first,
+    and an array whose header promises other than the bytes that follow it is refused before anything is
+    allocated; object arrays (pickles) are never loaded."""
+    stream = io.BytesIO(data)
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version not in readers:
+            raise ValueError(f"version {version[0]}.{version[1]} is not read here")
+        shape, fortran_order, dtype = readers[version](stream)
+    except _HEADER_ERRORS as error:
+        raise DataError(
+            f"{source} cannot be read as a .npy array ({str(error)[:200]}); send the bytes numpy.save writes (numbers only)"
+        ) from error
+    _check_numbers(dtype, shape, source)
+    count = int(np.prod(shape, dtype=object))
+    if len(data) - stream.tell() != count * dtype.itemsize:
+        raise DataError(
+            f"{source}: its header promises an array of shape {shape} ({count * dtype.itemsize} bytes of {dtype}) but "
+            f"{len(data) - stream.tell()} bytes follow it; send the whole file numpy.save writes"
+        )
+    array = np.frombuffer(data, dtype=dtype, count=count, offset=stream.tell())
+    return array.reshape(shape, order="F" if fortran_order else "C").copy()
 
 
 def finite_float32(array: np.ndarray, path: Path) -> np.ndarray:

@@ -132,7 +132,7 @@ class ConvRecurrentEncoder(nn.Module):
         self.head = nn.Linear(width, out_features)
 
     def forward(self, x: Tensor) -> Tensor:
-        features = self.frames(x.flatten(0, 1)).relu().unflatten(0, x.shape[:2])  # (B, T, width)
+        features = self.frames(x.flatten(0, 1)).relu().reshape(x.shape[0], x.shape[1], -1)  # (B, T, width)
         return self.head(self.recurrent(features)[1])
 
 

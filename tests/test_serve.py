@@ -47,12 +47,12 @@ def folders(tmp_path_factory, one_thread):
         "rows": _train("ae", str(root / "rows.csv"), root / "rows"),
     }
     normal = autoencoders.load_dataset("digits").train[:100]
-    autoencoders.AnomalyDetector(model=str(folders["ae"]), contamination=0.1).fit(normal).save_pretrained(root / "detector")
+    autoencoders.AnomalyDetector(model=str(folders["ae"]), scores="recon", contamination=0.1).fit(normal).save_pretrained(root / "detector")
     folders["detector"] = root / "detector"
     # a detector in the table run's anomaly folder, fitted on the model itself: it takes rows in the model's space
     preprocessing = read_config(folders["rows"])["data"]["preprocessing"]
     scaled = (rows - np.array(preprocessing["mean"])) / np.array(preprocessing["std"])
-    autoencoders.AnomalyDetector(model=autoencoders.load(folders["rows"]), contamination=0.1).fit(
+    autoencoders.AnomalyDetector(model=autoencoders.load(folders["rows"]), scores="recon", contamination=0.1).fit(
         torch.tensor(scaled, dtype=torch.float32)).save_pretrained(folders["rows"] / "anomaly")
     return folders
 

@@ -51,9 +51,17 @@ class Parameter:
             return trial.suggest_float(self.name, self.low, self.high, log=self.log)
         if self.kind == "int":
             return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
-        encoded = [json.dumps(choice) if isinstance(choice, (list, tuple)) else choice for choice in self.choices]
-        value = trial.suggest_categorical(self.name, encoded)
-        return self.decode(value)
+        return self.decode(trial.suggest_categorical(self.name, self.distribution().choices))
+
+    def distribution(self):
+        """The Optuna distribution ``suggest`` draws from."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        if self.kind == "float":
+            return FloatDistribution(self.low, self.high, log=self.log)
+        if self.kind == "int":
+            return IntDistribution(int(self.low), int(self.high), log=self.log)
+        return CategoricalDistribution([json.dumps(c) if isinstance(c, (list, tuple)) else c for c in self.choices])
 
     def decode(self, value: Any) -> Any:
         """A value as Optuna stored it -> the setting's value."""
@@ -166,6 +174,25 @@ def _check_value(target: str, value: Any, config_class: type, where: str) -> Non
             config_class.from_dict({target: value})
     except ValueError as error:
         raise SpaceError(f"{where}: {target} cannot be {short_repr(value)}: {error}") from None
+
+
+def check_unchanged(parameters: list[Parameter], study) -> None:
+    """A stored study's trials drew each parameter from a distribution; a float or int range may move, but
+    Optuna keeps a categorical parameter's choices (and a parameter's kind) for the whole study."""
+    from optuna.distributions import check_distribution_compatibility
+
+    drawn = {}
+    for trial in study.get_trials(deepcopy=False):
+        drawn.update(trial.distributions)
+    for parameter in parameters:
+        if parameter.name in drawn:
+            try:
+                check_distribution_compatibility(drawn[parameter.name], parameter.distribution())
+            except ValueError:
+                raise SpaceError(
+                    f"{parameter.name} is drawn from {drawn[parameter.name]} in this study; its kind and categorical "
+                    f"choices cannot change within a study: keep them, or tune into another --out folder or --study-name"
+                ) from None
 
 
 def trial_settings(parameters: list[Parameter], values: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import warnings
 
 from autoencoders.errors import InputError
@@ -17,6 +18,7 @@ from autoencoders.errors import InputError
 HEARTBEAT_SECONDS = 15
 GRACE_SECONDS = 60
 CONNECT_SECONDS = 10
+CREATE_ATTEMPTS = 4
 
 
 class StorageError(InputError):
@@ -38,21 +40,40 @@ def open_storage(url: str):
     import optuna
     import sqlalchemy.exc
 
+    url = with_installed_driver(url)
     engine_kwargs: dict = {}
     if url.startswith("postgresql"):
         engine_kwargs = {"connect_args": {"connect_timeout": CONNECT_SECONDS}, "pool_pre_ping": True}
     elif url.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": 120}}  # workers of one folder wait for each other's writes
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the command prints its own lines
-    try:
-        with warnings.catch_warnings():  # heartbeats are marked experimental; they are what fails a dead worker's trial
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-            )
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, ModuleNotFoundError) as error:
-        reason = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
-        raise StorageError(f"cannot open the study storage {shown_url(url)}: {reason}") from None
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():  # heartbeats are marked experimental; they are what fails a dead worker's trial
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                )
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # workers started together on an empty database both create Optuna's tables; the one that loses the
+            # race finds them made, and opens the storage again
+            if attempt + 1 == CREATE_ATTEMPTS:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
+            reason = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
+            raise StorageError(f"cannot open the study storage {shown_url(url)}: {reason}") from None
+    raise AssertionError("unreachable")
+
+
+def with_installed_driver(url: str) -> str:
+    """``postgresql://`` names no driver, and SQLAlchemy 2.1 then takes psycopg 3; the [tune] extra installs
+    psycopg2, which this URL then names (an explicit ``postgresql+driver://`` is kept)."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
 
 
 def worker_id() -> dict[str, object]:

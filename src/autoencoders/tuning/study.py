@@ -24,7 +24,7 @@ from typing import Any
 from autoencoders.errors import InputError
 from autoencoders.files import atomic_write_json
 from autoencoders.tuning.objectives import Objective, check_labels, parse_objectives
-from autoencoders.tuning.space import Parameter, SpaceError, search_space
+from autoencoders.tuning.space import Parameter, SpaceError, check_unchanged, search_space
 from autoencoders.tuning.storage import open_storage, shown_url
 
 log = logging.getLogger("autoencoders")
@@ -149,7 +149,7 @@ def tune(
     else:
         url = storage
     opened = open_storage(url)
-    _open_study(opened, study_name, model, str(data), objectives)
+    _open_study(opened, study_name, model, str(data), objectives, parameters)
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / STUDY_FILE).exists():
         atomic_write_json(folder / STUDY_FILE, {
@@ -254,8 +254,8 @@ def _check_study_file(folder: Path, model: str, study_name: str, objectives: lis
         )
 
 
-def _open_study(storage, study_name: str, model: str, data: str, objectives: list[Objective]) -> None:
-    """Create the study, or check that the stored one is of this model, data and objectives."""
+def _open_study(storage, study_name: str, model: str, data: str, objectives: list[Objective], parameters: list[Parameter]) -> None:
+    """Create the study, or check that the stored one is of this model and objectives, and its space compatible."""
     import optuna
 
     metrics = [objective.name for objective in objectives]
@@ -275,6 +275,7 @@ def _open_study(storage, study_name: str, model: str, data: str, objectives: lis
             f"study {study_name!r} in this storage tunes {','.join(stored.get('metrics') or [])} "
             f"({', '.join(d.name.lower() for d in study.directions)}); give another --study-name for other metrics"
         )
+    check_unchanged(parameters, study)
 
 
 def _count(storage, study_name: str) -> dict[str, int]:

@@ -240,7 +240,7 @@ def test_two_workers_share_a_postgresql_study(postgres_url, tmp_path, good_space
     workers = [
         subprocess.Popen(
             [sys.executable, "-c", "from autoencoders.cli import main; main()", "tune", "vae", "--data", "digits",
-             "--trials", "6", "--epochs", "2", "--hidden", "32", "--space", str(good_space), "--set", "training.log_every=5",
+             "--trials", "4", "--epochs", "2", "--hidden", "32", "--space", str(good_space), "--set", "training.log_every=5",
              "--storage", postgres_url, "--study-name", "shared", "--out", str(folder)],
             env={**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
@@ -256,7 +256,7 @@ def test_two_workers_share_a_postgresql_study(postgres_url, tmp_path, good_space
     assert all(trial.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for trial in finished), [
         trial.state for trial in finished
     ]
-    assert 6 <= len(finished) <= 7  # each worker may finish one trial beyond N while the other finishes the Nth
+    assert 4 <= len(finished) <= 5  # each worker may finish one trial beyond N while the other finishes the Nth
     pids = {trial.user_attrs["worker"]["pid"] for trial in finished}
     assert pids == {worker.pid for worker in workers}  # both workers ran trials
     ran = {folder.name: {int(path.name) for path in (folder / "trials").iterdir()} for folder in folders}

@@ -194,6 +194,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     callbacks: list | None = None,
+    dataset=None,
 ) -> Path:
     """Train ``model`` on ``data`` and write a run folder; returns its path.
 
@@ -202,7 +203,8 @@ def train(
     With ``resume=True`` the run in ``out`` continues from ``checkpoints/last.ckpt`` (``best.ckpt`` when the last
     one is missing) with its saved settings (``epochs``/``max_steps`` may be raised). A folder that holds a run is
     refused unless it is resumed or ``overwrite=True`` replaces it; a folder in training is refused.
-    ``callbacks``: Lightning callbacks added to the run's own (``tune`` prunes a trial through one).
+    ``callbacks``: Lightning callbacks added to the run's own (``tune`` prunes a trial through one). ``dataset``: ``data``
+    already loaded with these settings (``tune`` loads it once for all its trials); the run records ``data`` as usual.
     """
     from autoencoders.data import load_dataset
 
@@ -247,7 +249,8 @@ def train(
     requested = {"arch": arch, "hidden": tuple(hidden) if hidden else None, "latent_dim": latent_dim, **model_requested}
     check_model_settings(model, requested)
     with claim_run_folder(out, overwrite=overwrite):
-        dataset = load_dataset(data, data_dir=data_dir, seed=training.seed, limit=limit, **data_options)
+        if dataset is None:
+            dataset = load_dataset(data, data_dir=data_dir, seed=training.seed, limit=limit, **data_options)
         run_config = {
             "model": {"name": model, "config": model_settings(model, dataset, requested)},
             "data": {

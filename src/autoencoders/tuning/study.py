@@ -213,11 +213,10 @@ def _load_data(data: str, train_options: dict[str, Any], settings: dict[str, Any
     from autoencoders.data import load_dataset
     from autoencoders.training.run import parse_settings
 
-    _, data_options, _ = parse_settings(settings)
-    return load_dataset(
-        data, data_dir=train_options.get("data_dir"), seed=train_options.get("seed", 0), limit=train_options.get("limit"),
-        **data_options,
-    )
+    _, data_options, training = parse_settings(settings)
+    limit = data_options.pop("limit", train_options.get("limit"))  # `--set data.limit=N` is --limit N, as in train
+    seed = train_options.get("seed", training.get("seed", 0))
+    return load_dataset(data, data_dir=train_options.get("data_dir"), seed=seed, limit=limit, **data_options)
 
 
 def _seconds(timeout: str | float) -> float:
@@ -338,6 +337,7 @@ def work(plan: Plan, worker: int, jobs: int = 1) -> None:
         pruner=optuna.pruners.MedianPruner(n_startup_trials=PRUNE_AFTER_TRIALS, n_warmup_steps=PRUNE_WARMUP_EPOCHS)
         if plan.prunes else optuna.pruners.NopPruner(),
     )
+    dataset = _load_data(plan.data, plan.train_options, plan.settings)  # once: every trial trains on the same data
     failures = [0]
 
     def after_trial(study, trial) -> None:
@@ -357,7 +357,7 @@ def work(plan: Plan, worker: int, jobs: int = 1) -> None:
     if plan.deadline is not None and time.time() >= plan.deadline:
         return
     study.optimize(
-        lambda trial: run_trial(trial, plan), callbacks=[after_trial], gc_after_trial=False,
+        lambda trial: run_trial(trial, plan, dataset), callbacks=[after_trial], gc_after_trial=False,
         timeout=None if plan.deadline is None else max(1.0, plan.deadline - time.time()),
     )
 
@@ -373,7 +373,7 @@ def _summary(plan: Plan, storage, started: float, before: dict[str, int], notes:
     best_run = publish_best(plan.folder, study)
     report = write_study_report(plan.folder, study, plan.objectives)
     best = [
-        {"number": trial.number, "values": trial.values, "params": trial.params, "run": trial.user_attrs.get("run")}
+        {"number": trial.number, "values": trial.values, "params": _decoded(plan.parameters, trial.params), "run": trial.user_attrs.get("run")}
         for trial in best_trials(study)
     ]
     if not best:
@@ -386,3 +386,9 @@ def _summary(plan: Plan, storage, started: float, before: dict[str, int], notes:
         finished=counts["finished"], pruned=counts["pruned"], failed=counts["failed"], best=best, best_run=best_run,
         report=report, seconds=time.time() - started, trials_here=counts["all"] - before["all"], notes=notes,
     )
+
+
+def _decoded(parameters: list[Parameter], params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's parameters as settings (a list among categorical choices, not its JSON text)."""
+    by_name = {parameter.name: parameter for parameter in parameters}
+    return {name: by_name[name].decode(value) if name in by_name else value for name, value in params.items()}

@@ -18,8 +18,9 @@ from autoencoders.tuning.storage import worker_id
 TRIALS_FOLDER = "trials"
 
 
-def run_trial(trial, plan) -> float | list[float]:
-    """Optuna's objective: train with the drawn settings and return the objective value(s)."""
+def run_trial(trial, plan, dataset) -> float | list[float]:
+    """Optuna's objective: train with the drawn settings on ``dataset`` (``plan.data``, loaded once per worker) and
+    return the objective value(s)."""
     import optuna
 
     from autoencoders.io import read_config
@@ -38,7 +39,7 @@ def run_trial(trial, plan) -> float | list[float]:
     try:
         train(
             plan.model, plan.data, run, settings=settings, progress=False, callbacks=[pruning] if pruning else None,
-            **plan.train_options,
+            dataset=dataset, **plan.train_options,
         )
     except NonFiniteLossError as error:  # settings that make training diverge are a result: the trial failed
         trial.set_user_attr("failure", " ".join(str(error).split())[:300])

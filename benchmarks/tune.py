@@ -129,7 +129,6 @@ def nll_part(args, runs: Path) -> dict:
 
 
 def rd_part(args, runs: Path) -> dict:
-
     import autoencoders
     from autoencoders.data import load_dataset
     from rate_distortion import ours_curves

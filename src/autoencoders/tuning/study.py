@@ -84,7 +84,7 @@ class TuneResult:
     best_run: Path | None
     report: Path
     seconds: float
-    trials_here: int = 0  # trials this call ran
+    trials_here: int = 0  # trials the study gained during this call (with a shared storage, other workers' too)
     notes: list[str] = field(default_factory=list)
 
 

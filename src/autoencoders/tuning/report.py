@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from autoencoders.files import atomic_write_bytes
 from autoencoders.plots import figure_to_png_bytes
@@ -79,7 +80,8 @@ def _history(complete, objectives: list[Objective]) -> Figure:
         axes.scatter(numbers, values, s=18, label="trial")
         best = np.minimum.accumulate(values) if objective.direction == "minimize" else np.maximum.accumulate(values)
         axes.step(numbers, best, where="post", color="tab:red", label="best so far")
-        axes.set_xlabel("trial")
+        axes.set_xlabel("trial (completed ones)")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_ylabel(objective.name)
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)

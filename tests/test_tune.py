@@ -14,13 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 
-optuna = pytest.importorskip("optuna")
-
-import autoencoders  # noqa: E402
-from autoencoders.tuning import tune  # noqa: E402
-from autoencoders.tuning.space import SpaceError, search_space  # noqa: E402
+import autoencoders
+from autoencoders.tuning import tune
+from autoencoders.tuning.space import SpaceError, search_space
 
 SRC = str(Path(autoencoders.__file__).resolve().parent.parent)
 # every trial: an MLP VAE of one 32-wide layer on digits, a few epochs of ~20 batches
@@ -171,6 +170,7 @@ def _free_port() -> int:
     (["ae"], "holds a study of model 'vae', not 'ae'"),
     (["vae", "--metric", "mse"], "holds a study of --metric val/loss"),
     (["vae", "--space", "{categorical_lr}"], "cannot change within a study"),
+    (["vae", "--timeout", "soon"], "--timeout is a duration"),
 ])
 def test_bad_input_is_one_line_and_leaves_the_study_unchanged(finished_study, tmp_path, arguments, message):
     from typer.testing import CliRunner

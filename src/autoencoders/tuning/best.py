@@ -33,9 +33,10 @@ def best_trials(study) -> list:
     return sorted(study.best_trials, key=lambda trial: (sign * trial.values[0], trial.number))
 
 
-def publish_best(folder: Path, study) -> Path | None:
+def publish_best(folder: Path, study, settings_of=dict) -> Path | None:
     """Copy the best trial's run to ``folder/best`` when it is not there yet; returns ``folder/best`` or None when
-    there is no best trial with a run folder on this machine (a worker elsewhere trained it)."""
+    there is no best trial with a run folder on this machine (a worker elsewhere trained it). ``settings_of`` turns
+    a trial's Optuna parameters into settings for best/trial.json."""
     trials = best_trials(study)
     if not trials:
         return None
@@ -50,7 +51,7 @@ def publish_best(folder: Path, study) -> Path | None:
         staging = folder / f".best-new-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         shutil.copytree(source, staging, ignore=shutil.ignore_patterns("checkpoints", ".lock"))
-        atomic_write_json(staging / TRIAL_FILE, {"trial": trial.number, "values": trial.values, "params": trial.params})
+        atomic_write_json(staging / TRIAL_FILE, {"trial": trial.number, "values": trial.values, "params": settings_of(trial.params)})
         retired = folder / f".best-old-{os.getpid()}"
         if best.exists():
             os.rename(best, retired)

@@ -352,7 +352,7 @@ def work(plan: Plan, worker: int, jobs: int = 1) -> None:
             study.stop()
         if plan.deadline is not None and time.time() >= plan.deadline:
             study.stop()
-        publish_best(plan.folder, study)
+        publish_best(plan.folder, study, lambda params: _decoded(plan.parameters, params))
 
     if plan.deadline is not None and time.time() >= plan.deadline:
         return
@@ -370,7 +370,7 @@ def _summary(plan: Plan, storage, started: float, before: dict[str, int], notes:
 
     study = optuna.load_study(study_name=plan.study_name, storage=storage)
     counts = _count(storage, plan.study_name)
-    best_run = publish_best(plan.folder, study)
+    best_run = publish_best(plan.folder, study, lambda params: _decoded(plan.parameters, params))
     report = write_study_report(plan.folder, study, plan.objectives)
     best = [
         {"number": trial.number, "values": trial.values, "params": _decoded(plan.parameters, trial.params), "run": trial.user_attrs.get("run")}

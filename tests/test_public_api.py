@@ -13,7 +13,7 @@ def test_every_model_class_is_importable_from_the_package_and_listed():
     for cls in MODELS.values():
         assert getattr(autoencoders, cls.__name__) is cls
         assert cls.__name__ in dir(autoencoders)
-    assert {"train", "load", "evaluate", "AnomalyDetector", "InputError"} <= set(dir(autoencoders))
+    assert {"train", "tune", "load", "evaluate", "AnomalyDetector", "InputError"} <= set(dir(autoencoders))
 
 
 def test_from_pretrained_through_the_package(tmp_path):

@@ -4,6 +4,7 @@
     run = autoencoders.train("vae", "digits", "runs/vae-digits", max_steps=2000)
     model = autoencoders.load(run)              # or autoencoders.VAE.from_pretrained(run)
     autoencoders.evaluate(run, metrics=["mse", "nll"])
+    study = autoencoders.tune("vae", "digits", "tuning/vae-digits", trials=20, epochs=10)  # study.best_run
 
 Heavy modules (torch, Lightning) load on first use, so ``import autoencoders`` and the CLI start fast.
 """
@@ -21,6 +22,7 @@ from autoencoders.catalog import FAMILIES
 MODEL_CLASSES = ("Autoencoder", *(family.class_name for family in FAMILIES.values()))
 _LAZY = {
     "train": "autoencoders.training.run",
+    "tune": "autoencoders.tuning",
     "load": "autoencoders.io",
     "evaluate": "autoencoders.metrics",
     "load_dataset": "autoencoders.data",

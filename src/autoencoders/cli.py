@@ -281,6 +281,72 @@ def train_command(
     print(run)
 
 
+@app.command(
+    "tune", cls=TrainCommand, context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def tune_command(
+    context: typer.Context,
+    model: str = typer.Argument(..., help="Model family: see `autoencoders models`."),
+    data: Optional[str] = typer.Option(None, "--data", help="Dataset name (`autoencoders datasets`) or a path."),
+    trials: int = typer.Option(20, "--trials", help="Run until the study holds N finished (completed or pruned) trials."),
+    timeout: Optional[str] = typer.Option(None, "--timeout", help="Start no trial after this long: 600, 10min, 1h."),
+    space: Optional[Path] = typer.Option(None, "--space", help="YAML search space: name: {type: float|int|categorical, low, high, log, choices}."),
+    metric: str = typer.Option("val/loss", "--metric", help="What to optimize: val/loss (any val/NAME), rate, seconds, auroc, or an evaluate metric (nll, mse, psnr, probe ...); several comma-separated give a Pareto front."),
+    direction: Optional[str] = typer.Option(None, "--direction", help="minimize or maximize, one per metric (default: each metric's own)."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="SQLAlchemy URL of the study (default: sqlite in --out); postgresql://... lets workers on several machines share it."),
+    study_name: Optional[str] = typer.Option(None, "--study-name", help="The study's name in the storage (default MODEL-DATA)."),
+    jobs: int = typer.Option(1, "--jobs", help="Worker processes on this machine."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Study folder: trials/NNN/, best/, report.html (default tuning/MODEL-DATA)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Network: mlp | conv | spatial | acai | rnn | crnn."),
+    hidden: Optional[str] = typer.Option(None, "--hidden", help="Widths (mlp, rnn) or channels (conv, spatial), e.g. 512,256."),
+    latent_dim: Optional[int] = typer.Option(None, "--latent-dim", help="Size of the code (fixed: not tuned)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Fixed: not tuned."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training set per trial (default 10)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop each trial after this many batches."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (fixed: not tuned)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every trial's training and of the sampler (default 0)."),
+    data_dir: Optional[Path] = DataDirOpt,
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML run file with settings every trial shares."),
+    set_: list[str] = typer.Option([], "--set", help="key=value every trial shares: a model field, data.* or training.* setting."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N items of each split."),
+) -> None:
+    """Search a model's settings for the best validation metric, each trial a run folder; the best is DIR/best.
+
+    The family's own settings are flags too (`--prior mog`), fixed for every trial, as in `train`; a fixed
+    setting is not tuned. Running the same command again continues the study.
+
+    Examples:
+
+      autoencoders tune vae --data mnist-binary --arch conv --epochs 5 --trials 30 --metric nll --out tuning/vae
+
+      autoencoders tune compressive-ae --data mnist --arch spatial --metric rate,psnr --timeout 1h --out tuning/cae
+
+      autoencoders tune vae --data mnist --storage postgresql://me@db/tuning --study-name vae-mnist --out tuning/vae
+    """
+    from autoencoders.settings import parse_ints
+    from autoencoders.tuning import tune
+
+    result = tune(
+        model, data, out, trials=trials, timeout=timeout, space=space, metric=metric, direction=direction,
+        storage=storage, study_name=study_name, jobs=jobs, config=config,
+        settings={**_model_flags(context.args), **_parse_set(set_)}, arch=arch,
+        hidden=parse_ints(hidden) if hidden is not None else None, latent_dim=latent_dim, batch_size=batch_size,
+        epochs=epochs, max_steps=max_steps, lr=lr, seed=seed, data_dir=data_dir, limit=limit,
+    )
+    table = Table(title=f"study {result.study_name}: {result.finished} finished ({result.pruned} pruned), {result.failed} failed, "
+                  f"{result.trials_here} run now in {result.seconds:.0f} s", caption=result.storage)
+    for column in ("trial", *result.metrics, "settings"):
+        table.add_column(column)
+    for trial in result.best:
+        values = (f"{value:.4g}" for value in trial["values"])
+        table.add_row(str(trial["number"]), *values, escape(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial["params"].items())))
+    Console().print(table)
+    for note in result.notes:
+        console.print(f"[dim]note:[/] {escape(note)}")
+    console.print(f"report: {result.report}" + (f"; best run: [bold]{result.best_run}[/]" if result.best_run else ""))
+    print(result.folder)
+
+
 @app.command("evaluate")
 def evaluate_command(
     run: Path = RunArg,

@@ -121,6 +121,7 @@ class AAEConfig(ModelConfig):
     bounds: ClassVar[dict[str, tuple[float, float]]] = {
         **ModelConfig.bounds, "components": (1, 2**12), "discriminator_hidden": (1, 2**16),
     }
+    search_space: ClassVar[dict[str, dict]] = {**ModelConfig.search_space, "discriminator_lr": {"type": "float", "low": 1e-05, "high": 0.001, "log": True}}
 
 
 class AAE(Autoencoder):

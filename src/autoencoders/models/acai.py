@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -31,6 +32,10 @@ class ACAIConfig(AEConfig):
     interpolation_weight: float = 0.5  # λ: weight of the critic's verdict in the autoencoder's loss
     critic_mix: float = 0.2  # γ: how far the critic's "real" examples are blended from x̂ towards x
     critic_lr: float | None = None  # None: the training learning rate
+
+    search_space: ClassVar[dict[str, dict]] = {
+        **AEConfig.search_space, "interpolation_weight": {"type": "float", "low": 0.05, "high": 1.0, "log": True}, "critic_mix": {"type": "float", "low": 0.0, "high": 0.5},
+    }
 
 
 class ACAI(AE):

@@ -8,6 +8,7 @@ and the loss compares the reconstruction with the clean x, so the code must capt
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor, nn
 
@@ -20,6 +21,8 @@ from autoencoders.nn import build_decoder, build_encoder
 @dataclass
 class AEConfig(ModelConfig):
     latent_dropout: float = 0.0  # dropout on the code during training ("dropout AE")
+
+    search_space: ClassVar[dict[str, dict]] = {**ModelConfig.search_space, "latent_dropout": {"type": "float", "low": 0.0, "high": 0.5}}
 
 
 class AE(Autoencoder):
@@ -56,6 +59,8 @@ class AE(Autoencoder):
 class DAEConfig(AEConfig):
     noise: str = "gaussian"  # gaussian | masking | salt-and-pepper
     noise_level: float = 0.3  # std (gaussian) or fraction of corrupted values (masking, salt-and-pepper)
+
+    search_space: ClassVar[dict[str, dict]] = {**AEConfig.search_space, "noise_level": {"type": "float", "low": 0.05, "high": 0.6}}
 
 
 class DAE(AE):

@@ -40,6 +40,11 @@ class BaggedAEConfig(ModelConfig):
     feature_fraction: float = 0.6  # share of the item's features each member sees
     subset_seed: int = 0  # draws the members' feature subsets
 
+    search_space: ClassVar[dict[str, dict]] = {  # 0 (a quarter of the features) stays the default, not a choice
+        "latent_dim": {"type": "int", "low": 1, "high": 64, "log": True},
+        "members": {"type": "int", "low": 2, "high": 16, "log": True},
+        "feature_fraction": {"type": "float", "low": 0.3, "high": 1.0},
+    }
     bounds: ClassVar[dict[str, tuple[float, float]]] = {
         **ModelConfig.bounds, "latent_dim": (0, MAX_INT_SETTING), "members": (1, 256), "feature_fraction": (1e-6, 1.0),
         "subset_seed": (0, MAX_INT_SETTING),

@@ -51,6 +51,9 @@ class ModelConfig:
         "input_shape": (1, MAX_ITEM_NUMBERS), "latent_dim": (1, MAX_INT_SETTING), "hidden": (1, 2**16),
         "depth": (1, 2**16), "scales": (1, 16), "num_classes": (0, MAX_INT_SETTING),
     }
+    # what `autoencoders tune` searches by default (YAML's form: float | int | categorical, low/high, log, choices);
+    # families extend it with their own weights (β, γ, λ ...), training adds lr and batch_size
+    search_space: ClassVar[dict[str, dict]] = {"latent_dim": {"type": "int", "low": 2, "high": 64, "log": True}}
 
     def __post_init__(self) -> None:
         check_settings(self, type(self).bounds, "setting")

@@ -96,6 +96,7 @@ class BetaTCVAEConfig(VAEConfig):
     bounds: ClassVar[dict[str, tuple[float, float]]] = {
         **VAEConfig.bounds, "dataset_size": (0, 2**40),
     }
+    search_space: ClassVar[dict[str, dict]] = {**VAEConfig.search_space, "beta": {"type": "float", "low": 1.0, "high": 10.0, "log": True}}
 
 
 class BetaTCVAE(VAE):

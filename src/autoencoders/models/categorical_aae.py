@@ -60,6 +60,10 @@ class CategoricalAAEConfig(ModelConfig):
     consistency_rotation: float = 10.0  # ... and turned by up to this many degrees
     consistency_scale: float = 0.0  # ... and resized by a factor within 1 ± this
 
+    search_space: ClassVar[dict[str, dict]] = {
+        **ModelConfig.search_space, "discriminator_lr": {"type": "float", "low": 1e-05, "high": 0.001, "log": True}, "category_balance": {"type": "float", "low": 0.0, "high": 1.0},
+    }
+
 
 def consistency_divergence(probabilities: Tensor, moved_logits: Tensor) -> Tensor:
     """KL(p(category | x) || p(category | x moved)), with p(category | x) held fixed as the target: the head is

@@ -43,6 +43,7 @@ class CompressiveAEConfig(ModelConfig):
     bounds: ClassVar[dict[str, tuple[float, float]]] = {
         **ModelConfig.bounds, "mixture_components": (1, 64),
     }
+    search_space: ClassVar[dict[str, dict]] = {**ModelConfig.search_space, "rate_weight": {"type": "float", "low": 0.001, "high": 0.3, "log": True}}
 
 
 class FactorizedDensity(nn.Module):

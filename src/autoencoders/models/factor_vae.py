@@ -70,6 +70,7 @@ class FactorVAEConfig(VAEConfig):
     bounds: ClassVar[dict[str, tuple[float, float]]] = {
         **VAEConfig.bounds, "discriminator_hidden": (1, 2**16), "discriminator_steps": (1, 1000), "code_memory": (0, 10_000),
     }
+    search_space: ClassVar[dict[str, dict]] = {**VAEConfig.search_space, "gamma": {"type": "float", "low": 1.0, "high": 50.0, "log": True}}
 
 
 class FactorVAE(VAE):

@@ -46,6 +46,9 @@ class HVAEConfig(VAEConfig):
     bounds: ClassVar[dict[str, tuple[float, float]]] = {
         **VAEConfig.bounds, "stochastic_layers": (1, 16), "ladder_width": (1, 2**16),
     }
+    search_space: ClassVar[dict[str, dict]] = {
+        **VAEConfig.search_space, "stochastic_layers": {"type": "int", "low": 1, "high": 3}, "ladder_width": {"type": "categorical", "choices": [128, 256, 512]},
+    }
 
 
 class LayerDraw(NamedTuple):

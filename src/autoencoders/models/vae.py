@@ -51,6 +51,9 @@ class VAEConfig(ModelConfig):
     bounds: ClassVar[dict[str, tuple[float, float]]] = {
         **ModelConfig.bounds, "kl_warmup_steps": (0, 2**40), "iwae_samples": (1, 10_000),
     }
+    search_space: ClassVar[dict[str, dict]] = {
+        **ModelConfig.search_space, "kl_schedule": {"type": "categorical", "choices": ['constant', 'linear']}, "kl_warmup_steps": {"type": "int", "low": 100, "high": 10000, "log": True},
+    }
 
 
 class VariationalAutoencoder(Autoencoder):
@@ -237,6 +240,8 @@ class VAE(VariationalAutoencoder):
 class BetaVAEConfig(VAEConfig):
     beta: float = 4.0
 
+    search_space: ClassVar[dict[str, dict]] = {**VAEConfig.search_space, "beta": {"type": "float", "low": 1.0, "high": 16.0, "log": True}}
+
 
 class BetaVAE(VAE):
     """β-VAE: the VAE with β > 1 by default, trading reconstruction for a more factorised code."""
@@ -248,6 +253,8 @@ class BetaVAE(VAE):
 @dataclass
 class IWAEConfig(VAEConfig):
     iwae_samples: int = 5
+
+    search_space: ClassVar[dict[str, dict]] = {**VAEConfig.search_space, "iwae_samples": {"type": "categorical", "choices": [2, 5, 10]}}
 
 
 class IWAE(VAE):
@@ -261,6 +268,8 @@ class IWAE(VAE):
 class DVAEConfig(VAEConfig):
     noise: str = "gaussian"  # gaussian | masking | salt-and-pepper (as the DAE)
     noise_level: float = 0.3  # std (gaussian) or fraction of corrupted values (masking, salt-and-pepper)
+
+    search_space: ClassVar[dict[str, dict]] = {**VAEConfig.search_space, "noise_level": {"type": "float", "low": 0.05, "high": 0.6}}
 
 
 class DVAE(VAE):

@@ -68,6 +68,9 @@ class VQVAEConfig(ModelConfig):
         **ModelConfig.bounds, "codebook_size": (2, 2**16), "residual_blocks": (0, 64), "prior_start": (1, 2**40),
         "prior_layers": (1, 64), "prior_channels": (1, 2**16),
     }
+    search_space: ClassVar[dict[str, dict]] = {
+        **ModelConfig.search_space, "codebook_size": {"type": "categorical", "choices": [32, 64, 128, 256, 512]}, "commitment": {"type": "float", "low": 0.1, "high": 1.0, "log": True},
+    }
 
 
 # -- the network -------------------------------------------------------------------------------------------

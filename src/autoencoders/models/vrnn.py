@@ -58,6 +58,7 @@ class VRNNConfig(ModelConfig):
     bounds: ClassVar[dict[str, tuple[float, float]]] = {
         **ModelConfig.bounds, "state_size": (1, 2**16), "feature_size": (1, 2**16),
     }
+    search_space: ClassVar[dict[str, dict]] = {**ModelConfig.search_space, "state_size": {"type": "categorical", "choices": [64, 128, 256]}}
 
 
 def gaussian_kl_between(mean_q: Tensor, log_var_q: Tensor, mean_p: Tensor, log_var_p: Tensor) -> Tensor:

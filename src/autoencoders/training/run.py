@@ -61,6 +61,8 @@ class TrainingConfig:
         "weight_decay": (0.0, 1e3), "seed": (0, 2**32 - 1), "patience": (1, 2**20), "devices": (1, 4096),
         "num_nodes": (1, 65536), "log_every": (1, 2**40), "val_batch_size": (1, 2**24),
     }
+    # what `autoencoders tune` searches by default beside the model family's own space
+    search_space: ClassVar[dict[str, dict]] = {"lr": {"type": "float", "low": 0.0001, "high": 0.01, "log": True}, "batch_size": {"type": "categorical", "choices": [32, 64, 128, 256]}}
 
     def __post_init__(self) -> None:
         from autoencoders.models.base import check_settings
@@ -191,6 +193,8 @@ def train(
     progress: bool | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    callbacks: list | None = None,
+    dataset=None,
 ) -> Path:
     """Train ``model`` on ``data`` and write a run folder; returns its path.
 
@@ -199,6 +203,8 @@ def train(
     With ``resume=True`` the run in ``out`` continues from ``checkpoints/last.ckpt`` (``best.ckpt`` when the last
     one is missing) with its saved settings (``epochs``/``max_steps`` may be raised). A folder that holds a run is
     refused unless it is resumed or ``overwrite=True`` replaces it; a folder in training is refused.
+    ``callbacks``: Lightning callbacks added to the run's own (``tune`` prunes a trial through one). ``dataset``: ``data``
+    already loaded with these settings (``tune`` loads it once for all its trials); the run records ``data`` as usual.
     """
     from autoencoders.data import load_dataset
 
@@ -236,14 +242,15 @@ def train(
                 data_config["name"], data_dir=run_data_dir(data_config, data_dir), seed=data_config["seed"],
                 limit=data_config.get("limit"), **data_config.get("options", {}),
             )
-            return _fit(run_config, dataset, out, checkpoint)
+            return _fit(run_config, dataset, out, checkpoint, callbacks)
 
     out = Path(out) if out is not None else _unique_run_folder(model, data)
     training = training_config(training_requested)
     requested = {"arch": arch, "hidden": tuple(hidden) if hidden else None, "latent_dim": latent_dim, **model_requested}
     check_model_settings(model, requested)
     with claim_run_folder(out, overwrite=overwrite):
-        dataset = load_dataset(data, data_dir=data_dir, seed=training.seed, limit=limit, **data_options)
+        if dataset is None:
+            dataset = load_dataset(data, data_dir=data_dir, seed=training.seed, limit=limit, **data_options)
         run_config = {
             "model": {"name": model, "config": model_settings(model, dataset, requested)},
             "data": {
@@ -256,7 +263,7 @@ def train(
             },
             "training": dataclasses.asdict(training),
         }
-        return _fit(run_config, dataset, out, None)
+        return _fit(run_config, dataset, out, None, callbacks)
 
 
 def resume_checkpoint(out: Path) -> Path:
@@ -290,7 +297,7 @@ def model_class(model_name: str):
     return MODELS[model_name]
 
 
-def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None) -> Path:
+def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None, callbacks: list | None = None) -> Path:
     import warnings
 
     import lightning.pytorch as pl
@@ -325,7 +332,7 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
             module, out, max_steps=training.max_steps, accelerator=training.accelerator, devices=training.devices,
             epochs=training.epochs, max_time=training.max_time, strategy=training.strategy, num_nodes=training.num_nodes,
             precision=training.precision, progress=training.progress, log_every=training.log_every, run_folder=True,
-            logger=training.logger, patience=training.patience,
+            logger=training.logger, patience=training.patience, callbacks=callbacks,
         )
     except MisconfigurationException as error:  # settings this machine cannot run (accelerator=gpu without one ...)
         raise InputError(f"training settings: {' '.join(str(error).split())}") from error

@@ -486,17 +486,21 @@ def finite_float32(array: np.ndarray, path: Path) -> np.ndarray:
     return values
 
 
-def load_array(request: Request, test_size: int | float | None = None) -> Dataset:
+def load_array(request: Request, test_size: int | float | None = None, stream: bool | None = None) -> Dataset:
     """The user's ``.npy`` array (N, ...) as N float32 items; uint8 is divided by 255, bool becomes {0, 1}.
 
-    ``value_range`` is (0, 1) when every value lies there, else the observed (min, max).
+    ``value_range`` is (0, 1) when every value lies there, else the observed (min, max). A large array (see
+    ``streaming``; ``stream`` overrides the choice) is read from the file batch by batch instead of loaded.
     """
+    from autoencoders.data.streaming import npy_rows, should_stream
+
     path = Path(request.name).expanduser()
-    array = read_npy(path)
-    if array.ndim < 2:
-        raise DataError(f"{path} holds an array of shape {array.shape}; expected items shaped (N, ...)")
+    file = npy_rows(path)
     previous = request.preprocessing if (request.preprocessing or {}).get("kind") == _ARRAY_KIND else None
-    divisor = previous["divisor"] if previous else (255.0 if array.dtype == np.uint8 else 1.0)
+    divisor = previous["divisor"] if previous else (255.0 if file.dtype == np.uint8 else 1.0)
+    if should_stream(stream, file.rows * file.row_bytes // file.dtype.itemsize * 4):
+        return _streamed_array(request, file, divisor, test_size)
+    array = read_npy(path)
     items = torch.from_numpy(finite_float32(array, path)).div_(divisor)
     low, high = float(items.min()), float(items.max())
     train, val, test = three_way_split(len(items), request.seed, request.val_size, test_size)
@@ -509,5 +513,24 @@ def load_array(request: Request, test_size: int | float | None = None) -> Datase
         num_classes=0,
         description=f"{len(items)} items of shape {tuple(items.shape[1:])} from {path}",
         binary=bool(((items == 0) | (items == 1)).all()),
+        preprocessing={"kind": _ARRAY_KIND, "divisor": divisor},
+    )
+
+
+def _streamed_array(request: Request, file, divisor: float, test_size: int | float | None) -> Dataset:
+    """``load_array``'s dataset with its splits read from the file batch by batch (one pass checks the values)."""
+    from autoencoders.data.streaming import Rows, value_summary
+
+    low, high, binary = value_summary(file, divisor)
+    train, val, test = three_way_split(file.rows, request.seed, request.val_size, test_size)
+    split = {name: Rows(file, index.numpy(), scale=divisor) for name, index in (("train", train), ("val", val), ("test", test))}
+    return Dataset(
+        name=request.name, **split,
+        train_labels=None, val_labels=None, test_labels=None,
+        item_shape=file.row_shape,
+        value_range=(0.0, 1.0) if low >= 0.0 and high <= 1.0 else (low, high),
+        num_classes=0,
+        description=f"{file.rows} items of shape {file.row_shape} from {file.path}, read batch by batch",
+        binary=binary,
         preprocessing={"kind": _ARRAY_KIND, "divisor": divisor},
     )

@@ -28,12 +28,14 @@ def build_trainer(
     run_folder: bool = False,
     logger: str = "csv",
     patience: int | None = None,
+    checkpoint_every: int | None = None,
 ):
     """A ``Trainer`` for ``module`` (an ``AutoencoderModule``) that stops after ``max_steps`` batches or ``epochs``
     epochs (None: no limit) or ``max_time``.
 
     With ``run_folder``, ``root`` is the run's folder: validation, checkpoints, ``logger`` (csv, tensorboard or
-    mlflow; metrics.csv always) and, with ``patience``, early stopping on val/loss. Without, ``root`` is scratch
+    mlflow; metrics.csv always), with ``patience`` early stopping on val/loss, with ``checkpoint_every`` a
+    last.ckpt every that many batches as well as after every epoch. Without, ``root`` is scratch
     space: nothing is validated, checkpointed or logged. ``precision`` and ``log_every`` None: Lightning's defaults.
     """
     import lightning.pytorch as pl
@@ -46,7 +48,7 @@ def build_trainer(
 
         outputs = {
             "logger": build_loggers(root, logger),
-            "callbacks": build_callbacks(root, patience, progress, module.phase_starts()),
+            "callbacks": build_callbacks(root, patience, progress, module.phase_starts(), checkpoint_every),
             "plugins": [AtomicCheckpointIO()],
         }
     else:

@@ -330,9 +330,10 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
         )
     except MisconfigurationException as error:  # settings this machine cannot run (accelerator=gpu without one ...)
         raise InputError(f"training settings: {' '.join(str(error).split())}") from error
-    out.mkdir(parents=True, exist_ok=True)
     run_config["autoencoders_version"] = __version__
-    atomic_write_json(out / "config.json", run_config)  # a crashed run still says what it was
+    if trainer.is_global_zero:  # the one writer of the run folder, on every number of processes and machines
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "config.json", run_config)  # a crashed run still says what it was
     metrics_path = out / "metrics.csv"
     earlier_metrics = metrics_path.read_text() if checkpoint is not None and metrics_path.exists() else None
     started = time.perf_counter()

@@ -53,6 +53,8 @@ def build_trainer(
         }
     else:
         outputs = {"logger": False, "enable_checkpointing": False, "limit_val_batches": 0}
+    if strategy == "auto" and (num_nodes > 1 or isinstance(devices, int) and devices > 1):
+        strategy = "ddp"  # several processes: DDP (gloo on CPU, nccl on GPU), whatever Lightning would pick
     return pl.Trainer(
         default_root_dir=root,
         max_epochs=epochs if epochs is not None else -1,

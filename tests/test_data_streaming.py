@@ -136,3 +136,21 @@ def test_a_file_that_changes_while_training_stops_it_with_the_file_named(array, 
     os.utime(array, ns=(0, 0))  # the same size: the modification time tells
     with pytest.raises(DataError, match=r"items.npy changed while it was being read"):
         next(batches)
+
+
+def test_detect_on_a_large_table_scores_in_chunks_and_writes_every_row(table, tmp_path, monkeypatch):
+    import autoencoders.uses.streamed_detect as streamed_detect
+    from autoencoders.uses.detect import detect
+
+    run = autoencoders.train("ae", str(table), tmp_path / "run", max_steps=10, settings={"data.stream": True}, **SETTINGS)
+    in_memory = detect(run, table, contamination=0.05)
+    monkeypatch.setattr(streaming, "STREAM_ABOVE_BYTES", 1000)  # the table is now "large"
+    monkeypatch.setattr(streamed_detect, "CHUNK_ROWS", 128)  # several chunks
+    flagged = detect(run, table, contamination=0.05, output=tmp_path / "scores.parquet")
+    everything = pd.read_parquet(tmp_path / "scores.parquet")
+    assert len(everything) == 1000 and flagged.attrs["summary"]["items"] == 1000
+    np.testing.assert_allclose(everything["anomaly_score"], in_memory["anomaly_score"], rtol=1e-5)
+    assert (everything["top_feature_1"] == in_memory["top_feature_1"]).mean() > 0.99
+    assert flagged["id"].tolist() == in_memory["id"][in_memory["outlier"] == 1].tolist() == everything["id"][everything["outlier"] == 1].tolist()
+    assert pd.read_csv(run / "anomaly" / "scores.csv")["anomaly_score"].size == 1000
+    assert flagged.attrs["summary"]["flagged_features"][0]["feature"] == in_memory.attrs["summary"]["flagged_features"][0]["feature"]

@@ -675,7 +675,7 @@ def detect_command(
         )
     summary = frame.attrs["summary"]
     console.print(f"threshold {summary['threshold']:.6g} ({summary['threshold_from']})", markup=False, highlight=False)
-    console.print(f"scored {len(frame)} items, {int(frame['outlier'].sum())} flagged as outliers; wrote {output} "
+    console.print(f"scored {summary['items']} items, {summary['outliers']} flagged as outliers; wrote {output} "
                   f"(summary: {summary['summary_file']})", markup=False, highlight=False)
 
 

@@ -86,6 +86,16 @@ def load_streamed_table(
     )
 
 
+def scaled_table_rows(path: Path, preprocessing: dict) -> Rows:
+    """Every row of the table at ``path``, scaled by a run's saved ``preprocessing``, read batch by batch (for
+    scoring or encoding a table larger than memory; its cache is the one training made when the table is the same)."""
+    features = preprocessing["columns"]
+    _check_columns(path, _schema(path), features)
+    file, _ = _cached_rows(path, features, drop_nonfinite=False)
+    mean, std = np.asarray(preprocessing["mean"], dtype=np.float32), np.asarray(preprocessing["std"], dtype=np.float32)
+    return Rows(file, np.arange(file.rows), shift=mean, scale=std)
+
+
 # -- reading the table -----------------------------------------------------------------------------------------
 def _schema(path: Path):
     try:

@@ -19,6 +19,7 @@ Tables gain, per row, the three columns that contribute most to its reconstructi
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,13 @@ def read_items(path: str | Path, run_config: dict[str, Any], id_column: str | No
 
 def _is_table(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in (".csv", ".parquet", ".pq")
+
+
+def _is_large_table(path: Path) -> bool:
+    """A table read in chunks rather than whole: over the size at which training streams (``data.streaming``)."""
+    from autoencoders.data.streaming import should_stream
+
+    return _is_table(path) and should_stream(None, path.stat().st_size)
 
 
 def _existing(path: str | Path) -> Path:
@@ -198,7 +206,10 @@ def detect(
     top_feature_1/top_share_1 ... top_feature_3/top_share_3, the columns contributing most to the row's
     reconstruction error, from ``AnomalyDetector.explain``), written to ``output`` (.csv) when given. Its
     ``attrs["summary"]`` holds the threshold, how it was set and, for tables, the columns the flagged rows owe
-    their error to on average.
+    their error to on average. ``output`` may also be a .parquet file.
+
+    A table over the streaming threshold (``data.streaming``) is scored in chunks and its scores written as they
+    go (``streamed_detect``): the DataFrame then holds the flagged rows only.
 
     ``run`` is a run folder or a folder written by ``AnomalyDetector.save_pretrained`` (or
     ``AnomalyEnsemble.save_pretrained``), told apart by what its config.json declares.
@@ -218,8 +229,8 @@ def detect(
         raise ValueError("give either a threshold or a contamination, not both")
     if contamination is not None and not 0.0 < contamination < 1.0:
         raise ValueError(f"contamination is the fraction of items to flag, in (0, 1); got {contamination}")
-    if output is not None and Path(output).suffix.lower() != ".csv":
-        raise InputError(f"the scores are written as CSV; output must be a .csv file, got {output}")
+    if output is not None and Path(output).suffix.lower() not in (".csv", ".parquet"):
+        raise InputError(f"the scores are written as CSV or Parquet; output must be a .csv or .parquet file, got {output}")
     run = Path(run)
     detector_options = {name: value for name, value in detector_options.items() if value is not None}
     saved = saved_detector_class(run)
@@ -271,7 +282,12 @@ def _write_scores(frame, output: str | Path | None) -> None:
     if output is not None:
         output = Path(output)
         output.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(output, frame.to_csv(index=False).encode())
+        if output.suffix.lower() == ".parquet":
+            buffer = io.BytesIO()
+            frame.to_parquet(buffer, index=False)
+            atomic_write_bytes(output, buffer.getvalue())
+        else:
+            atomic_write_bytes(output, frame.to_csv(index=False).encode())
 
 
 def summary_path(output: str | Path) -> Path:
@@ -306,8 +322,6 @@ def _detect_with_saved(detector, folder: Path, data, threshold, contamination, i
 
 def _detect_with_run(run: Path, data, score, threshold, contamination, quantile, id_column, reference, reference_items,
                      data_dir, output, detector_options):
-    import io
-
     from autoencoders.io import load, load_run_data, read_config
     from autoencoders.uses.anomaly import AnomalyDetector
 
@@ -327,6 +341,13 @@ def _detect_with_run(run: Path, data, score, threshold, contamination, quantile,
     if not 0.0 < quantile < 1.0:
         raise ValueError(f"quantile must lie in (0, 1), e.g. 0.99 flags the top 1% of the reference items; got {quantile!r}")
     detector = AnomalyDetector(model=load(run), scores=score, **detector_options).fit(reference_set)
+    if _is_large_table(_existing(data)):
+        from autoencoders.uses.streamed_detect import detect_streamed_table
+
+        if id_column is not None:
+            raise InputError(f"{data} is scored in chunks (it is larger than memory allows): its rows are named by their number; drop --id-column")
+        return detect_streamed_table(detector, run, _existing(data), config, threshold, contamination, quantile,
+                                     len(reference_set), output, score)
     items, ids, columns = _read_run_items(data, config, id_column)
     scores = detector.anomaly_score(items)
     threshold, source = _threshold(scores, threshold, contamination)

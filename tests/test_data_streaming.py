@@ -144,7 +144,7 @@ def test_detect_on_a_large_table_scores_in_chunks_and_writes_every_row(table, tm
 
     run = autoencoders.train("ae", str(table), tmp_path / "run", max_steps=10, settings={"data.stream": True}, **SETTINGS)
     in_memory = detect(run, table, contamination=0.05)
-    monkeypatch.setattr(streaming, "STREAM_ABOVE_BYTES", 1000)  # the table is now "large"
+    monkeypatch.setattr(streaming, "STREAM_TABLE_ABOVE_BYTES", 1000)  # the table is now "large"
     monkeypatch.setattr(streamed_detect, "CHUNK_ROWS", 128)  # several chunks
     flagged = detect(run, table, contamination=0.05, output=tmp_path / "scores.parquet")
     everything = pd.read_parquet(tmp_path / "scores.parquet")

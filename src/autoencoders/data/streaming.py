@@ -10,7 +10,9 @@ Every read first checks that the files it depends on still have the size and mod
 they were opened: a file rewritten during training is a ``DataError`` naming it, not silently mixed data.
 
 Data is streamed when ``data.stream=true``, or, by default, when its float32 items would take more than
-``STREAM_ABOVE_BYTES`` (1 GiB; for a table the file's size stands in for it). Smaller data is loaded into memory.
+``STREAM_ABOVE_BYTES`` (1 GiB), or a table's file more than ``STREAM_TABLE_ABOVE_BYTES`` (256 MiB: read whole,
+pandas and the float64 copies of its values take several times the file's size; a 300 MB Parquet file took 1.9 GB).
+Smaller data is loaded into memory, the fastest path; ``data.stream=false`` forces it.
 """
 
 from __future__ import annotations
@@ -26,13 +28,15 @@ import torch
 from autoencoders.data.errors import DataError
 
 STREAM_ABOVE_BYTES = 1 << 30
+STREAM_TABLE_ABOVE_BYTES = 256 << 20
 CHUNK_BYTES = 64 << 20  # one read of a pass over a whole file (statistics, checks, caches)
 
 
-def should_stream(stream: bool | str | None, size_bytes: int) -> bool:
-    """``data.stream`` as given (true/false), else whether ``size_bytes`` is over the threshold."""
+def should_stream(stream: bool | str | None, size_bytes: int, table: bool = False) -> bool:
+    """``data.stream`` as given (true/false), else whether ``size_bytes`` (of float32 items, or of a table's
+    file) is over the threshold."""
     if stream is None:
-        return size_bytes > STREAM_ABOVE_BYTES
+        return size_bytes > (STREAM_TABLE_ABOVE_BYTES if table else STREAM_ABOVE_BYTES)
     if isinstance(stream, str) and stream.lower() in ("true", "false"):
         return stream.lower() == "true"
     if not isinstance(stream, bool):
@@ -173,6 +177,19 @@ class Rows:
 
     def __repr__(self) -> str:
         return f"Rows({len(self)} of {self.file.path}, item_shape={self.file.row_shape})"
+
+
+def prefetched(batches: Iterator) -> Iterator:
+    """``batches`` with the next one read on a second thread while the caller works on this one (``preadv`` and
+    numpy's copies release the GIL, so reading overlaps the training step)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    done = object()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="autoencoders-read") as reader:
+        pending = reader.submit(next, batches, done)
+        while (batch := pending.result()) is not done:
+            pending = reader.submit(next, batches, done)
+            yield batch
 
 
 def npy_rows(path: Path) -> RowFile:

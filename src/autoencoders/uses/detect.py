@@ -77,7 +77,7 @@ def _is_large_table(path: Path) -> bool:
     """A table read in chunks rather than whole: over the size at which training streams (``data.streaming``)."""
     from autoencoders.data.streaming import should_stream
 
-    return _is_table(path) and should_stream(None, path.stat().st_size)
+    return _is_table(path) and should_stream(None, path.stat().st_size, table=True)
 
 
 def _existing(path: str | Path) -> Path:

@@ -154,3 +154,16 @@ def test_detect_on_a_large_table_scores_in_chunks_and_writes_every_row(table, tm
     assert flagged["id"].tolist() == in_memory["id"][in_memory["outlier"] == 1].tolist() == everything["id"][everything["outlier"] == 1].tolist()
     assert pd.read_csv(run / "anomaly" / "scores.csv")["anomaly_score"].size == 1000
     assert flagged.attrs["summary"]["flagged_features"][0]["feature"] == in_memory.attrs["summary"]["flagged_features"][0]["feature"]
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".parquet"])
+def test_encoding_streamed_data_writes_the_codes_chunk_by_chunk(array, tmp_path, monkeypatch, suffix):
+    import autoencoders.uses.codes as codes_module
+    from autoencoders.uses.codes import encode_to_file
+
+    run = autoencoders.train("ae", str(array), tmp_path / "run", max_steps=5, settings={"data.stream": True}, **SETTINGS)
+    monkeypatch.setattr(codes_module, "ENCODE_CHUNK", 32)  # 90 test items: three chunks
+    assert encode_to_file(run, tmp_path / f"codes{suffix}") == (90, 2)
+    written = np.load(tmp_path / "codes.npy") if suffix == ".npy" else pd.read_parquet(tmp_path / "codes.parquet").to_numpy()
+    expected = load(run).encode_batches(load_dataset(str(array), seed=1).test).numpy()
+    np.testing.assert_allclose(written, expected, atol=1e-6)

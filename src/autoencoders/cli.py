@@ -452,11 +452,10 @@ def encode_command(
 
     Example: autoencoders encode runs/vae --data mnist -o codes.parquet
     """
-    from autoencoders.uses.codes import encode_run, write_codes
+    from autoencoders.uses.codes import encode_to_file
 
-    codes, labels = encode_run(run, data, split, data_dir)
-    write_codes(codes, labels, output)
-    console.print(f"wrote {len(codes)} codes of size {codes[0].numel()} to {output}")
+    count, size = encode_to_file(run, output, data, split, data_dir)
+    console.print(f"wrote {count} codes of size {size} to {output}")
 
 
 @app.command("decode")

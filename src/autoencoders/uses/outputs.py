@@ -15,7 +15,7 @@ import numpy as np
 from autoencoders.errors import InputError
 from autoencoders.files import atomic_writer
 
-TABLE_SUFFIXES = (".csv", ".parquet")
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
 class TableWriter:
@@ -25,13 +25,15 @@ class TableWriter:
         self.handle = handle
         self.suffix = suffix
         self.writer = None
+        self.schema = None
 
     def write(self, columns: dict[str, np.ndarray | list]) -> None:
         import pyarrow as pa
 
         batch = pa.table(columns)
         if self.writer is None:
-            if self.suffix == ".parquet":
+            self.schema = batch.schema  # the first block's column types are every block's
+            if self.suffix in (".parquet", ".pq"):
                 import pyarrow.parquet as pq
 
                 self.writer = pq.ParquetWriter(self.handle, batch.schema)
@@ -39,7 +41,7 @@ class TableWriter:
                 from pyarrow import csv
 
                 self.writer = csv.CSVWriter(self.handle, batch.schema)
-        self.writer.write_table(batch.cast(self.writer.schema) if self.suffix == ".parquet" else batch)
+        self.writer.write_table(batch.cast(self.schema))
 
     def close(self) -> None:
         if self.writer is not None:
@@ -52,7 +54,7 @@ def table_writer(path: str | Path) -> Iterator[TableWriter]:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
-        raise InputError(f"a table is written as .csv or .parquet; got {path}")
+        raise InputError(f"a table is written as .csv or .parquet (.pq); got {path}")
     with atomic_writer(path) as handle:
         writer = TableWriter(handle, suffix)
         yield writer

@@ -167,3 +167,25 @@ def test_encoding_streamed_data_writes_the_codes_chunk_by_chunk(array, tmp_path,
     written = np.load(tmp_path / "codes.npy") if suffix == ".npy" else pd.read_parquet(tmp_path / "codes.parquet").to_numpy()
     expected = load(run).encode_batches(load_dataset(str(array), seed=1).test).numpy()
     np.testing.assert_allclose(written, expected, atol=1e-6)
+
+
+def test_a_streamed_image_folder_is_decoded_once_into_a_cache_that_follows_the_folder(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for index in range(30):
+        (root / ("cats" if index % 2 else "dogs")).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (6, 5), dtype=np.uint8)).save(root / ("cats" if index % 2 else "dogs") / f"{index}.png")
+    in_memory, streamed = load_dataset(str(root)), load_dataset(str(root), stream=True)
+    assert streamed.streamed and streamed.item_shape == in_memory.item_shape == (1, 6, 5)
+    assert torch.equal(streamed.train[:], in_memory.train) and torch.equal(streamed.train_labels, in_memory.train_labels)
+    Image.fromarray(np.zeros((6, 5), dtype=np.uint8)).save(root / "dogs" / "0.png")  # an image changes: rebuilt
+    rebuilt = load_dataset(str(root), stream=True)
+    assert torch.equal(rebuilt.train[:], load_dataset(str(root)).train)
+    assert not torch.equal(rebuilt.train[:], in_memory.train)
+    with pytest.raises(DataError, match="changed while it was being read"):  # the old cache was replaced
+        streamed.train[:]
+    Image.fromarray(np.zeros((7, 5), dtype=np.uint8)).save(root / "cats" / "3.png")
+    with pytest.raises(DataError, match=r"images holds images of several sizes: cats/3.png is 5x7 pixels, cats/1.png 5x6"):
+        load_dataset(str(root), stream=True)

@@ -224,7 +224,7 @@ _TABLE_OPTIONS = (
     "columns", "label_column", "id_column", "test_size", "time_column", "window", "stride", "drop_nonfinite", "stream",
 )
 _PATH_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "folder": ("images:load_image_folder", ("image_size", "test_size")),
+    "folder": ("images:load_image_folder", ("image_size", "test_size", "stream")),
     ".csv": ("tables:load_table", _TABLE_OPTIONS),
     ".parquet": ("tables:load_table", _TABLE_OPTIONS),
     ".pq": ("tables:load_table", _TABLE_OPTIONS),

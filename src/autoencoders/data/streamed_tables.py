@@ -28,7 +28,7 @@ import numpy as np
 from autoencoders.data.errors import DataError
 from autoencoders.data.registry import Dataset, Request
 from autoencoders.data.splits import three_way_split
-from autoencoders.data.streaming import RowFile, Rows, Watched
+from autoencoders.data.streaming import RowFile, Rows, Watched, cache_folder
 from autoencoders.files import atomic_write_json, atomic_writer
 
 log = logging.getLogger("autoencoders")
@@ -185,19 +185,6 @@ def _values(batch, features: list, path: Path, where: str, first: int) -> np.nda
 
 
 # -- the cache --------------------------------------------------------------------------------------------------
-def _cache_folder(path: Path) -> Path:
-    beside = path.parent / f".{path.name}.autoencoders-cache"
-    try:
-        beside.mkdir(exist_ok=True)
-        return beside
-    except OSError:  # a read-only data folder: the download cache, one folder per table path
-        from autoencoders.data.files import cache_dir
-
-        folder = cache_dir() / "tables" / hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-
-
 def _sha256(path: Path) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
@@ -208,7 +195,7 @@ def _cached_rows(path: Path, features: list, drop_nonfinite: bool) -> tuple[RowF
     the rows dropped for empty or non-finite values."""
     source = Watched.of(path)
     key = hashlib.sha256(json.dumps([list(map(str, features)), bool(drop_nonfinite), CACHE_VERSION]).encode()).hexdigest()[:16]
-    folder = _cache_folder(path)
+    folder = cache_folder(path)
     values, record = folder / f"{key}.f32", folder / f"{key}.json"
     checksum = _sha256(path)
     expected = {"table_sha256": checksum, "columns": list(map(str, features)), "drop_nonfinite": bool(drop_nonfinite)}

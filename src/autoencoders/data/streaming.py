@@ -29,7 +29,8 @@ from autoencoders.data.errors import DataError
 
 STREAM_ABOVE_BYTES = 1 << 30
 STREAM_TABLE_ABOVE_BYTES = 256 << 20
-CHUNK_BYTES = 64 << 20  # one read of a pass over a whole file (statistics, checks, caches)
+CHUNK_BYTES = 64 << 20
+NUMBER_KINDS = "biuf"  # bool, signed and unsigned integers, floats: the dtypes an array of items may have  # one read of a pass over a whole file (statistics, checks, caches)
 
 
 def should_stream(stream: bool | str | None, size_bytes: int, table: bool = False) -> bool:
@@ -179,6 +180,23 @@ class Rows:
         return f"Rows({len(self)} of {self.file.path}, item_shape={self.file.row_shape})"
 
 
+def cache_folder(source: Path) -> Path:
+    """Where the cache of a file or folder that is streamed lives: ``.NAME.autoencoders-cache/`` beside it, or,
+    when its folder is read-only, a folder per source path under the download cache."""
+    beside = source.parent / f".{source.name}.autoencoders-cache"
+    try:
+        beside.mkdir(exist_ok=True)
+        return beside
+    except OSError:
+        import hashlib
+
+        from autoencoders.data.files import cache_dir
+
+        folder = cache_dir() / "streamed" / hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:16]
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
 def prefetched(batches: Iterator) -> Iterator:
     """``batches`` with the next one read on a second thread while the caller works on this one (``preadv`` and
     numpy's copies release the GIL, so reading overlaps the training step)."""
@@ -195,8 +213,6 @@ def prefetched(batches: Iterator) -> Iterator:
 def npy_rows(path: Path) -> RowFile:
     """A ``.npy`` file's rows (its first axis) without reading its data. The header is checked as ``read_npy``
     checks it (numbers only, no pickles, at least one item) and against the file's size (a cut-short file)."""
-    from autoencoders.data.images import _NUMBER_KINDS
-
     try:
         with open(path, "rb") as handle:
             version = np.lib.format.read_magic(handle)
@@ -208,7 +224,7 @@ def npy_rows(path: Path) -> RowFile:
             f"{path} cannot be read as a .npy array ({error}); it may be cut short or not written by numpy.save: "
             "save the array again with numpy.save (numbers only)"
         ) from error
-    if dtype.kind not in _NUMBER_KINDS or dtype.hasobject:
+    if dtype.kind not in NUMBER_KINDS or dtype.hasobject:
         raise DataError(f"{path} holds {dtype} values; save numbers (bool, integer or float) with numpy.save")
     if len(shape) < 2 or 0 in shape:
         raise DataError(f"{path} holds an array of shape {shape}; expected at least one item, shaped (N, ...)")

@@ -27,6 +27,7 @@ import torch
 from autoencoders.data.errors import DataError
 from autoencoders.data.registry import Dataset, Request
 from autoencoders.data.splits import three_way_split
+from autoencoders.data.streaming import should_stream
 
 log = logging.getLogger("autoencoders")
 
@@ -97,8 +98,6 @@ def load_table(
     read in chunks into a cache and streamed from it (``streamed_tables``).
     """
     import pandas as pd
-
-    from autoencoders.data.streaming import should_stream
 
     path = Path(request.name).expanduser()
     if not isinstance(drop_nonfinite, bool):

@@ -5,9 +5,13 @@
    fresh processes (two rounds), so both sides see the same load on the shared cores.
 2. A 5 GB Parquet table (6.25M rows x 100 float64 columns, row groups of 131,072 rows): ``train`` (cache, one
    statistics pass, streamed batches) and ``detect`` on every row, each in a fresh process: peak memory, time.
-3. DDP on the 2 cores: samples/s of 2 processes (1 thread each, batch 128 each) against 1 process (batch 128).
+3. DDP on the 2 cores: samples/s of 2 processes (1 thread each, batch 128 each) against 1 process (1 thread,
+   batch 128), on the in-memory slice.
 
-Each part runs in its own process; peak memory is its VmHWM (the whole process: Python, torch and all).
+Each part runs in its own process; peak memory is its VmHWM (the whole process: Python, torch and all). Parts 1
+and 2 run torch on one thread (``--threads``): on cores shared with other jobs, a second OpenMP thread makes
+every parallel op wait for a descheduled partner (the in-memory batch gather, ``index_select`` of 256 rows,
+took 16-33 ms with 2 threads at load 5 on 2 cores, 1 ms with one), which would decide the comparison.
 Steps are bounded so that the whole benchmark takes about 10-15 minutes. The data is generated into a folder
 under /tmp and removed at the end. Run it with ``nice``; /proc/loadavg is recorded before and after.
 
@@ -106,7 +110,10 @@ def _timed_training(**arguments) -> dict:
     }
 
 
-def part(name: str, folder: Path, steps: int) -> dict:
+def part(name: str, folder: Path, steps: int, threads: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
     common = dict(model="ae", hidden=(256,), latent_dim=16, batch_size=256, max_steps=steps, progress=False, seed=0)
     if name == "array-streamed":
         return _timed_training(data=str(folder / "array.npy"), out=folder / "runs" / f"streamed-{time.time_ns()}",
@@ -127,9 +134,7 @@ def part(name: str, folder: Path, steps: int) -> dict:
                 "peak_rss_bytes": _peak_rss()}
     if name in ("ddp-1", "ddp-2"):
         processes = int(name[-1])
-        import torch
-
-        torch.set_num_threads(1 if processes == 2 else 2)
+        torch.set_num_threads(1)  # each process one thread: 2 processes use both cores, 1 process one
         settings = {"data.stream": False, "training.accelerator": "cpu"}
         if processes == 2:
             settings.update({"training.devices": 2, "training.strategy": "ddp"})
@@ -139,9 +144,9 @@ def part(name: str, folder: Path, steps: int) -> dict:
     raise ValueError(name)
 
 
-def run_part(name: str, folder: Path, steps: int) -> dict:
+def run_part(name: str, folder: Path, steps: int, threads: int) -> dict:
     output = subprocess.run(
-        [sys.executable, __file__, "--part", name, "--folder", str(folder), "--steps", str(steps)],
+        [sys.executable, __file__, "--part", name, "--folder", str(folder), "--steps", str(steps), "--threads", str(threads)],
         capture_output=True, text=True, check=False,
     )
     if output.returncode != 0:
@@ -156,16 +161,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--part")
     parser.add_argument("--folder")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the .npy and table parts")
     options = parser.parse_args()
     if options.part:  # a child: one part, its result as the last line
-        result = part(options.part, Path(options.folder), options.steps)
+        result = part(options.part, Path(options.folder), options.steps, options.threads)
         if options.part == "ddp-2" and os.environ.get("LOCAL_RANK", "0") != "0":
             return  # the second DDP process: rank 0 reports
         print(json.dumps(result))
         return
 
     folder = Path(tempfile.mkdtemp(prefix="autoencoders-scale-", dir="/tmp"))
-    result: dict = {"loadavg_before": _loadavg(), "steps": options.steps}
+    result: dict = {"loadavg_before": _loadavg(), "steps": options.steps, "threads": options.threads}
     started = time.perf_counter()
     try:
         import numpy as np
@@ -173,8 +179,11 @@ def main() -> None:
         make_array(folder / "array.npy", ARRAY_ROWS)
         np.save(folder / "slice.npy", np.load(folder / "array.npy", mmap_mode="r")[:SLICE_ROWS])
         result["array_bytes"] = (folder / "array.npy").stat().st_size
-        rounds = [(run_part("array-streamed", folder, options.steps), run_part("array-in-memory", folder, options.steps))
-                  for _ in range(2)]
+        rounds = [
+            (run_part("array-streamed", folder, options.steps, options.threads),
+             run_part("array-in-memory", folder, options.steps, options.threads))
+            for _ in range(2)
+        ]
         streamed_speed = float(np.median([streamed["steps_per_s"] for streamed, _ in rounds]))
         memory_speed = float(np.median([memory["steps_per_s"] for _, memory in rounds]))
         result["array"] = {
@@ -184,7 +193,10 @@ def main() -> None:
             "streamed_peak_rss_bytes": max(streamed["peak_rss_bytes"] for streamed, _ in rounds),
             "in_memory_peak_rss_bytes": max(memory["peak_rss_bytes"] for _, memory in rounds),
         }
-        result["ddp"] = {"one_process": run_part("ddp-1", folder, options.steps), "two_processes": run_part("ddp-2", folder, options.steps)}
+        result["ddp"] = {
+            "one_process": run_part("ddp-1", folder, options.steps, options.threads),
+            "two_processes": run_part("ddp-2", folder, options.steps, options.threads),
+        }
         result["ddp"]["samples_ratio"] = round(
             result["ddp"]["two_processes"]["samples_per_s"] / result["ddp"]["one_process"]["samples_per_s"], 3)
         (folder / "array.npy").unlink()  # room for the table
@@ -193,8 +205,8 @@ def main() -> None:
         make_table(folder / "table.parquet")
         result["table"] = {"bytes": (folder / "table.parquet").stat().st_size, "rows": TABLE_ROWS, "columns": TABLE_COLUMNS,
                            "generation_seconds": round(time.perf_counter() - made, 1)}
-        result["table"]["train"] = run_part("table-train", folder, options.steps)
-        result["table"]["detect"] = run_part("table-detect", folder, options.steps)
+        result["table"]["train"] = run_part("table-train", folder, options.steps, options.threads)
+        result["table"]["detect"] = run_part("table-detect", folder, options.steps, options.threads)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     result["loadavg_after"] = _loadavg()
@@ -223,7 +235,7 @@ before, {result['loadavg_after'].split()[0]} after.
 | in-memory 200 MB slice: peak memory | {array['in_memory_peak_rss_bytes'] / gb:.2f} GB | — | — |
 | 5 GB Parquet: `train` peak memory, time (cache + statistics + {result['steps']} steps) | {table['train']['peak_rss_bytes'] / gb:.2f} GB, {table['train']['seconds']:.0f} s | ≤ {RSS_LIMIT_TABLE / gb} GB | {'yes' if table['train']['peak_rss_bytes'] <= RSS_LIMIT_TABLE else '**no**'} |
 | 5 GB Parquet: `detect` on all {table['detect']['items']:,} rows: peak memory, time | {table['detect']['peak_rss_bytes'] / gb:.2f} GB, {table['detect']['seconds']:.0f} s | ≤ {RSS_LIMIT_TABLE / gb} GB | {'yes' if table['detect']['peak_rss_bytes'] <= RSS_LIMIT_TABLE else '**no**'} |
-| DDP, 2 processes x 1 thread vs 1 process x 2 threads (batch 128 each): samples/s | {ddp['two_processes']['samples_per_s']:.0f} vs {ddp['one_process']['samples_per_s']:.0f} (ratio {ddp['samples_ratio']:.2f}) | reported | — |
+| DDP, 2 processes vs 1 process, 1 thread and batch 128 each: samples/s | {ddp['two_processes']['samples_per_s']:.0f} vs {ddp['one_process']['samples_per_s']:.0f} (ratio {ddp['samples_ratio']:.2f}) | reported | — |
 """
 
 

@@ -189,3 +189,20 @@ def test_a_streamed_image_folder_is_decoded_once_into_a_cache_that_follows_the_f
     Image.fromarray(np.zeros((7, 5), dtype=np.uint8)).save(root / "cats" / "3.png")
     with pytest.raises(DataError, match=r"images holds images of several sizes: cats/3.png is 5x7 pixels, cats/1.png 5x6"):
         load_dataset(str(root), stream=True)
+
+
+def test_a_folder_of_parquet_files_is_one_table_and_a_file_missing_a_column_is_named(tmp_path):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    parts = [pd.DataFrame(rng.normal(size=(200, 3)), columns=list("abc")) for _ in range(3)]
+    for number, part in enumerate(parts):
+        part.to_parquet(folder / f"part-{number}.parquet", index=False)
+    whole = pd.concat(parts, ignore_index=True)
+    whole.to_parquet(tmp_path / "whole.parquet", index=False)
+    streamed, single = load_dataset(str(folder), stream=True), load_dataset(str(tmp_path / "whole.parquet"), stream=True)
+    assert torch.equal(streamed.train[:], single.train[:]) and streamed.preprocessing["mean"] == single.preprocessing["mean"]
+    assert torch.allclose(load_dataset(str(folder)).train, streamed.train[:], atol=1e-5)  # in memory too
+    parts[2].drop(columns="b").to_parquet(folder / "part-2.parquet", index=False)
+    with pytest.raises(DataError, match=r"part-2.parquet \(file 3 of 3 of .*parts\) has no column\(s\) b"):
+        load_dataset(str(folder), stream=True)

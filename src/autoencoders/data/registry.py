@@ -230,7 +230,9 @@ _PATH_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     ".pq": ("tables:load_table", _TABLE_OPTIONS),
     ".npy": ("images:load_array", ("test_size", "stream")),
 }
-_PATH_HELP = "a folder of images (class sub-folders optional), a .csv/.parquet/.pq table, or a .npy array"
+_PATH_HELP = (
+    "a folder of images (class sub-folders optional), a .csv/.parquet/.pq table (or a folder of .parquet files), or a .npy array"
+)
 
 
 def _resolve(name_or_path: str) -> tuple[str, tuple[str, ...]]:
@@ -240,7 +242,8 @@ def _resolve(name_or_path: str) -> tuple[str, tuple[str, ...]]:
         return spec.loader, spec.options
     path = Path(name_or_path).expanduser()
     if path.is_dir():
-        return _PATH_KINDS["folder"]
+        # a folder of .parquet files is one table (a Parquet dataset); any other folder, images
+        return _PATH_KINDS[".parquet" if any(path.glob("*.parquet")) else "folder"]
     if path.is_file():
         if path.suffix.lower() in _PATH_KINDS:
             return _PATH_KINDS[path.suffix.lower()]

@@ -1,7 +1,7 @@
 """A table larger than memory (CSV or Parquet): read once in chunks into a float32 cache, then streamed.
 
-The first load reads the table with pyarrow, Parquet row group by row group (in batches of ``CHUNK_ROWS`` rows)
-and CSV block by block, and writes its feature columns as float32 rows into a cache next to the table
+The first load reads the table with pyarrow, Parquet row group by row group (in batches of ``CHUNK_ROWS`` rows;
+a folder of .parquet files is one table, its files in name order) and CSV block by block, and writes its feature columns as float32 rows into a cache next to the table
 (``.NAME.autoencoders-cache/``, or under the download cache when the table's folder is read-only). The cache
 records the table's sha256: a cache whose checksum does not match its table (the table was edited, or the cache
 belongs to another file) is rebuilt, never used. Training then reads rows from the cache batch by batch
@@ -50,9 +50,7 @@ def load_streamed_table(
             f"{path} is streamed (it is larger than memory allows, or data.stream=true), and {', '.join(unsupported)} "
             "need the whole table in memory; drop them, or load it into memory with --set data.stream=false"
         )
-    schema = _schema(path)
-    features = previous["columns"] if previous else columns or list(schema.names)
-    _check_columns(path, schema, features)
+    features = _features(path, previous["columns"] if previous else columns)
     file, dropped = _cached_rows(path, features, drop_nonfinite)
     train, val, test = three_way_split(file.rows, request.seed, request.val_size, test_size)
     mean, std, low, high = _statistics(file, train.numpy())
@@ -89,14 +87,18 @@ def load_streamed_table(
 def scaled_table_rows(path: Path, preprocessing: dict) -> Rows:
     """Every row of the table at ``path``, scaled by a run's saved ``preprocessing``, read batch by batch (for
     scoring or encoding a table larger than memory; its cache is the one training made when the table is the same)."""
-    features = preprocessing["columns"]
-    _check_columns(path, _schema(path), features)
+    features = _features(path, preprocessing["columns"])
     file, _ = _cached_rows(path, features, drop_nonfinite=False)
     mean, std = np.asarray(preprocessing["mean"], dtype=np.float32), np.asarray(preprocessing["std"], dtype=np.float32)
     return Rows(file, np.arange(file.rows), shift=mean, scale=std)
 
 
 # -- reading the table -----------------------------------------------------------------------------------------
+def table_files(path: Path) -> list[Path]:
+    """The files of a table: the file itself, or the .parquet files of a Parquet dataset folder, by name."""
+    return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+
+
 def _schema(path: Path):
     try:
         if path.suffix.lower() == ".csv":
@@ -111,6 +113,15 @@ def _schema(path: Path):
         return pq.ParquetFile(path).schema_arrow
     except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid and ArrowIOError subclass these
         raise DataError(f"{path} cannot be read as a {path.suffix} table ({' '.join(str(error).split())}); fix the file") from error
+
+
+def _features(path: Path, chosen: list | None) -> list:
+    """The feature columns (``chosen``, else every column of the first file), checked in every file of the table."""
+    files = table_files(path)
+    features = chosen or list(_schema(files[0]).names)
+    for number, file in enumerate(files):
+        _check_columns(file if len(files) == 1 else Path(f"{file} (file {number + 1} of {len(files)} of {path})"), _schema(file), features)
+    return features
 
 
 def _check_columns(path: Path, schema, features: list) -> None:
@@ -150,18 +161,21 @@ def _chunks(path: Path, features: list) -> tuple[int, Iterator[tuple[int, str, n
         return -(-path.stat().st_size // CSV_BLOCK_BYTES), _readable(path, read_csv())
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path)
-    sizes = [parquet.metadata.row_group(group).num_rows for group in range(parquet.num_row_groups)]
+    files = [(file, pq.ParquetFile(file)) for file in table_files(path)]
+    sizes = [[parquet.metadata.row_group(group).num_rows for group in range(parquet.num_row_groups)] for _, parquet in files]
 
     def read_parquet() -> Iterator[tuple[int, str, np.ndarray]]:
         first = 0
-        for group in range(parquet.num_row_groups):
-            where = f" (row group {group}, rows {first + 1}-{first + sizes[group]})"
-            for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, row_groups=[group], columns=features):
-                yield first, where, _values(batch, features, path, where, first)
-                first += batch.num_rows
+        for (file, parquet), groups in zip(files, sizes):
+            start = first
+            for group, size in enumerate(groups):
+                name = f"{file.name}, " if path.is_dir() else ""
+                where = f" ({name}row group {group}, rows {first - start + 1}-{first - start + size})"
+                for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, row_groups=[group], columns=features):
+                    yield first, where, _values(batch, features, path, where, first - start)
+                    first += batch.num_rows
 
-    return sum(-(-size // CHUNK_ROWS) for size in sizes), _readable(path, read_parquet())
+    return sum(-(-size // CHUNK_ROWS) for groups in sizes for size in groups), _readable(path, read_parquet())
 
 
 def _readable(path: Path, chunks: Iterator) -> Iterator:
@@ -186,14 +200,21 @@ def _values(batch, features: list, path: Path, where: str, first: int) -> np.nda
 
 # -- the cache --------------------------------------------------------------------------------------------------
 def _sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+    """The table's sha256 (of a dataset folder: of its files' names and sha256s, in order)."""
+    files = table_files(path)
+    if len(files) == 1 and not path.is_dir():
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(f"{file.name}\0{_sha256(file)}\n".encode())
+    return digest.hexdigest()
 
 
 def _cached_rows(path: Path, features: list, drop_nonfinite: bool) -> tuple[RowFile, int]:
     """The cache of ``features`` of ``path`` (built when missing or not matching the table) as a ``RowFile``, and
     the rows dropped for empty or non-finite values."""
-    source = Watched.of(path)
+    sources = [Watched.of(file) for file in table_files(path)]
     key = hashlib.sha256(json.dumps([list(map(str, features)), bool(drop_nonfinite), CACHE_VERSION]).encode()).hexdigest()[:16]
     folder = cache_folder(path)
     values, record = folder / f"{key}.f32", folder / f"{key}.json"
@@ -203,14 +224,14 @@ def _cached_rows(path: Path, features: list, drop_nonfinite: bool) -> tuple[RowF
     if saved is not None and all(saved.get(name) == value for name, value in expected.items()) and values.exists() and (
         values.stat().st_size == saved["rows"] * len(features) * 4
     ):
-        return RowFile(values, 0, np.float32, (len(features),), saved["rows"], watch=[source]), saved["dropped"]
+        return RowFile(values, 0, np.float32, (len(features),), saved["rows"], watch=sources), saved["dropped"]
     if saved is not None:
         log.info("the cache of %s does not match the table (its checksum or size differ); rebuilding it", path)
     rows, dropped = _build_cache(path, features, drop_nonfinite, values)
-    if Watched.of(path) != source:
+    if [Watched.of(file) for file in table_files(path)] != sources:
         raise DataError(f"{path} changed while it was being read into its cache; load it again once it is written")
     atomic_write_json(record, {**expected, "rows": rows, "dropped": dropped, "version": CACHE_VERSION})
-    return RowFile(values, 0, np.float32, (len(features),), rows, watch=[source]), dropped
+    return RowFile(values, 0, np.float32, (len(features),), rows, watch=sources), dropped
 
 
 def _saved_record(record: Path) -> dict | None:

@@ -102,7 +102,8 @@ def load_table(
     path = Path(request.name).expanduser()
     if not isinstance(drop_nonfinite, bool):
         raise DataError(f"drop_nonfinite must be true or false; got {drop_nonfinite!r}")
-    if should_stream(stream, path.stat().st_size, table=True):
+    size = sum(file.stat().st_size for file in path.glob("*.parquet")) if path.is_dir() else path.stat().st_size
+    if should_stream(stream, size, table=True):
         return _streamed(request, path, columns, label_column, id_column, test_size, time_column, window, stride, drop_nonfinite)
     frame = _read_table(path)
     if window is not None or time_column is not None:

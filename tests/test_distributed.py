@@ -73,8 +73,9 @@ def deterministic_items(tmp_path) -> Path:
 
 def test_two_machines_train_one_model_and_follow_the_curve_of_one_process_with_twice_the_batch(deterministic_items, tmp_path):
     common = dict(model="ae", data=str(deterministic_items), hidden=[16], latent_dim=3, epochs=3, seed=4, progress=False)
-    launch_two_nodes(tmp_path, [{**common, "out": "run", "batch_size": 16,
-                                 "settings": {"training.num_nodes": 2, "training.accelerator": "cpu", "training.log_every": 1}}])
+    # the two machines read the array batch by batch (streamed); the single process holds it in memory
+    launch_two_nodes(tmp_path, [{**common, "out": "run", "batch_size": 16, "settings": {
+        "training.num_nodes": 2, "training.accelerator": "cpu", "training.log_every": 1, "data.stream": True}}])
     run = tmp_path / "node0" / "run"
     assert not (tmp_path / "node1" / "run").exists()  # rank 0 alone writes the run folder
     training = json.loads((run / "config.json").read_text())["training"]

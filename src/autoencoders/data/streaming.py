@@ -215,6 +215,9 @@ def npy_rows(path: Path) -> RowFile:
     checks it (numbers only, no pickles, at least one item) and against the file's size (a cut-short file)."""
     try:
         with open(path, "rb") as handle:
+            if handle.read(4) == b"PK\x03\x04":  # np.load opens .npz archives (zip files) as well
+                raise DataError(f"{path} is a .npz archive, not a .npy array; save one array with numpy.save")
+            handle.seek(0)
             version = np.lib.format.read_magic(handle)
             read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, fortran, dtype = read_header(handle)
@@ -226,8 +229,10 @@ def npy_rows(path: Path) -> RowFile:
         ) from error
     if dtype.kind not in NUMBER_KINDS or dtype.hasobject:
         raise DataError(f"{path} holds {dtype} values; save numbers (bool, integer or float) with numpy.save")
-    if len(shape) < 2 or 0 in shape:
-        raise DataError(f"{path} holds an array of shape {shape}; expected at least one item, shaped (N, ...)")
+    if 0 in shape:
+        raise DataError(f"{path} holds no items (its shape is {shape}); save an array of at least one item")
+    if len(shape) < 2:
+        raise DataError(f"{path} holds an array of shape {shape}; expected items shaped (N, ...)")
     if fortran:
         raise DataError(f"{path} is stored in Fortran order, so its items are not contiguous; save np.ascontiguousarray(array)")
     return RowFile(path, offset, dtype, shape[1:], shape[0])

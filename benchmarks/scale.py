@@ -2,7 +2,7 @@
 
 1. An AE on a 2 GB float32 .npy (500,000 x 1000), streamed (read batch by batch), against the same training on
    an in-memory 200 MB slice of it (its first 50,000 rows): peak resident memory and steps/s, in alternating
-   fresh processes (two rounds), so both sides see the same load on the shared cores.
+   fresh processes (``ROUNDS`` rounds; medians), so both sides see the same load on the shared cores.
 2. A 5 GB Parquet table (6.25M rows x 100 float64 columns, row groups of 131,072 rows): ``train`` (cache, one
    statistics pass, streamed batches) and ``detect`` on every row, each in a fresh process: peak memory, time.
 3. DDP on the 2 cores: samples/s of 2 processes (1 thread each, batch 128 each) against 1 process (1 thread,
@@ -36,6 +36,7 @@ from common import write_result, write_table  # noqa: E402
 ARRAY_ROWS, ARRAY_COLUMNS, SLICE_ROWS = 500_000, 1000, 50_000
 TABLE_ROWS, TABLE_COLUMNS, ROW_GROUP = 6_250_000, 100, 131_072
 WARM_UP = 20  # steps before the clock starts (start-up, first allocations)
+ROUNDS = 4  # streamed and in-memory runs, alternating: a step takes ~15 ms, so the load of the moment matters
 RSS_LIMIT_ARRAY, RSS_LIMIT_TABLE, SPEED_RATIO = 1.2e9, 1.5e9, 0.8
 
 
@@ -182,7 +183,7 @@ def main() -> None:
         rounds = [
             (run_part("array-streamed", folder, options.steps, options.threads),
              run_part("array-in-memory", folder, options.steps, options.threads))
-            for _ in range(2)
+            for _ in range(ROUNDS)
         ]
         streamed_speed = float(np.median([streamed["steps_per_s"] for streamed, _ in rounds]))
         memory_speed = float(np.median([memory["steps_per_s"] for _, memory in rounds]))
@@ -190,6 +191,7 @@ def main() -> None:
             "rounds": [{"streamed": streamed, "in_memory": memory} for streamed, memory in rounds],
             "streamed_steps_per_s": streamed_speed, "in_memory_steps_per_s": memory_speed,
             "speed_ratio": round(streamed_speed / memory_speed, 3),
+            "round_ratios": [round(streamed["steps_per_s"] / memory["steps_per_s"], 3) for streamed, memory in rounds],
             "streamed_peak_rss_bytes": max(streamed["peak_rss_bytes"] for streamed, _ in rounds),
             "in_memory_peak_rss_bytes": max(memory["peak_rss_bytes"] for _, memory in rounds),
         }
@@ -222,7 +224,8 @@ def table_markdown(result: dict) -> str:
     return f"""
 An AE (1000-256-16, batch 256, {result['steps']} steps) on a {array_gb(result)} GB float32 `.npy` of 500,000 x 1000,
 streamed (`data.stream=true`: rows read batch by batch with `preadv`), against the same training on an in-memory
-200 MB slice of it (50,000 rows); two alternating rounds of fresh processes, medians. Then a
+200 MB slice of it (50,000 rows); {len(array['rounds'])} alternating rounds of fresh processes, medians (ratios per
+round: {', '.join(f'{ratio:.2f}' for ratio in array['round_ratios'])}). Torch on {result['threads']} thread per process. Then a
 {table['bytes'] / gb:.2f} GB Parquet table ({table['rows']:,} rows x {table['columns']} float64 columns) trained on
 ({result['steps']} steps, AE 100-64-8) and every row scored by `detect`; then DDP on the 2 cores. Peak memory is
 the process's VmHWM (Python, torch and all). 2 shared CPU cores; load average {result['loadavg_before'].split()[0]}

@@ -223,7 +223,7 @@ def table_markdown(result: dict) -> str:
     gb = 1e9
     return f"""
 An AE (1000-256-16, batch 256, {result['steps']} steps) on a {array_gb(result)} GB float32 `.npy` of 500,000 x 1000,
-streamed (`data.stream=true`: rows read batch by batch with `preadv`), against the same training on an in-memory
+streamed (`data.stream=true`: rows read batch by batch from the file), against the same training on an in-memory
 200 MB slice of it (50,000 rows); {len(array['rounds'])} alternating rounds of fresh processes, medians (ratios per
 round: {', '.join(f'{ratio:.2f}' for ratio in array['round_ratios'])}). Torch on {result['threads']} thread per process. Then a
 {table['bytes'] / gb:.2f} GB Parquet table ({table['rows']:,} rows x {table['columns']} float64 columns) trained on

@@ -89,13 +89,6 @@ class TensorBatches:
         return order[: self._share() * self.world_size][self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        if isinstance(self.x, torch.Tensor):
-            return self._batches()
-        from autoencoders.data.streaming import prefetched
-
-        return prefetched(self._batches())  # batches read from a file: the next one is read during this step
-
-    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         # A generator: the epoch is read (and advanced) when the first batch is asked for, so an iterator
         # made and dropped unused (Lightning makes one at set-up) does not skip an epoch, and a
         # ``set_epoch`` call before the first batch still counts.

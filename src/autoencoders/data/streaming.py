@@ -1,8 +1,8 @@
 """Items read from a file batch by batch, for data larger than memory.
 
-A ``RowFile`` is a file of fixed-size rows (a ``.npy`` array, or the float32 cache a streamed table is turned
-into): rows are read with ``os.preadv`` straight into the batch, never mapped or loaded whole, so a process's
-resident memory holds one batch, not the file. ``Rows`` is a split of it (an index of rows) with the scaling its
+A ``RowFile`` is a file of fixed-size rows (a ``.npy`` array, or the float32 cache a streamed table or image
+folder is turned into): each read maps the file, copies the batch's rows and unmaps it, so a process's resident
+memory holds one batch, never the file. ``Rows`` is a split of it (an index of rows) with the scaling its
 items get as they are read; ``TensorBatches`` takes it in place of a tensor (it asks only ``len``, slices and
 ``index_select``), so shuffling, sharding over DDP processes and exact resume are the in-memory path's.
 
@@ -17,6 +17,7 @@ Smaller data is loaded into memory, the fastest path; ``data.stream=false`` forc
 
 from __future__ import annotations
 
+import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,26 +105,21 @@ class RowFile:
             os.close(self._descriptor)
 
     def read(self, index: np.ndarray) -> np.ndarray:
-        """Rows ``index`` (any order, repeats allowed) as an array (len(index), *row_shape) of the file's dtype."""
+        """Rows ``index`` (any order, repeats allowed) as an array (len(index), *row_shape) of the file's dtype.
+
+        The file is mapped for this one read and unmapped after it: the pages it touched leave the process's
+        resident memory with the mapping (a mapping kept open would keep every page an epoch touched), and the
+        copy of the rows is one numpy call, not a read per row."""
         for watched in self.watched:
             watched.check()
         index = np.asarray(index, dtype=np.int64)
-        order = np.argsort(index, kind="stable")
-        wanted = index[order]
-        out = np.empty((len(index), *self.row_shape), dtype=self.dtype)
-        if len(index) == 0:
-            return out
-        sorted_rows = np.empty_like(out)
-        buffer = sorted_rows.reshape(len(index), -1).view(np.uint8)
-        # one read per run of consecutive rows: a sequential pass is one read per batch
-        breaks = np.flatnonzero(np.diff(wanted) != 1) + 1
-        descriptor = self._fd()
-        for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(wanted)]):
-            view = memoryview(buffer[start:stop].reshape(-1))
-            got = os.preadv(descriptor, [view], self.offset + int(wanted[start]) * self.row_bytes)
-            if got != len(view):
-                raise DataError(f"{self.path} ended early: row {int(wanted[start])} could not be read; write the file again")
-        out[order] = sorted_rows
+        mapping = mmap.mmap(self._fd(), 0, access=mmap.ACCESS_READ)
+        try:
+            rows = np.frombuffer(mapping, self.dtype, self.rows * self.row_bytes // self.dtype.itemsize, self.offset)
+            out = rows.reshape(self.rows, *self.row_shape)[index]
+            del rows
+        finally:
+            mapping.close()
         return out
 
     def chunks(self, rows_per_chunk: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
@@ -195,19 +191,6 @@ def cache_folder(source: Path) -> Path:
         folder = cache_dir() / "streamed" / hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:16]
         folder.mkdir(parents=True, exist_ok=True)
         return folder
-
-
-def prefetched(batches: Iterator) -> Iterator:
-    """``batches`` with the next one read on a second thread while the caller works on this one (``preadv`` and
-    numpy's copies release the GIL, so reading overlaps the training step)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    done = object()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="autoencoders-read") as reader:
-        pending = reader.submit(next, batches, done)
-        while (batch := pending.result()) is not done:
-            pending = reader.submit(next, batches, done)
-            yield batch
 
 
 def npy_rows(path: Path) -> RowFile:

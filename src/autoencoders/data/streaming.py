@@ -1,8 +1,8 @@
 """Items read from a file batch by batch, for data larger than memory.
 
 A ``RowFile`` is a file of fixed-size rows (a ``.npy`` array, or the float32 cache a streamed table or image
-folder is turned into): each read maps the file, copies the batch's rows and unmaps it, so a process's resident
-memory holds one batch, never the file. ``Rows`` is a split of it (an index of rows) with the scaling its
+folder is turned into): a read maps the file, copies a few rows and unmaps it, so a process's resident memory
+holds one batch, never the file. ``Rows`` is a split of it (an index of rows) with the scaling its
 items get as they are read; ``TensorBatches`` takes it in place of a tensor (it asks only ``len``, slices and
 ``index_select``), so shuffling, sharding over DDP processes and exact resume are the in-memory path's.
 
@@ -31,6 +31,7 @@ from autoencoders.data.errors import DataError
 STREAM_ABOVE_BYTES = 1 << 30
 STREAM_TABLE_ABOVE_BYTES = 256 << 20
 CHUNK_BYTES = 64 << 20
+MAPPED_ROWS = 16  # rows read through one mapping: at most 16 folios (32 MB) of the file resident at once
 NUMBER_KINDS = "biuf"  # bool, signed and unsigned integers, floats: the dtypes an array of items may have  # one read of a pass over a whole file (statistics, checks, caches)
 
 
@@ -107,19 +108,22 @@ class RowFile:
     def read(self, index: np.ndarray) -> np.ndarray:
         """Rows ``index`` (any order, repeats allowed) as an array (len(index), *row_shape) of the file's dtype.
 
-        The file is mapped for this one read and unmapped after it: the pages it touched leave the process's
-        resident memory with the mapping (a mapping kept open would keep every page an epoch touched), and the
-        copy of the rows is one numpy call, not a read per row."""
+        The file is mapped for every ``MAPPED_ROWS`` rows read and unmapped after them: pages a mapping touched
+        leave the process's resident memory with it, and the kernel maps a whole folio of the file (up to 2 MB)
+        around each row touched, so the rows a mapping serves bound what it adds. The copy is one numpy call per
+        mapping, not a read per row."""
         for watched in self.watched:
             watched.check()
         index = np.asarray(index, dtype=np.int64)
-        mapping = mmap.mmap(self._fd(), 0, access=mmap.ACCESS_READ)
-        try:
-            rows = np.frombuffer(mapping, self.dtype, self.rows * self.row_bytes // self.dtype.itemsize, self.offset)
-            out = rows.reshape(self.rows, *self.row_shape)[index]
-            del rows
-        finally:
-            mapping.close()
+        out = np.empty((len(index), *self.row_shape), dtype=self.dtype)
+        for start in range(0, len(index), MAPPED_ROWS):
+            mapping = mmap.mmap(self._fd(), 0, access=mmap.ACCESS_READ)
+            try:
+                rows = np.frombuffer(mapping, self.dtype, self.rows * self.row_bytes // self.dtype.itemsize, self.offset)
+                out[start : start + MAPPED_ROWS] = rows.reshape(self.rows, *self.row_shape)[index[start : start + MAPPED_ROWS]]
+                del rows
+            finally:
+                mapping.close()
         return out
 
     def chunks(self, rows_per_chunk: int | None = None) -> Iterator[tuple[int, np.ndarray]]:

@@ -33,7 +33,7 @@ from autoencoders.files import atomic_write_json, atomic_writer
 
 log = logging.getLogger("autoencoders")
 
-CHUNK_ROWS = 65536
+CHUNK_ROWS = 16384
 CSV_BLOCK_BYTES = 16 << 20
 CACHE_VERSION = 1
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -266,6 +266,9 @@ def _build_cache(path: Path, features: list, drop_nonfinite: bool, values_path: 
                 single = single[keep]
             handle.write(np.ascontiguousarray(single).tobytes())
             rows += len(single)
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()  # pyarrow's allocator keeps freed chunks; training needs the room
     if rows < 3:
         raise DataError(f"{path} holds {rows} usable rows; a table needs at least 3 for train, val and test splits")
     if dropped:

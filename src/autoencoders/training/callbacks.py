@@ -46,7 +46,7 @@ class CheckpointEvery(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if pl_module.step % self.every == 0:
-            trainer.save_checkpoint(self.path)  # every DDP process calls it; rank 0 writes
+            trainer.save_checkpoint(self.path, weights_only=False)  # optimizers too; every DDP process calls it, rank 0 writes
 
 
 class NewPhase(Callback):

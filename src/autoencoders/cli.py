@@ -518,11 +518,10 @@ def encode_command(
 
     Example: autoencoders encode runs/vae --data mnist -o codes.parquet
     """
-    from autoencoders.uses.codes import encode_run, write_codes
+    from autoencoders.uses.codes import encode_to_file
 
-    codes, labels = encode_run(run, data, split, data_dir)
-    write_codes(codes, labels, output)
-    console.print(f"wrote {len(codes)} codes of size {codes[0].numel()} to {output}")
+    count, size = encode_to_file(run, output, data, split, data_dir)
+    console.print(f"wrote {count} codes of size {size} to {output}")
 
 
 @app.command("decode")
@@ -694,7 +693,7 @@ def detect_command(
         help="A run folder (a detector is fitted on its training data), or a folder written by AnomalyDetector.save_pretrained (it scores as saved).",
     ),
     data: Path = typer.Option(..., "--data", help="Items to score: a .csv/.parquet table, a folder of images, or a .npy array."),
-    output: Path = typer.Option(Path("scores.csv"), "-o", "--output", help="CSV: id, anomaly_score, outlier (1/0); tables add top_feature_1..3 and top_share_1..3."),
+    output: Path = typer.Option(Path("scores.csv"), "-o", "--output", help="CSV or Parquet: id, anomaly_score, outlier (1/0); tables add top_feature_1..3 and top_share_1..3."),
     score: Optional[str] = typer.Option(None, "--score", help="With a run: recon (default), elbo (VAE family), latent, rapp (hidden-layer differences, RaPP), rotation (self-supervised quarter-turn prediction, square images), or a sum such as latent+rotation."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Flag items whose anomaly score exceeds this."),
     contamination: Optional[float] = typer.Option(
@@ -733,8 +732,8 @@ def detect_command(
 
       autoencoders detect runs/ae --data images/ -o scores.csv --score latent --latent-distance knn+whitened+cosine
     """
-    if output.suffix.lower() != ".csv":
-        _fail(f"-o must be a .csv file; got {output}")
+    if output.suffix.lower() not in (".csv", ".parquet"):
+        _fail(f"-o must be a .csv or .parquet file; got {output}")
     from autoencoders.uses.detect import detect
 
     with _progress():
@@ -744,7 +743,7 @@ def detect_command(
         )
     summary = frame.attrs["summary"]
     console.print(f"threshold {summary['threshold']:.6g} ({summary['threshold_from']})", markup=False, highlight=False)
-    console.print(f"scored {len(frame)} items, {int(frame['outlier'].sum())} flagged as outliers; wrote {output} "
+    console.print(f"scored {summary['items']} items, {summary['outliers']} flagged as outliers; wrote {output} "
                   f"(summary: {summary['summary_file']})", markup=False, highlight=False)
 
 

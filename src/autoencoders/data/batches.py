@@ -19,7 +19,10 @@ class TensorBatches:
     of ``world_size``, so the ranks see disjoint, equal shares (up to ``world_size - 1`` items sit out an epoch,
     different ones each epoch when shuffled). ``binarize`` replaces each x batch by a Bernoulli draw with its
     values as probabilities (dynamic binarization), new every epoch and reproducible by seed. ``state_dict``
-    holds the epoch counter so a resumed run continues the same sequence.
+    holds the epoch counter so a resumed run continues the same sequence; ``resume_at`` makes the next epoch
+    start after the batches a mid-epoch checkpoint had already trained on.
+
+    ``x`` may be ``Rows`` (see ``streaming``) instead of a tensor: batches are then read from its file.
     """
 
     def __init__(
@@ -40,7 +43,7 @@ class TensorBatches:
             raise ValueError(f"rank must be in [0, world_size={world_size}); got {rank}")
         if y is not None and len(y) != len(x):
             raise ValueError(f"x has {len(x)} items but y has {len(y)}")
-        self.x = x.contiguous()
+        self.x = x.contiguous() if isinstance(x, torch.Tensor) else x
         self.y = None if y is None else y.contiguous()
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -50,6 +53,7 @@ class TensorBatches:
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
+        self.skip = 0  # batches of the next epoch already trained on (a mid-epoch resume)
 
     def _share(self) -> int:
         """Items this rank sees per epoch."""
@@ -62,6 +66,10 @@ class TensorBatches:
     def set_epoch(self, epoch: int) -> None:
         """Make the next ``iter()`` produce epoch ``epoch``."""
         self.epoch = epoch
+
+    def resume_at(self, batches: int) -> None:
+        """Make the next ``iter()`` skip its first ``batches`` batches, without reading them."""
+        self.skip = batches
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch}
@@ -85,11 +93,16 @@ class TensorBatches:
         # made and dropped unused (Lightning makes one at set-up) does not skip an epoch, and a
         # ``set_epoch`` call before the first batch still counts.
         epoch, self.epoch = self.epoch, self.epoch + 1
+        skip, self.skip = self.skip, 0
         order = self._order(epoch)
         draws = None
         if self.binarize:  # each rank draws from its own stream
             draws = torch.Generator().manual_seed(stream_seed("binarize", self.seed, epoch, self.rank))
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        for number, start in enumerate(range(0, len(self) * self.batch_size, self.batch_size)):
+            if number < skip:
+                if draws is not None:  # the skipped batches' draws, so the later ones are those of a straight run
+                    torch.bernoulli(torch.zeros(min(self.batch_size, self._share() - start), *self.x.shape[1:]), generator=draws)
+                continue
             if order is None:
                 x = self.x[start : start + self.batch_size]
                 y = None if self.y is None else self.y[start : start + self.batch_size]
@@ -118,11 +131,17 @@ class SemiSupervisedBatches(TensorBatches):
         self.labelled_batch_size = min(labelled_batch_size, len(labelled_index))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        epoch = self.epoch
+        labelled = self._labelled_batches(self.epoch)
+        for _ in range(self.skip):  # a mid-epoch resume: the labelled batches the skipped ones took
+            next(labelled)
+        for (x, y), (labelled_x, labelled_y) in zip(super().__iter__(), labelled):
+            yield torch.cat([x, labelled_x]), torch.cat([y, labelled_y])
+
+    def _labelled_batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         draws = torch.Generator().manual_seed(stream_seed("labelled-batches", self.seed, epoch))
         count = len(self.labelled_y)
         order, position = torch.randperm(count, generator=draws), 0
-        for x, y in super().__iter__():
+        while True:
             if position + self.labelled_batch_size > count:
                 order, position = torch.randperm(count, generator=draws), 0
             index = order[position : position + self.labelled_batch_size]
@@ -130,4 +149,4 @@ class SemiSupervisedBatches(TensorBatches):
             labelled_x = self.labelled_x.index_select(0, index)
             if self.binarize:
                 labelled_x = torch.bernoulli(labelled_x, generator=draws)
-            yield torch.cat([x, labelled_x]), torch.cat([y, self.labelled_y.index_select(0, index)])
+            yield labelled_x, self.labelled_y.index_select(0, index)

@@ -29,6 +29,7 @@ from autoencoders.data.errors import DataError
 from autoencoders.data.files import fetch, search_folders
 from autoencoders.data.registry import DATASETS, Dataset, Request
 from autoencoders.data.splits import carve_validation, generator, three_way_split
+from autoencoders.data.streaming import NUMBER_KINDS, Rows, npy_rows, should_stream, value_summary
 
 DIGIT_NAMES = [str(digit) for digit in range(10)]
 FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -365,7 +366,8 @@ def _image_size(value: Any) -> tuple[int, int]:
 
 
 def load_image_folder(
-    request: Request, image_size: int | list[int] | None = None, test_size: int | float | None = None
+    request: Request, image_size: int | list[int] | None = None, test_size: int | float | None = None,
+    stream: bool | None = None,
 ) -> Dataset:
     """Every image under a folder, as float32 (C, H, W) in [0, 1].
 
@@ -373,7 +375,9 @@ def load_image_folder(
     the mode (grey: 1 channel, else RGB) of the first one. Images must all have one size, or ``image_size``
     (height, width) is given: then every image of another size is resampled to it (bilinear, like
     torchvision's ``Resize``) and a note says how many were. The ``preprocessing`` of an earlier load re-applies
-    its size, mode and class names.
+    its size, mode and class names. A folder whose float32 items would exceed the streaming threshold (see
+    ``streaming``; ``stream`` overrides the choice) is decoded once into a cache beside it and read batch by batch
+    (``streamed_images``).
     """
     from PIL import Image
 
@@ -402,6 +406,9 @@ def load_image_folder(
         index = {name: position for position, name in enumerate(class_names)}
         labels = torch.tensor([index[name] for name in classes_of], dtype=torch.int64)
 
+    planned = size or (first.height, first.width)
+    if should_stream(stream, len(files) * (1 if mode == "L" else 3) * planned[0] * planned[1] * 4):
+        return _streamed_folder(request, root, files, mode, planned, size is not None, labels, class_names, test_size, reason)
     pixels, sizes = [], []  # sizes: (height, width) of each image as read
     for path in files:
         image = open_image(path).convert(mode)
@@ -433,6 +440,28 @@ def load_image_folder(
     )
 
 
+def _streamed_folder(request: Request, root: Path, files: list[Path], mode: str, size: tuple[int, int], resize: bool, labels,
+                     class_names, test_size, reason: str) -> Dataset:
+    """``load_image_folder``'s dataset read batch by batch from the folder's decoded cache."""
+    from autoencoders.data.streamed_images import cached_images
+
+    file, resized = cached_images(root, files, mode, size, resize)
+    if resized:
+        log.info("resized %d of %d images of %s to %dx%d pixels (%s)", resized, len(files), root, size[1], size[0], reason)
+    splits = dict(zip(("train", "val", "test"), three_way_split(len(files), request.seed, request.val_size, test_size)))
+    return Dataset(
+        name=request.name,
+        **{name: Rows(file, index.numpy(), scale=255.0) for name, index in splits.items()},
+        **{f"{name}_labels": None if labels is None else labels[index] for name, index in splits.items()},
+        item_shape=file.row_shape,
+        value_range=(0.0, 1.0),
+        num_classes=len(class_names) if class_names else 0,
+        description=f"{len(files)} images from {root}" + (f", {len(class_names)} classes" if class_names else "") + ", read batch by batch",
+        preprocessing={"kind": "image-folder", "image_size": list(size), "mode": mode, "class_names": class_names},
+        class_names=class_names,
+    )
+
+
 def _check_one_size(root: Path, files: list[Path], sizes: list[tuple[int, int]]) -> None:
     """Refuse images of several sizes (height, width), naming one of the most common size and one of another."""
     counts = Counter(sizes).most_common()
@@ -450,7 +479,6 @@ def _check_one_size(root: Path, files: list[Path], sizes: list[tuple[int, int]])
 
 
 _ARRAY_KIND = "divide"
-_NUMBER_KINDS = "biuf"  # bool, signed and unsigned integers, floats: the dtypes an array of items may have
 # what numpy raises for a damaged .npy header (it parses the header's dict with ast.literal_eval, whose tokenizer
 # raises TokenError on an unclosed bracket)
 _HEADER_ERRORS = (ValueError, EOFError, SyntaxError, TypeError, tokenize.TokenError, RecursionError)
@@ -475,7 +503,7 @@ def read_npy(path: Path) -> np.ndarray:
 
 
 def _check_numbers(dtype: np.dtype, shape: tuple[int, ...], source: Any) -> None:
-    if dtype.kind not in _NUMBER_KINDS:
+    if dtype.kind not in NUMBER_KINDS:
         raise DataError(f"{source} holds {dtype} values; save numbers (bool, integer or float) with numpy.save")
     if 0 in shape:
         raise DataError(f"{source} holds no items (its shape is {shape}); save an array of at least one item")
@@ -522,17 +550,19 @@ def finite_float32(array: np.ndarray, path: Path) -> np.ndarray:
     return values
 
 
-def load_array(request: Request, test_size: int | float | None = None) -> Dataset:
+def load_array(request: Request, test_size: int | float | None = None, stream: bool | None = None) -> Dataset:
     """The user's ``.npy`` array (N, ...) as N float32 items; uint8 is divided by 255, bool becomes {0, 1}.
 
-    ``value_range`` is (0, 1) when every value lies there, else the observed (min, max).
+    ``value_range`` is (0, 1) when every value lies there, else the observed (min, max). A large array (see
+    ``streaming``; ``stream`` overrides the choice) is read from the file batch by batch instead of loaded.
     """
     path = Path(request.name).expanduser()
-    array = read_npy(path)
-    if array.ndim < 2:
-        raise DataError(f"{path} holds an array of shape {array.shape}; expected items shaped (N, ...)")
+    file = npy_rows(path)
     previous = request.preprocessing if (request.preprocessing or {}).get("kind") == _ARRAY_KIND else None
-    divisor = previous["divisor"] if previous else (255.0 if array.dtype == np.uint8 else 1.0)
+    divisor = previous["divisor"] if previous else (255.0 if file.dtype == np.uint8 else 1.0)
+    if should_stream(stream, file.rows * file.row_bytes // file.dtype.itemsize * 4):
+        return _streamed_array(request, file, divisor, test_size)
+    array = read_npy(path)
     items = torch.from_numpy(finite_float32(array, path)).div_(divisor)
     low, high = float(items.min()), float(items.max())
     train, val, test = three_way_split(len(items), request.seed, request.val_size, test_size)
@@ -545,5 +575,22 @@ def load_array(request: Request, test_size: int | float | None = None) -> Datase
         num_classes=0,
         description=f"{len(items)} items of shape {tuple(items.shape[1:])} from {path}",
         binary=bool(((items == 0) | (items == 1)).all()),
+        preprocessing={"kind": _ARRAY_KIND, "divisor": divisor},
+    )
+
+
+def _streamed_array(request: Request, file, divisor: float, test_size: int | float | None) -> Dataset:
+    """``load_array``'s dataset with its splits read from the file batch by batch (one pass checks the values)."""
+    low, high, binary = value_summary(file, divisor)
+    train, val, test = three_way_split(file.rows, request.seed, request.val_size, test_size)
+    split = {name: Rows(file, index.numpy(), scale=divisor) for name, index in (("train", train), ("val", val), ("test", test))}
+    return Dataset(
+        name=request.name, **split,
+        train_labels=None, val_labels=None, test_labels=None,
+        item_shape=file.row_shape,
+        value_range=(0.0, 1.0) if low >= 0.0 and high <= 1.0 else (low, high),
+        num_classes=0,
+        description=f"{file.rows} items of shape {file.row_shape} from {file.path}, read batch by batch",
+        binary=binary,
         preprocessing={"kind": _ARRAY_KIND, "divisor": divisor},
     )

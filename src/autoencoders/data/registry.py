@@ -20,18 +20,20 @@ if TYPE_CHECKING:
     import torch
 
     from autoencoders.data.batches import TensorBatches
+    from autoencoders.data.streaming import Rows
 
 SPLITS = ("train", "val", "test")
 
 
 @dataclass
 class Dataset:
-    """Three in-memory splits of float32 items with what models and metrics must know about them."""
+    """Three splits of float32 items with what models and metrics must know about them. The splits are tensors
+    in memory, or ``Rows`` read from a file batch by batch for data larger than memory (see ``streaming``)."""
 
     name: str
-    train: torch.Tensor  # float32, (N, *item_shape), contiguous
-    val: torch.Tensor
-    test: torch.Tensor
+    train: torch.Tensor | Rows  # float32, (N, *item_shape), contiguous; or Rows read from a file batch by batch
+    val: torch.Tensor | Rows
+    test: torch.Tensor | Rows
     train_labels: torch.Tensor | None  # int64 (N,) classes, int64 (N, k) factor indices, or float (N,) angles
     val_labels: torch.Tensor | None
     test_labels: torch.Tensor | None
@@ -51,13 +53,21 @@ class Dataset:
         self.item_shape = tuple(int(size) for size in self.item_shape)
         self.value_range = (float(self.value_range[0]), float(self.value_range[1]))
         for split in SPLITS:
-            items = getattr(self, split).float().contiguous()
+            items = getattr(self, split)
+            items = items if self.streamed else items.float().contiguous()
             if tuple(items.shape[1:]) != self.item_shape:
                 raise ValueError(f"{self.name} {split} items have shape {tuple(items.shape[1:])}, not {self.item_shape}")
             labels = getattr(self, f"{split}_labels")
             if labels is not None and len(labels) != len(items):
                 raise ValueError(f"{self.name} has {len(items)} {split} items but {len(labels)} labels")
             setattr(self, split, items)
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the splits are read from a file batch by batch (``Rows``) rather than held in memory."""
+        from autoencoders.data.streaming import Rows  # torch is loaded once a Dataset exists
+
+        return isinstance(self.train, Rows)
 
     def split(self, name: str) -> torch.Tensor:
         """The items of split ``name`` ("train", "val" or "test")."""
@@ -81,7 +91,7 @@ class Dataset:
 
     def head(self, limit: int) -> Dataset:
         """This dataset with only the first ``limit`` items of every split (copied, so the rest can be freed)."""
-        cut = {split: getattr(self, split)[:limit].clone() for split in SPLITS}
+        cut = {split: getattr(self, split).head(limit) if self.streamed else getattr(self, split)[:limit].clone() for split in SPLITS}
         for split in SPLITS:
             labels = self.labels(split)
             cut[f"{split}_labels"] = None if labels is None else labels[:limit].clone()
@@ -210,15 +220,19 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 # A path instead of a name: (loader, accepted options) by what the path is.
-_TABLE_OPTIONS = ("columns", "label_column", "id_column", "test_size", "time_column", "window", "stride", "drop_nonfinite")
+_TABLE_OPTIONS = (
+    "columns", "label_column", "id_column", "test_size", "time_column", "window", "stride", "drop_nonfinite", "stream",
+)
 _PATH_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "folder": ("images:load_image_folder", ("image_size", "test_size")),
+    "folder": ("images:load_image_folder", ("image_size", "test_size", "stream")),
     ".csv": ("tables:load_table", _TABLE_OPTIONS),
     ".parquet": ("tables:load_table", _TABLE_OPTIONS),
     ".pq": ("tables:load_table", _TABLE_OPTIONS),
-    ".npy": ("images:load_array", ("test_size",)),
+    ".npy": ("images:load_array", ("test_size", "stream")),
 }
-_PATH_HELP = "a folder of images (class sub-folders optional), a .csv/.parquet/.pq table, or a .npy array"
+_PATH_HELP = (
+    "a folder of images (class sub-folders optional), a .csv/.parquet/.pq table (or a folder of .parquet files), or a .npy array"
+)
 
 
 def _resolve(name_or_path: str) -> tuple[str, tuple[str, ...]]:
@@ -228,7 +242,8 @@ def _resolve(name_or_path: str) -> tuple[str, tuple[str, ...]]:
         return spec.loader, spec.options
     path = Path(name_or_path).expanduser()
     if path.is_dir():
-        return _PATH_KINDS["folder"]
+        # a folder of .parquet files is one table (a Parquet dataset); any other folder, images
+        return _PATH_KINDS[".parquet" if any(path.glob("*.parquet")) else "folder"]
     if path.is_file():
         if path.suffix.lower() in _PATH_KINDS:
             return _PATH_KINDS[path.suffix.lower()]

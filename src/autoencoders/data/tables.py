@@ -27,6 +27,7 @@ import torch
 from autoencoders.data.errors import DataError
 from autoencoders.data.registry import Dataset, Request
 from autoencoders.data.splits import three_way_split
+from autoencoders.data.streaming import should_stream
 
 log = logging.getLogger("autoencoders")
 
@@ -87,16 +88,23 @@ def load_table(
     window: int | None = None,
     stride: int | None = None,
     drop_nonfinite: bool = False,
+    stream: bool | None = None,
 ) -> Dataset:
     """Rows of a table as float32 (n_columns,) items, standardized; ``label_column`` gives class labels.
 
     With ``time_column`` and ``window``: windows of consecutive rows, (window, n_columns) items (see above).
     ``drop_nonfinite`` drops the rows with empty, NaN or infinite feature values (with a warning that counts
-    them) instead of refusing the table.
+    them) instead of refusing the table. A large table (see ``streaming``; ``stream`` overrides the choice) is
+    read in chunks into a cache and streamed from it (``streamed_tables``).
     """
     import pandas as pd
 
     path = Path(request.name).expanduser()
+    if not isinstance(drop_nonfinite, bool):
+        raise DataError(f"drop_nonfinite must be true or false; got {drop_nonfinite!r}")
+    size = sum(file.stat().st_size for file in path.glob("*.parquet")) if path.is_dir() else path.stat().st_size
+    if should_stream(stream, size, table=True):
+        return _streamed(request, path, columns, label_column, id_column, test_size, time_column, window, stride, drop_nonfinite)
     frame = _read_table(path)
     if window is not None or time_column is not None:
         frame = _sorted_by_time(frame, path, time_column, window, label_column)
@@ -124,8 +132,6 @@ def load_table(
         raise DataError(
             f"{path}: column(s) {_names(with_gaps)} have missing or infinite values; fill or drop those rows"
         )
-    if not isinstance(drop_nonfinite, bool):
-        raise DataError(f"drop_nonfinite must be true or false; got {drop_nonfinite!r}")
     frame, values, dropped = _finite_rows(frame, features, path, drop_nonfinite)
 
     if window is not None:
@@ -174,6 +180,18 @@ def load_table(
         preprocessing={**preprocessing, "label_classes": classes},
         class_names=None if classes is None else [str(name) for name in classes],
         ids=None if row_ids is None else {split: row_ids[index.numpy()].tolist() for split, index in splits.items()},
+    )
+
+
+def _streamed(request: Request, path: Path, columns, label_column, id_column, test_size, time_column, window, stride, drop_nonfinite) -> Dataset:
+    from autoencoders.data.streamed_tables import load_streamed_table
+
+    previous = request.preprocessing if (request.preprocessing or {}).get("kind") == PREPROCESSING_KIND else None
+    if previous:
+        _check_saved_scaling(previous["columns"], np.asarray(previous["mean"]), np.asarray(previous["std"]))
+    special = {"label_column": label_column, "id_column": id_column, "time_column": time_column, "window": window, "stride": stride}
+    return load_streamed_table(
+        request, path, _column_list(columns), special, test_size, drop_nonfinite, previous, PREPROCESSING_KIND,
     )
 
 

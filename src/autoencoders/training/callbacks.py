@@ -9,8 +9,11 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 
 
-def build_callbacks(out: Path, patience: int | None, progress: bool, phase_starts: list[int] = ()) -> list[Callback]:
-    """``phase_starts``: the steps where val/loss starts to measure another player (see ``NewPhase``)."""
+def build_callbacks(
+    out: Path, patience: int | None, progress: bool, phase_starts: list[int] = (), checkpoint_every: int | None = None,
+) -> list[Callback]:
+    """``phase_starts``: the steps where val/loss starts to measure another player (see ``NewPhase``);
+    ``checkpoint_every``: batches between the mid-epoch writes of last.ckpt (see ``CheckpointEvery``)."""
     best = ModelCheckpoint(
         dirpath=out / "checkpoints", filename="best", monitor="val/loss", mode="min", save_top_k=1, enable_version_counter=False,
     )
@@ -25,9 +28,25 @@ def build_callbacks(out: Path, patience: int | None, progress: bool, phase_start
         callbacks.append(stopping)
     if phase_starts:
         callbacks.append(NewPhase(phase_starts, best, stopping))
+    if checkpoint_every is not None:
+        callbacks.append(CheckpointEvery(out / "checkpoints" / "last.ckpt", checkpoint_every))
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=20))  # redrawing every step costs time on small models
     return callbacks
+
+
+class CheckpointEvery(Callback):
+    """last.ckpt also every ``every`` batches, inside epochs: an epoch over data larger than memory can take hours.
+    The checkpoint holds the position in the epoch (``AutoencoderModule.on_save_checkpoint``), so a run resumed
+    from it trains on the rest of that epoch's batches, as the interrupted run would have."""
+
+    def __init__(self, path: Path, every: int):
+        self.path = path
+        self.every = every
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.step % self.every == 0:
+            trainer.save_checkpoint(self.path, weights_only=False)  # optimizers too; every DDP process calls it, rank 0 writes
 
 
 class NewPhase(Callback):

@@ -6,7 +6,8 @@ runs), refuses a second writer while the first trains (a lock file under ``fcntl
 it when its process dies, so a killed training leaves no lock that blocks the next one; the file names the
 holder's pid for the message), and removes the temporary files that interrupted atomic writes left behind.
 
-Under DDP every process runs the training call; only the launching process (rank 0 of node 0) claims the folder.
+Under DDP every process runs the training call; only the launching process (rank 0 of node 0) claims the folder,
+and only it writes into it (``trainer.is_global_zero``), on one machine or several.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ def holds_run(folder: Path) -> bool:
 
 
 def launching_process() -> bool:
-    """Whether this is the process a user started, not a DDP worker that Lightning (or torchrun) started for it."""
-    return all(os.environ.get(name, "0") == "0" for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+    """Whether this is the process a user started, not a DDP worker that Lightning (or torchrun) started for it,
+    nor the process of another machine (NODE_RANK; SLURM_PROCID: ``srun`` starts every rank itself)."""
+    return all(os.environ.get(name, "0") == "0" for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
 
 
 @contextlib.contextmanager

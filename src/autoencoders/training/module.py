@@ -18,6 +18,7 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 import torch
 from torch import Tensor
 
+from autoencoders.data.batches import TensorBatches
 from autoencoders.errors import InputError
 
 
@@ -56,6 +57,8 @@ class AutoencoderModule(pl.LightningModule):
         self.player_names = list(self.players)
         self.direct_steps = False
         self.step = 0  # batches trained on; models read it for schedules (e.g. KL warm-up)
+        self.epoch_batches = 0  # batches trained on in this epoch: where a mid-epoch checkpoint resumes
+        self._resume_position: tuple[int | None, int] = (None, 0)  # (epoch, its batches trained) of a loaded checkpoint
         self.lr_factor = 1.0  # the schedule's share of each player's learning rate
         self.timer: Timer | None = None  # Lightning's wall-clock budget (max_time), when the run has one
 
@@ -116,6 +119,7 @@ class AutoencoderModule(pl.LightningModule):
                 prefix = "train/" if len(optimizers) == 1 else f"train/{name}/"
                 self.log_dict({prefix + key: value.detach() for key, value in terms.items()}, batch_size=x.shape[0])
         self.step += 1
+        self.epoch_batches += 1
 
     def run_progress(self) -> float:
         """How far the run is, from 0 to 1: its share of the planned steps or of its wall-clock budget
@@ -175,18 +179,33 @@ class AutoencoderModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         # the batch order is a function of (seed, epoch): a resumed run sees the same epochs again
         loader = self.trainer.train_dataloader
-        if hasattr(loader, "set_epoch"):
+        if isinstance(loader, TensorBatches):
             loader.set_epoch(self.current_epoch)
+        self.epoch_batches = 0
 
-    # -- exact resume: the step counter and the random streams are part of the state -----------------
+    def _resume_inside_epoch(self) -> None:
+        """A run resumed from a checkpoint written inside an epoch (Lightning calls no ``on_train_epoch_start``
+        then) trains on the rest of that epoch's batches, in that epoch's order."""
+        epoch, batches = self._resume_position
+        self._resume_position = (None, 0)
+        loader = self.trainer.train_dataloader
+        if epoch == self.current_epoch and isinstance(loader, TensorBatches) and 0 < batches < len(loader):
+            loader.set_epoch(epoch)
+            loader.resume_at(batches)
+            self.epoch_batches = batches
+
+    # -- exact resume: the step counter, the position in the epoch and the random streams are the state --------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["autoencoders"] = {"step": self.step, "rng": torch.get_rng_state()}
+        checkpoint["autoencoders"] = {
+            "step": self.step, "epoch": self.current_epoch, "epoch_batches": self.epoch_batches, "rng": torch.get_rng_state(),
+        }
         if torch.cuda.is_available():
             checkpoint["autoencoders"]["cuda_rng"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("autoencoders", {})
         self.step = state.get("step", 0)
+        self._resume_position = (state.get("epoch"), state.get("epoch_batches", 0))
         self._restored_rng = state
 
     def on_train_start(self) -> None:
@@ -194,6 +213,7 @@ class AutoencoderModule(pl.LightningModule):
         self.timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer) and c.time_remaining() is not None), None)
         # full precision on one device: nothing for Lightning's precision plugin or strategy to do in a step
         self.direct_steps = isinstance(self.trainer.strategy, SingleDeviceStrategy) and self.trainer.precision == "32-true"
+        self._resume_inside_epoch()
         # restored here, after Lightning's own start-up, so nothing draws from the streams in between
         state = getattr(self, "_restored_rng", None)
         if state:

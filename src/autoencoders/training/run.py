@@ -46,6 +46,7 @@ class TrainingConfig:
     weight_decay: float = 0.0
     seed: int = 0
     patience: int | None = None  # early stopping: epochs without a better val/loss
+    checkpoint_every: int | None = None  # batches between mid-epoch writes of last.ckpt (besides every epoch's end)
     precision: str = "32-true"  # 32-true | 16-mixed | bf16-mixed
     accelerator: str = "auto"  # cpu | gpu | auto
     devices: int | str = 1
@@ -58,7 +59,7 @@ class TrainingConfig:
 
     bounds: ClassVar[dict[str, tuple[float, float]]] = {
         "batch_size": (1, 2**24), "epochs": (1, 2**40), "max_steps": (1, 2**40), "lr": (0.0, 1e3),
-        "weight_decay": (0.0, 1e3), "seed": (0, 2**32 - 1), "patience": (1, 2**20), "devices": (1, 4096),
+        "weight_decay": (0.0, 1e3), "seed": (0, 2**32 - 1), "patience": (1, 2**20), "checkpoint_every": (1, 2**40), "devices": (1, 4096),
         "num_nodes": (1, 65536), "log_every": (1, 2**40), "val_batch_size": (1, 2**24),
     }
     # what `autoencoders tune` searches by default beside the model family's own space
@@ -332,13 +333,14 @@ def _fit(run_config: dict[str, Any], dataset, out: Path, checkpoint: Path | None
             module, out, max_steps=training.max_steps, accelerator=training.accelerator, devices=training.devices,
             epochs=training.epochs, max_time=training.max_time, strategy=training.strategy, num_nodes=training.num_nodes,
             precision=training.precision, progress=training.progress, log_every=training.log_every, run_folder=True,
-            logger=training.logger, patience=training.patience, callbacks=callbacks,
+            logger=training.logger, patience=training.patience, callbacks=callbacks, checkpoint_every=training.checkpoint_every,
         )
     except MisconfigurationException as error:  # settings this machine cannot run (accelerator=gpu without one ...)
         raise InputError(f"training settings: {' '.join(str(error).split())}") from error
-    out.mkdir(parents=True, exist_ok=True)
     run_config["autoencoders_version"] = __version__
-    atomic_write_json(out / "config.json", run_config)  # a crashed run still says what it was
+    if trainer.is_global_zero:  # the one writer of the run folder, on every number of processes and machines
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "config.json", run_config)  # a crashed run still says what it was
     metrics_path = out / "metrics.csv"
     earlier_metrics = metrics_path.read_text() if checkpoint is not None and metrics_path.exists() else None
     started = time.perf_counter()

@@ -29,12 +29,14 @@ def build_trainer(
     logger: str = "csv",
     patience: int | None = None,
     callbacks: list | None = None,
+    checkpoint_every: int | None = None,
 ):
     """A ``Trainer`` for ``module`` (an ``AutoencoderModule``) that stops after ``max_steps`` batches or ``epochs``
     epochs (None: no limit) or ``max_time``.
 
     With ``run_folder``, ``root`` is the run's folder: validation, checkpoints, ``logger`` (csv, tensorboard or
-    mlflow; metrics.csv always), with ``patience`` early stopping on val/loss, and ``callbacks`` (a tuning trial's pruning). Without, ``root`` is scratch
+    mlflow; metrics.csv always), with ``patience`` early stopping on val/loss, with ``checkpoint_every`` a
+    last.ckpt every that many batches as well as after every epoch, and ``callbacks`` (a tuning trial's pruning). Without, ``root`` is scratch
     space: nothing is validated, checkpointed or logged. ``precision`` and ``log_every`` None: Lightning's defaults.
     """
     import lightning.pytorch as pl
@@ -47,11 +49,13 @@ def build_trainer(
 
         outputs = {
             "logger": build_loggers(root, logger),
-            "callbacks": build_callbacks(root, patience, progress, module.phase_starts()) + list(callbacks or []),
+            "callbacks": build_callbacks(root, patience, progress, module.phase_starts(), checkpoint_every) + list(callbacks or []),
             "plugins": [AtomicCheckpointIO()],
         }
     else:
         outputs = {"logger": False, "enable_checkpointing": False, "limit_val_batches": 0}
+    if strategy == "auto" and (num_nodes > 1 or isinstance(devices, int) and devices > 1):
+        strategy = "ddp"  # several processes: DDP (gloo on CPU, nccl on GPU), whatever Lightning would pick
     return pl.Trainer(
         default_root_dir=root,
         max_epochs=epochs if epochs is not None else -1,

@@ -13,6 +13,7 @@ from autoencoders.errors import InputError
 from autoencoders.files import atomic_write_bytes
 
 CODE_SUFFIXES = (".npy", ".parquet", ".pq")
+ENCODE_CHUNK = 65536  # items encoded and written at a time when the data is streamed
 
 
 def encode_run(
@@ -25,6 +26,47 @@ def encode_run(
     dataset = load_run_data(run, data_dir=data_dir, data=data)
     x, y = dataset.split(split), dataset.labels(split)
     return model.encode_batches(x, y if model.conditional else None), y
+
+
+def encode_to_file(run: str | Path, output: str | Path, data: str | None = None, split: str = "test", data_dir=None) -> tuple[int, int]:
+    """A split's codes written to ``output`` (see ``write_codes``); returns (items, numbers per code).
+
+    Data read batch by batch (``Dataset.streamed``) is encoded ``ENCODE_CHUNK`` items at a time and its codes
+    written as they come (``.npy`` through a memory map, ``.parquet`` a row group per chunk), with progress."""
+    from autoencoders.io import load, load_run_data
+
+    output = Path(output)
+    if output.suffix not in CODE_SUFFIXES:
+        raise InputError(f"-o must end in .npy or .parquet; got {output}")
+    model, dataset = load(run), load_run_data(run, data_dir=data_dir, data=data)
+    items, labels = dataset.split(split), dataset.labels(split)
+    if not dataset.streamed:
+        codes = model.encode_batches(items, labels if model.conditional else None)
+        write_codes(codes, labels, output)
+        return len(codes), codes[0].numel()
+    import itertools
+
+    from autoencoders.progress import track
+    from autoencoders.uses.outputs import npy_writer, table_writer
+
+    starts = range(0, len(items), ENCODE_CHUNK)
+    chunks = iter(track(
+        (model.encode_batches(items[start : start + ENCODE_CHUNK]).flatten(1).numpy() for start in starts),
+        len(starts), f"encoding {len(items)} items",
+    ))
+    first = next(chunks)
+    size = first.shape[1]
+    if output.suffix == ".npy":
+        with npy_writer(output, (len(items), size), first.dtype) as array:
+            position = 0
+            for codes in itertools.chain([first], chunks):
+                array[position : position + len(codes)] = codes
+                position += len(codes)
+    else:
+        with table_writer(output) as writer:
+            for codes in itertools.chain([first], chunks):
+                writer.write({f"z{i}": codes[:, i] for i in range(size)})
+    return len(items), size
 
 
 def write_codes(codes: Tensor, labels: Tensor | None, path: str | Path) -> Path:

@@ -19,6 +19,7 @@ Tables gain, per row, the three columns that contribute most to its reconstructi
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,13 @@ def read_items(path: str | Path, run_config: dict[str, Any], id_column: str | No
 
 def _is_table(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in (".csv", ".parquet", ".pq")
+
+
+def _is_large_table(path: Path) -> bool:
+    """A table read in chunks rather than whole: over the size at which training streams (``data.streaming``)."""
+    from autoencoders.data.streaming import should_stream
+
+    return _is_table(path) and should_stream(None, path.stat().st_size, table=True)
 
 
 def _existing(path: str | Path) -> Path:
@@ -198,7 +206,10 @@ def detect(
     top_feature_1/top_share_1 ... top_feature_3/top_share_3, the columns contributing most to the row's
     reconstruction error, from ``AnomalyDetector.explain``), written to ``output`` (.csv) when given. Its
     ``attrs["summary"]`` holds the threshold, how it was set and, for tables, the columns the flagged rows owe
-    their error to on average.
+    their error to on average. ``output`` may also be a .parquet file.
+
+    A table over the streaming threshold (``data.streaming``) is scored in chunks and its scores written as they
+    go (``streamed_detect``): the DataFrame then holds the flagged rows only.
 
     ``run`` is a run folder or a folder written by ``AnomalyDetector.save_pretrained`` (or
     ``AnomalyEnsemble.save_pretrained``), told apart by what its config.json declares.
@@ -224,8 +235,8 @@ def detect(
         raise InputError(f"contamination is the share of outliers expected among the fitted items, in (0, 0.5]; got {contamination}")
     if top is not None and not 0.0 < top < 1.0:
         raise InputError(f"top is the share of the scored items to flag, in (0, 1); got {top}")
-    if output is not None and Path(output).suffix.lower() != ".csv":
-        raise InputError(f"the scores are written as CSV; output must be a .csv file, got {output}")
+    if output is not None and Path(output).suffix.lower() not in (".csv", ".parquet"):
+        raise InputError(f"the scores are written as CSV or Parquet; output must be a .csv or .parquet file, got {output}")
     run = Path(run)
     detector_options = {name: value for name, value in detector_options.items() if value is not None}
     saved = saved_detector_class(run)
@@ -281,7 +292,12 @@ def _write_scores(frame, output: str | Path | None) -> None:
     if output is not None:
         output = Path(output)
         output.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(output, frame.to_csv(index=False).encode())
+        if output.suffix.lower() == ".parquet":
+            buffer = io.BytesIO()
+            frame.to_parquet(buffer, index=False)
+            atomic_write_bytes(output, buffer.getvalue())
+        else:
+            atomic_write_bytes(output, frame.to_csv(index=False).encode())
 
 
 def summary_path(output: str | Path) -> Path:
@@ -317,8 +333,6 @@ def _detect_with_saved(detector, folder: Path, data, threshold, contamination, t
 
 def _detect_with_run(run: Path, data, score, threshold, contamination, top, id_column, reference, reference_items,
                      data_dir, output, detector_options):
-    import io
-
     from autoencoders.io import load, load_run_data, read_config
     from autoencoders.uses.anomaly import AnomalyDetector
 
@@ -336,6 +350,13 @@ def _detect_with_run(run: Path, data, score, threshold, contamination, top, id_c
     # the model itself, not the run's path: the items here are in the model's space already (a table is
     # standardized by read_items and load_run_data), so the detector must not scale them again
     detector = AnomalyDetector(model=load(run), scores=score, contamination=contamination, **detector_options).fit(reference_set)
+    if _is_large_table(_existing(data)):
+        from autoencoders.uses.streamed_detect import detect_streamed_table
+
+        if id_column is not None:
+            raise InputError(f"{data} is scored in chunks (it is larger than memory allows): its rows are named by their number; drop --id-column")
+        return detect_streamed_table(detector, run, _existing(data), config, threshold, detector._contamination(), top,
+                                     output, score)
     items, ids, columns = _read_run_items(data, config, id_column)
     scores = detector.anomaly_score(items)
     threshold, source = _threshold(scores, detector.fit_anomaly_scores_, threshold, detector._contamination(), top,

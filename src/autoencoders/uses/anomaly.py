@@ -214,7 +214,12 @@ class _OutlierDetector(OutlierMixin, BaseEstimator):
 class AnomalyDetector(_OutlierDetector):
     """Outlier detection by an autoencoder: ``fit`` on normal data, then score, threshold and flag new items.
 
-    ``model`` is a family name (``"ae"``, ``"vae"``, ... : trained in ``fit`` with ``latent_dim``, ``arch``,
+    With no arguments it is the detector for tables: a ``bagged-ae`` (8 small autoencoders, each on 60 % of the
+    columns) trained 10 epochs of batches of 64 but at most 2000 batches, and the ``isolation`` score. Chosen on
+    validation splits of the ODDS tables (benchmarks/anomaly_tables_validation.py) among reconstruction-error
+    ensembles and isolation forests over codes and residuals; measured by benchmarks/anomaly_tables.py.
+
+    ``model`` is a family name (``"bagged-ae"``, ``"ae"``, ``"vae"``, ... : trained in ``fit`` with ``latent_dim``, ``arch``,
     ``hidden``, ``epochs``/``max_steps`` ... and further ``settings``), a trained ``Autoencoder``, or the path
     of a run / saved-model folder. Tables (2-d items: rows of features) are standardized with the fitted
     data's column means and standard deviations when the model is trained here, or with the scaling a run
@@ -225,7 +230,8 @@ class AnomalyDetector(_OutlierDetector):
     folder that ``autoencoders.load`` and ``autoencoders detect`` take.
 
     Attributes after ``fit``: ``model_``, ``offset_`` (and ``threshold_ = -offset_``, on the anomaly score),
-    ``fit_anomaly_scores_`` (of the fitted items), ``score_scales_`` (mean and std of each part's scores),
+    ``fit_anomaly_scores_`` (of the fitted items), ``scorers_`` (each part's fitted score,
+    ``autoencoders.uses.anomaly_scores``), ``score_scales_`` (mean and std of each part's scores),
     ``standardization_`` (a table's column means and stds, or None), ``n_features_in_`` (the number of
     values in one item), ``feature_names_in_`` (for a frame with named columns).
 

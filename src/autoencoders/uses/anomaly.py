@@ -303,11 +303,11 @@ class AnomalyDetector(_OutlierDetector):
         self.model_, self.standardization_ = self._fitted_model(items)
         items = self._model_input(items)
         params = self.get_params()
-        self.scorers_ = {}
+        self.scorers_, raw = {}, {}
         for part in parts:
             SCORES[part].check(self.model_, tuple(items.shape[1:]))
-            self.scorers_[part] = SCORES[part](**{name: params[name] for name in SCORES[part].takes}).fit(self.model_, items)
-        raw = {part: scorer.score(self.model_, items, fitted=True) for part, scorer in self.scorers_.items()}
+            self.scorers_[part] = SCORES[part](**{name: params[name] for name in SCORES[part].takes})
+            raw[part] = self.scorers_[part].fit_score(self.model_, items)
         self.score_scales_ = {part: scale_of(values) for part, values in raw.items()}
         self._set_threshold(self._combine(raw))
         return self

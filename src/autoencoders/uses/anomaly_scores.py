@@ -103,6 +103,11 @@ class AnomalyScore:
     def fit(self, model, items: Tensor) -> "AnomalyScore":
         return self
 
+    def fit_score(self, model, items: Tensor) -> np.ndarray:
+        """``fit``, then the fitted items' own scores (``score(..., fitted=True)``); a score that computes them
+        while fitting returns those."""
+        return self.fit(model, items).score(model, items, fitted=True)
+
     def score(self, model, items: Tensor, fitted: bool = False) -> np.ndarray:
         raise NotImplementedError
 

@@ -119,19 +119,27 @@ class IsolationScore(AnomalyScore):
         return torch.cat([model.anomaly_views(chunk.to(self.device)).cpu() for chunk in self._chunks(items, "views")], dim=1).numpy()
 
     def fit(self, model, items: Tensor) -> "IsolationScore":
+        self.fit_score(model, items)
+        return self
+
+    def fit_score(self, model, items: Tensor) -> np.ndarray:
+        """Grow the forests and standardize them on the fitted items, whose scores this gives (computed once)."""
         views = self.views(model, items)
         per_view = max(10, TREES // len(views))
         self.forests_ = [IsolationForestArrays.fit(view, per_view, MAX_SAMPLES, self.seed + index)
                          for index, view in enumerate(track(views, len(views), "isolation forests"))]
         fitted = np.stack([forest.score(view) for forest, view in zip(self.forests_, views)])
         self.means_, self.stds_ = fitted.mean(axis=1), np.maximum(fitted.std(axis=1), 1e-12)
-        return self
+        return self._standardized_mean(fitted)
 
     def score(self, model, items: Tensor, fitted: bool = False) -> np.ndarray:
         views = self.views(model, items)
         if len(views) != len(self.forests_):
             raise ValueError(f"the isolation score was fitted on {len(self.forests_)} views of each item; got {len(views)}")
-        scores = np.stack([forest.score(view) for forest, view in zip(self.forests_, views)])
+        return self._standardized_mean(np.stack([forest.score(view) for forest, view in zip(self.forests_, views)]))
+
+    def _standardized_mean(self, scores: np.ndarray) -> np.ndarray:
+        """(views, N) forest scores -> each view standardized on the fitted items, averaged over views."""
         return ((scores - self.means_[:, None]) / self.stds_[:, None]).mean(axis=0)
 
     def state(self) -> tuple[dict, dict[str, Tensor]]:

@@ -1,11 +1,13 @@
 """`autoencoders tune` against the library's default settings, with the same training budget on each side.
 
 1. Binarized MNIST, conv VAE (the library's conv encoder/decoder, Bernoulli decoder, dynamic binarization), one CPU
-   thread, ``--budget-minutes`` (10) of wall-clock time per side:
+   thread, ``--budget-minutes`` (30) of wall-clock time per side, the two sides at once (a process each, so that both
+   meet the same load from the rest of the machine):
    - default: ``train("vae", "mnist-binary", arch="conv")`` with every other setting the library's default (lr 1e-3,
      batch 64, latent 16, channels 32-64), for the whole budget;
-   - tuned: a study of ``--study-share`` of the budget (trials of ``--trial-seconds`` each, TPE, pruned from their
-     validation curve; space: lr, batch size, latent size, conv channels), then the best trial's settings trained
+   - tuned: a study of ``--study-share`` (a third) of the budget (trials of ``--trial-seconds`` each, TPE, pruned from
+     their validation curve; space: lr, its schedule (constant, or cosine to zero over the run), batch size, latent size,
+     conv channels), then the best trial's settings trained
      for what is left of the budget (the study's wall time is counted, set-up and pruned trials included).
    Both are scored by test NLL (``evaluate``, K importance samples, the first ``--eval-items`` test images).
 2. Compressive AE on MNIST, ``--metric rate,psnr`` (``--rd-minutes``, trials of ``--rd-trial-seconds``): the Pareto
@@ -15,17 +17,19 @@
 Per-trial overhead: the seconds a trial spends beyond its training, up to the end of ``train`` (set-up, data, the
 run folder's files, Optuna's bookkeeping before the trial), as each trial records it.
 
-    nice -n 10 python benchmarks/tune.py [--budget-minutes 10] [--skip-rd]
+    nice -n 10 python benchmarks/tune.py [--budget-minutes 30] [--skip-rd]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import shutil
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,9 +43,12 @@ lr: {type: float, low: 3.0e-4, high: 5.0e-3, log: true}
 batch_size: {type: categorical, choices: [32, 64, 128, 256]}
 latent_dim: {type: int, low: 8, high: 64, log: true}
 hidden: {type: categorical, choices: [[32, 64], [16, 32], [32, 32]]}
+lr_schedule: {type: categorical, choices: [constant, cosine]}
 kl_schedule: null
 kl_warmup_steps: null
 """
+NLL_COMMON = {"arch": "conv", "epochs": 10_000}
+NLL_QUIET = {"training.log_every": 200, "training.val_batch_size": 2000}
 RD_SPACE = """\
 rate_weight: {type: float, low: 2.0e-4, high: 2.0e-2, log: true}
 lr: {type: float, low: 5.0e-4, high: 5.0e-3, log: true}
@@ -79,55 +86,73 @@ def trial_stats(folder: Path, study_name: str) -> dict:
     }
 
 
-def nll_part(args, runs: Path) -> dict:
+def nll_default(args, runs: Path) -> dict:
+    """The library's default settings, trained for the whole budget."""
     import autoencoders
 
     budget = args.budget_minutes * 60
-    common = {"arch": "conv", "epochs": 10_000, "data_dir": data_dir()}
-    quiet = {"training.log_every": 200, "training.val_batch_size": 2000}
+    started = time.time()
+    run = autoencoders.train("vae", "mnist-binary", runs / "default", **NLL_COMMON, data_dir=data_dir(), progress=False,
+                             overwrite=True, settings={**NLL_QUIET, "training.max_time": duration(budget)})
+    return {"wall_seconds": round(time.time() - started, 1), **scored(args, run)}
 
-    started, load_before = time.time(), load_average()
-    default = autoencoders.train("vae", "mnist-binary", runs / "default", **common, progress=False, overwrite=True,
-                                 settings={**quiet, "training.max_time": duration(budget)})
-    default_wall = time.time() - started
 
+def nll_tuned(args, runs: Path) -> dict:
+    """A study on ``study_share`` of the budget, then the best trial's settings trained for what is left of it."""
+    import autoencoders
+
+    budget = args.budget_minutes * 60
     space = runs / "nll_space.yaml"
     space.write_text(NLL_SPACE)
     shutil.rmtree(runs / "study", ignore_errors=True)
     started = time.time()
     study = autoencoders.tune(
         "vae", "mnist-binary", runs / "study", trials=10_000, timeout=duration(budget * args.study_share), space=space,
-        settings={**quiet, "training.max_time": duration(args.trial_seconds)}, **common,
+        settings={**NLL_QUIET, "training.max_time": duration(args.trial_seconds)}, **NLL_COMMON, data_dir=data_dir(),
     )
     study_wall = time.time() - started
     best = study.best[0]["params"]
-    final_seconds = budget - study_wall
-    tuned_settings = {**quiet, "training.max_time": duration(final_seconds), "training.lr": best["lr"],
-                      "training.batch_size": best["batch_size"], "latent_dim": best["latent_dim"], "hidden": best["hidden"]}
+    settings = {**NLL_QUIET, "training.max_time": duration(budget - study_wall), "latent_dim": best["latent_dim"], "hidden": best["hidden"]}
+    settings |= {f"training.{name}": best[name] for name in ("lr", "batch_size", "lr_schedule")}
     started = time.time()
-    tuned = autoencoders.train("vae", "mnist-binary", runs / "tuned", **common, progress=False, overwrite=True, settings=tuned_settings)
+    run = autoencoders.train("vae", "mnist-binary", runs / "tuned", **NLL_COMMON, data_dir=data_dir(), progress=False,
+                             overwrite=True, settings=settings)
     final_wall = time.time() - started
-    load_after = load_average()
+    return {"study_wall_seconds": round(study_wall, 1), "final_training_wall_seconds": round(final_wall, 1),
+            "wall_seconds": round(study_wall + final_wall, 1), "study": trial_stats(runs / "study", study.study_name),
+            "best_trial": study.best[0], **scored(args, run)}
 
-    results = {}
-    for name, run in (("default", default), ("tuned", tuned)):
-        started = time.time()
-        metrics = autoencoders.evaluate(run, metrics=["nll"], samples=args.samples, limit=args.eval_items, data_dir=data_dir())
-        config = json.loads((Path(run) / "config.json").read_text())
-        results[name] = {
-            "test_nll": metrics["nll"], "eval_seconds": round(time.time() - started, 1),
-            "training_seconds": config["training"]["seconds"], "steps": config["training"]["steps_done"],
-            "settings": {key: config["training"][key] for key in ("lr", "batch_size")}
-            | {key: config["model"]["config"][key] for key in ("latent_dim", "hidden")},
-        }
-    results["default"]["wall_seconds"] = round(default_wall, 1)
-    results["tuned"].update(
-        study_wall_seconds=round(study_wall, 1), final_training_wall_seconds=round(final_wall, 1),
-        wall_seconds=round(study_wall + final_wall, 1), study=trial_stats(runs / "study", study.study_name),
-        best_trial=study.best[0],
-    )
-    return {"budget_seconds": budget, "trial_seconds": args.trial_seconds, "study_share": args.study_share,
-            "eval_items": args.eval_items, "samples": args.samples, "load_average": [load_before, load_after], **results}
+
+def scored(args, run) -> dict:
+    import autoencoders
+
+    started = time.time()
+    metrics = autoencoders.evaluate(run, metrics=["nll"], samples=args.samples, limit=args.eval_items, data_dir=data_dir())
+    config = json.loads((Path(run) / "config.json").read_text())
+    return {
+        "test_nll": metrics["nll"], "eval_seconds": round(time.time() - started, 1),
+        "training_seconds": config["training"]["seconds"], "steps": config["training"]["steps_done"],
+        "settings": {key: config["training"][key] for key in ("lr", "batch_size", "lr_schedule")}
+        | {key: config["model"]["config"][key] for key in ("latent_dim", "hidden")},
+    }
+
+
+def one_thread(side, args, runs: Path) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    return side(args, runs)
+
+
+def nll_part(args, runs: Path) -> dict:
+    """Both sides at once, each a process on one thread, so that both meet the same load from the rest of the machine."""
+    load_before = load_average()
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        default = pool.submit(one_thread, nll_default, args, runs)
+        tuned = pool.submit(one_thread, nll_tuned, args, runs)
+        results = {"default": default.result(), "tuned": tuned.result()}
+    return {"budget_seconds": args.budget_minutes * 60, "trial_seconds": args.trial_seconds, "study_share": args.study_share,
+            "eval_items": args.eval_items, "samples": args.samples, "load_average": [load_before, load_average()], **results}
 
 
 def rd_part(args, runs: Path) -> dict:
@@ -171,18 +196,19 @@ def table(result: dict) -> str:
     default, tuned = nll["default"], nll["tuned"]
     study = tuned["study"]
     lines = [
-        f"Budget: {nll['budget_seconds'] / 60:.0f} minutes of wall-clock training on 1 CPU thread per side (the 2-core machine "
-        f"was shared with other jobs: load average {nll['load_average'][0]} before, {nll['load_average'][1]} after). The tuned side's "
+        f"Budget: {nll['budget_seconds'] / 60:.0f} minutes of wall-clock training on 1 CPU thread per side, the two sides at once, "
+        f"one process each, on the 2-core machine (shared with other jobs: load average {nll['load_average'][0]} before, "
+        f"{nll['load_average'][1]} after). The tuned side's "
         f"budget pays for its study ({tuned['study_wall_seconds']:.0f} s: {study['trials']} trials of ≤ {nll['trial_seconds']} s, "
         f"{study['pruned']} pruned, {study['failed']} failed) and for training the best settings in what was left "
         f"({tuned['final_training_wall_seconds']:.0f} s). Test NLL: K = {nll['samples']} importance samples, first {nll['eval_items']} test images.",
         "",
-        "| side | lr | batch | latent | channels | steps | training s | test NLL (nats) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| side | lr | schedule | batch | latent | channels | steps | training s | test NLL (nats) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, side in (("default settings", default), ("tuned", tuned)):
         s = side["settings"]
-        lines.append(f"| {name} | {s['lr']:.3g} | {s['batch_size']} | {s['latent_dim']} | {'-'.join(map(str, s['hidden'])) or 'default'} "
+        lines.append(f"| {name} | {s['lr']:.3g} | {s.get('lr_schedule', 'constant')} | {s['batch_size']} | {s['latent_dim']} | {'-'.join(map(str, s['hidden'])) or 'default'} "
                      f"| {side['steps']} | {side['training_seconds']:.0f} | **{side['test_nll']:.2f}** |")
     lines += ["", f"Per-trial overhead beyond training (set-up, data, run folder, bookkeeping): mean {study['overhead_seconds_mean']} s, "
               f"median {study['overhead_seconds_median']} s, max {study['overhead_seconds_max']} s (the first trial pays the imports); "
@@ -246,8 +272,8 @@ def nll_row(nll: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget-minutes", type=float, default=10.0)
-    parser.add_argument("--study-share", type=float, default=0.5, help="share of the tuned side's budget spent on the study")
+    parser.add_argument("--budget-minutes", type=float, default=30.0)
+    parser.add_argument("--study-share", type=float, default=1 / 3, help="share of the tuned side's budget spent on the study")
     parser.add_argument("--trial-seconds", type=int, default=30)
     parser.add_argument("--eval-items", type=int, default=2000)
     parser.add_argument("--samples", type=int, default=500)

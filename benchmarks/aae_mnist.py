@@ -205,7 +205,7 @@ def publish(results: dict) -> None:
     """Write every run's results JSON and the RESULTS.md table made from it."""
     write_result(RESULT_NAME, {"runs": results})
     write_table(
-        "Adversarial autoencoders on MNIST (benchmarks/aae_mnist.py)",
+        "Appendix: Adversarial autoencoders on MNIST, every run (benchmarks/aae_mnist.py)",
         "Test error on the 10,000 MNIST test images; each row is one seed (it picks the labelled subset and seeds the "
         "training), and its network and training time are its own. "
         "A run stops at its planned number of steps or at its wall-clock budget, whichever comes first; the machines "

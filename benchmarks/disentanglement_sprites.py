@@ -40,7 +40,7 @@ BATCH_SIZE = 64
 RESULT_NAME = "disentanglement_sprites"
 TC_ITEMS = 2000  # test sprites whose codes estimate the total correlation
 TRAIN_ITEMS = 50000  # the sprites training split: the N of the stratified estimator
-SECTION = "Disentanglement on sprites (benchmarks/disentanglement_sprites.py)"
+SECTION = "Appendix: Disentanglement on sprites, every setting (benchmarks/disentanglement_sprites.py)"
 
 
 def run_one(name: str, seed: int, args) -> dict:
@@ -200,7 +200,7 @@ def table(results: list[dict], args) -> str:
             f"{name} seed {run['seed']}, {planned_steps(run)} steps, {settings_text(run)}" for name, run in shown_runs(results).items()
         ) + "."
     )
-    return header + "\n\n" + "\n".join(lines) + ("\n\n" + "; ".join(notes) + "." if notes else "")
+    return header + "\n\n" + "\n".join(lines) + ("\n\n" + "\n".join(f"- {note}" for note in notes) if notes else "")
 
 
 def seed_text(runs: list[dict]) -> str:

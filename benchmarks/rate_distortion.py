@@ -192,7 +192,7 @@ def publish(results: dict) -> None:
 
     panels = {DATASETS.get(name, name): entry["curves"] for name, entry in results["datasets"].items()}
     save_picture(rate_distortion_curves(panels), RESULTS / "rate_distortion.png")
-    write_table("Rate-distortion (compression)", table(results))
+    write_table("Appendix: Rate-distortion, every point (benchmarks/rate_distortion.py)", table(results))
 
 
 def table(results: dict) -> str:

@@ -126,13 +126,14 @@ def least_variance_votes(
 
 def factor_score_of(
     codes_of: Callable[[torch.Tensor], np.ndarray], sample: Callable, seed: int = 0, train_votes: int = 10000,
-    eval_votes: int = 5000, batch: int = 64, scale_items: int = 10000,
+    eval_votes: int = 5000, batch: int = 64, scale_items: int = 10000, prune_std: float = PRUNE_STD,
 ) -> float:
-    """The FactorVAE score of the codes ``codes_of(factors)`` gives for factor indices drawn by ``sample``."""
+    """The FactorVAE score of the codes ``codes_of(factors)`` gives for factor indices drawn by ``sample``;
+    dimensions whose standard deviation over the data is below ``prune_std`` do not vote."""
     generator = torch.Generator().manual_seed(seed)
     data_codes = codes_of(sample(scale_items, generator))
     scale = data_codes.std(axis=0, ddof=1)
-    active = scale >= PRUNE_STD
+    active = scale >= prune_std
     if not active.any():  # a collapsed code tells nothing about any factor
         return 0.0
     scale[~active] = 1.0

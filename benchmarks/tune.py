@@ -10,14 +10,15 @@
      conv channels), then the best trial's settings trained
      for what is left of the budget (the study's wall time is counted, set-up and pruned trials included).
    Both are scored by test NLL (``evaluate``, K importance samples, the first ``--eval-items`` test images).
-2. Compressive AE on MNIST, ``--metric rate,psnr`` (``--rd-minutes``, trials of ``--rd-trial-seconds``): the Pareto
-   front's models compressed like benchmarks/rate_distortion.py's hand-picked ones (step 1, the first 1000 test
-   images in one file) and compared with them (their numbers from results/rate_distortion.json).
+2. Compressive AE on MNIST, ``--metric rate,psnr``: a study of ``--rd-minutes`` (22) on ``--rd-jobs`` (2) workers of
+   one thread, trials of ``--rd-trial-seconds`` (300): the hand-picked models' budget (2 x 22 min). Each Pareto-front
+   model is compressed like benchmarks/rate_distortion.py's hand-picked ones (the first 1000 test images in one file)
+   at the same quantization steps, and its points compared with theirs (from results/rate_distortion.json).
 
 Per-trial overhead: the seconds a trial spends beyond its training, up to the end of ``train`` (set-up, data, the
 run folder's files, Optuna's bookkeeping before the trial), as each trial records it.
 
-    nice -n 10 python benchmarks/tune.py [--budget-minutes 30] [--skip-rd]
+    nice -n 10 python benchmarks/tune.py [--budget-minutes 30] [--skip-rd | --skip-nll]
 """
 
 from __future__ import annotations
@@ -160,35 +161,41 @@ def rd_part(args, runs: Path) -> dict:
     from autoencoders.data import load_dataset
     from rate_distortion import ours_curves
 
+    hand = json.loads((RESULTS / "rate_distortion.json").read_text())["datasets"]["mnist"]
+    picked = []
+    for name, points in hand["curves"].items():
+        if name.startswith("compressive-ae") and name.endswith("in one file"):
+            picked += [{"model": name.removesuffix(", 1000 images in one file"), **point} for point in points]
+    steps = tuple(sorted({float(point["setting"].removeprefix("step ")) for point in picked}))
     space = runs / "rd_space.yaml"
     space.write_text(RD_SPACE)
     shutil.rmtree(runs / "rd-study", ignore_errors=True)
     started, load_before = time.time(), load_average()
     study = autoencoders.tune(
         "compressive-ae", "mnist", runs / "rd-study", trials=10_000, timeout=duration(args.rd_minutes * 60), space=space,
-        metric="rate,psnr", arch="spatial", hidden=(32, 32), latent_dim=8 * 7 * 7, epochs=10_000, data_dir=data_dir(),
-        settings={"recon_loss": "mse", "training.max_time": duration(args.rd_trial_seconds), "training.log_every": 200,
-                  "training.val_batch_size": 2000},
+        metric="rate,psnr", jobs=args.rd_jobs, arch="spatial", hidden=(32, 32), latent_dim=8 * 7 * 7, epochs=10_000,
+        data_dir=data_dir(), settings={"recon_loss": "mse", "training.max_time": duration(args.rd_trial_seconds),
+                                       "training.log_every": 200, "training.val_batch_size": 2000},
     )
     wall = time.time() - started
     x = load_dataset("mnist", data_dir=data_dir()).test[:1000]
-    front = []
+    front = []  # every front model at every step the hand-picked models were used at, as they were
     for trial in study.best:
-        _, whole = ours_curves(runs / "rd-study" / trial["run"], x, (1.0,))
-        front.append({"trial": trial["number"], "rate_weight": trial["params"]["rate_weight"], "lr": trial["params"]["lr"],
-                      "val_bits": trial["values"][0], "val_psnr": trial["values"][1], **whole[0]})
-    hand = json.loads((RESULTS / "rate_distortion.json").read_text())["datasets"]["mnist"]
-    picked = []
-    for name, points in hand["curves"].items():
-        if name.startswith("compressive-ae") and name.endswith("in one file"):
-            picked += [{"model": name.removesuffix(", 1000 images in one file"), **point} for point in points]
+        _, whole = ours_curves(runs / "rd-study" / trial["run"], x, steps)
+        front += [{"trial": trial["number"], "rate_weight": trial["params"]["rate_weight"], "lr": trial["params"]["lr"],
+                   "steps_done": trial_steps(runs / "rd-study" / trial["run"]), **point} for point in whole]
     for point in picked:
-        point["dominated_by"] = [f["trial"] for f in front if f["bytes_per_item"] <= point["bytes_per_item"] and f["psnr"] >= point["psnr"]]
+        point["dominated_by"] = [f"trial {f['trial']} {f['setting']}" for f in front
+                                 if f["bytes_per_item"] <= point["bytes_per_item"] and f["psnr"] >= point["psnr"]]
     return {
-        "minutes": args.rd_minutes, "trial_seconds": args.rd_trial_seconds, "wall_seconds": round(wall, 1),
-        "study": trial_stats(runs / "rd-study", study.study_name), "front": front, "hand_picked": picked,
-        "hand_picked_training": hand["runs"], "load_average": [load_before, load_average()],
+        "minutes": args.rd_minutes, "jobs": args.rd_jobs, "trial_seconds": args.rd_trial_seconds, "wall_seconds": round(wall, 1),
+        "study": trial_stats(runs / "rd-study", study.study_name), "front_models": len(study.best), "front": front,
+        "hand_picked": picked, "hand_picked_training": hand["runs"], "load_average": [load_before, load_average()],
     }
+
+
+def trial_steps(run: Path) -> int:
+    return json.loads((run / "config.json").read_text())["training"]["steps_done"]
 
 
 def table(result: dict) -> str:
@@ -219,19 +226,24 @@ def table(result: dict) -> str:
     rd = result.get("rd")
     if rd:
         dominated = [p for p in rd["hand_picked"] if p["dominated_by"]]
+        cpu_minutes = rd["minutes"] * rd.get("jobs", 1)
         lines += [
             "", f"Rate–distortion study (compressive AE, `--metric rate,psnr`, spatial 32-32, code 8×7×7): {rd['minutes']:.0f} minutes "
-            f"({rd['wall_seconds']:.0f} s wall), {rd['study']['trials']} trials of ≤ {rd['trial_seconds']} s, {rd['study']['pruned']} pruned "
-            f"(no pruning with two objectives), {rd['study']['failed']} failed; load average {rd['load_average'][0]} / {rd['load_average'][1]}. "
-            "The Pareto front's models, compressed at step 1 (1000 test images in one file), against rate_distortion.py's hand-picked "
-            "models (each trained 22 min) at their 6 steps:", "",
-            "| Pareto trial | λ | lr | bytes/image | PSNR dB |", "|---|---|---|---|---|",
+            f"on {rd.get('jobs', 1)} worker(s) of one thread ({cpu_minutes:.0f} CPU-minutes; {rd['wall_seconds']:.0f} s wall), "
+            f"{rd['study']['trials']} trials of ≤ {rd['trial_seconds']} s, {rd['study']['pruned']} pruned (no pruning with two "
+            f"objectives), {rd['study']['failed']} failed; load average {rd['load_average'][0]} / {rd['load_average'][1]}. "
+            f"The {rd.get('front_models', len(rd['front']))} Pareto-front models, each compressed at the hand-picked models' steps "
+            "(1000 test images in one file), against rate_distortion.py's hand-picked models (2 models, 22 min each: "
+            "44 CPU-minutes) at their steps; the front's points that no other front point dominates:", "",
+            "| Pareto trial | λ | lr | training steps | step | bytes/image | PSNR dB |", "|---|---|---|---|---|---|---|",
         ]
-        lines += [f"| {f['trial']} | {f['rate_weight']:.3g} | {f['lr']:.3g} | {f['bytes_per_item']:.1f} | {f['psnr']:.2f} |" for f in rd["front"]]
-        lines += ["", "The budgets differ: the study's {0} trials had {1} s each, the hand-picked models 22 min each (44 min for "
-                  "the two), so this compares a short search with long training, not tuning with hand-picking at one budget.".format(rd["study"]["trials"], rd["trial_seconds"])]
-        lines += ["", f"Hand-picked points dominated (fewer or equal bytes and higher or equal PSNR) by a front model: "
-                  f"{len(dominated)} of {len(rd['hand_picked'])}" + (": " + ", ".join(f"{p['model']} {p['setting']}" for p in dominated) if dominated else ".")]
+        undominated = [f for f in rd["front"] if not any(g is not f and g["bytes_per_item"] <= f["bytes_per_item"] and g["psnr"] >= f["psnr"]
+                                                          and (g["bytes_per_item"], g["psnr"]) != (f["bytes_per_item"], f["psnr"]) for g in rd["front"])]
+        lines += [f"| {f['trial']} | {f['rate_weight']:.3g} | {f['lr']:.3g} | {f.get('steps_done', '')} | {f.get('setting', 'step 1')} "
+                  f"| {f['bytes_per_item']:.1f} | {f['psnr']:.2f} |" for f in sorted(undominated, key=lambda f: f["bytes_per_item"])]
+        lines += ["", f"Hand-picked points dominated (fewer or equal bytes and higher or equal PSNR) by a front point: "
+                  f"{len(dominated)} of {len(rd['hand_picked'])}" + (": " + "; ".join(f"{p['model']} {p['setting']} ({p['bytes_per_item']:.1f} "
+                  f"bytes, {p['psnr']:.2f} dB) by {', '.join(p['dominated_by'][:2])}" for p in dominated) + "." if dominated else ".")]
     return "\n".join(lines)
 
 
@@ -253,10 +265,12 @@ def update_headline(result: dict) -> None:
 
 def rd_row(rd: dict) -> str:
     dominated = sum(1 for point in rd["hand_picked"] if point["dominated_by"])
-    return (f"| {RD_CLAIM} | {len(rd['front'])} front models; dominate {dominated} of {len(rd['hand_picked'])} hand-picked points | "
-            f"2 hand-picked models (λ 0.002, 0.0005) at 6 quantization steps | "
-            + ("yes (≥ 2)" if dominated >= 2 else f"**no: {dominated} vs ≥ 2** (trials of {rd['trial_seconds']} s vs 22 min per hand-picked model)")
-            + f" | [tune.py](#tuning-benchmarkstunepy) | 1 CPU thread, {rd['minutes']:.0f} min study ({rd['study']['trials']} trials) |")
+    cpu_minutes = rd["minutes"] * rd.get("jobs", 1)
+    return (f"| {RD_CLAIM} | {rd.get('front_models', len(rd['front']))} front models; dominate {dominated} of {len(rd['hand_picked'])} "
+            f"hand-picked points | 2 hand-picked models (λ 0.002, 0.0005) at 6 quantization steps | "
+            + ("yes (≥ 2)" if dominated >= 2 else f"**no: {dominated} vs ≥ 2**")
+            + f" | [tune.py](#tuning-benchmarkstunepy) | study: {cpu_minutes:.0f} CPU-minutes ({rd.get('jobs', 1)} worker(s) of one thread, "
+            f"{rd['study']['trials']} trials of ≤ {rd['trial_seconds']} s); hand-picked: 2 × 22 CPU-minutes |")
 
 
 def nll_row(nll: dict) -> str:
@@ -277,8 +291,10 @@ def main() -> None:
     parser.add_argument("--trial-seconds", type=int, default=30)
     parser.add_argument("--eval-items", type=int, default=2000)
     parser.add_argument("--samples", type=int, default=500)
-    parser.add_argument("--rd-minutes", type=float, default=10.0)
-    parser.add_argument("--rd-trial-seconds", type=int, default=60)
+    parser.add_argument("--rd-minutes", type=float, default=22.0, help="the rate-distortion study's wall-clock minutes")
+    parser.add_argument("--rd-jobs", type=int, default=2, help="its workers, one thread each (22 min x 2: the hand-picked models' budget)")
+    parser.add_argument("--rd-trial-seconds", type=int, default=300)
+    parser.add_argument("--skip-nll", action="store_true", help="keep the last NLL measurement; run the rate-distortion study only")
     parser.add_argument("--skip-rd", action="store_true")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "tune")
     args = parser.parse_args()
@@ -287,10 +303,11 @@ def main() -> None:
 
     torch.set_num_threads(1)
     args.runs.mkdir(parents=True, exist_ok=True)
-    result = {"nll": nll_part(args, args.runs)}
     saved = RESULTS / f"{NAME}.json"
-    if args.skip_rd and saved.exists() and "rd" in json.loads(saved.read_text()):
-        result["rd"] = json.loads(saved.read_text())["rd"]  # the study skipped here keeps its last measurement
+    saved = json.loads(saved.read_text()) if saved.exists() else {}
+    result = {"nll": saved["nll"] if args.skip_nll else nll_part(args, args.runs)}
+    if args.skip_rd and "rd" in saved:
+        result["rd"] = saved["rd"]  # the study skipped here keeps its last measurement
     write_result(NAME, result)
     if not args.skip_rd:
         result["rd"] = rd_part(args, args.runs)

@@ -93,12 +93,16 @@ def test_a_saved_detector_streams_a_large_table_with_the_in_memory_lines(cardio,
     assert summaries[1]["outliers"] > 0 and summaries[1]["flagged_features"][0] == summaries[0]["flagged_features"][0]
 
 
-def test_a_streamed_table_written_as_csv_reads_back_as_the_in_memory_csv(cardio, detector_folder, tmp_path, monkeypatch):
-    detect(detector_folder, cardio, output=tmp_path / "whole.csv")
+def test_a_streamed_csv_table_written_as_csv_reads_back_as_the_in_memory_csv(cardio, detector_folder, tmp_path, monkeypatch):
+    table = tmp_path / "cardio.csv"
+    pd.read_parquet(cardio).to_csv(table, index=False)
+    detect(detector_folder, table, id_column="id", output=tmp_path / "whole.csv")
     streamed(monkeypatch, chunk=200)
-    flagged = detect(detector_folder, cardio, output=tmp_path / "streamed.csv")
+    flagged = detect(detector_folder, table, id_column="id", output=tmp_path / "streamed.csv")
     assert len(flagged) == flagged.attrs["summary"]["outliers"] < 600  # streamed: the flagged rows only come back
-    same_lines(pd.read_csv(tmp_path / "streamed.csv"), pd.read_csv(tmp_path / "whole.csv"))
+    written = pd.read_csv(tmp_path / "streamed.csv")
+    same_lines(written, pd.read_csv(tmp_path / "whole.csv"))
+    assert written["id"].iloc[-1] == "row-0599"
     assert not list(tmp_path.glob(".*.tmp"))  # written through temporary files, renamed into place
 
 

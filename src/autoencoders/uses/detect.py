@@ -173,21 +173,19 @@ def _read_detector_items(path: Path, detector, id_column: str | None) -> tuple[A
 
 def _streamed_detector_items(path: Path, detector, id_column: str | None):
     """``_read_detector_items`` for data larger than memory: the items read chunk by chunk (``streamed_detect``)."""
-    from autoencoders.uses.streamed_detect import array_items, image_items, table_items
+    from autoencoders.uses.streamed_detect import model_items, table_items
 
     if _is_table(path):
         from autoencoders.data.streamed_tables import table_columns
 
         return table_items(path, _detector_columns(path, detector, table_columns(path), id_column)[0], id_column)
-    config = _detector_model_config(detector)
-    opener = array_items if path.suffix.lower() == ".npy" else image_items
-    return opener(path, config["input_shape"], config.get("value_range", (0.0, 1.0)))
+    return model_items(path, _detector_model_config(detector))
 
 
 def _streamed_run_items(path: Path, run_config: dict[str, Any], id_column: str | None):
     """``_read_run_items`` for data larger than memory: the items read chunk by chunk (``streamed_detect``), a
     table's rows scaled as the run's training table was."""
-    from autoencoders.uses.streamed_detect import array_items, image_items, table_items
+    from autoencoders.uses.streamed_detect import model_items, table_items
 
     if _is_table(path):
         data = run_config.get("data") or {}
@@ -197,9 +195,7 @@ def _streamed_run_items(path: Path, run_config: dict[str, Any], id_column: str |
         return table_items(path, preprocessing["columns"], id_column or (data.get("options") or {}).get("id_column"),
                            shift=np.asarray(preprocessing["mean"], dtype=np.float32),
                            scale=np.asarray(preprocessing["std"], dtype=np.float32))
-    config = run_config["model"]["config"]
-    opener = array_items if path.suffix.lower() == ".npy" else image_items
-    return opener(path, config["input_shape"], config.get("value_range", (0.0, 1.0)))
+    return model_items(path, run_config["model"]["config"])
 
 
 def _top_features(shares: np.ndarray, columns: list) -> dict[str, list]:

@@ -99,6 +99,13 @@ def table_items(path: Path, columns: list, id_column: str | None, shift=0.0, sca
     return StreamedItems(path, rows, 4 * len(columns), [str(name) for name in columns], ids)
 
 
+def model_items(path: Path, model_config: dict[str, Any]) -> StreamedItems:
+    """A ``.npy`` array's or a folder's images as the model with ``model_config`` takes them (``array_items``,
+    ``image_items``)."""
+    opener = array_items if path.suffix.lower() == ".npy" else image_items
+    return opener(path, model_config["input_shape"], model_config.get("value_range", (0.0, 1.0)))
+
+
 def array_items(path: Path, item_shape: Sequence[int], value_range: Sequence[float]) -> StreamedItems:
     """The items of a ``.npy`` array, read from the file chunk by chunk and converted as ``inputs.read_items``
     converts a whole array (uint8 pixels to ``value_range``; NaN and infinities refused); ids are their index."""

@@ -361,13 +361,13 @@ def _detect_with_saved(detector, folder: Path, data, threshold, contamination, t
     else:
         X, ids, columns = _read_detector_items(path, detector, id_column)
         scores = detector.anomaly_score(X)
-        threshold, source = _saved_threshold(detector, scores, threshold, contamination, top)
+        flag_above, source = _saved_threshold(detector, scores, threshold, contamination, top)
         shares = None
         if columns is not None and hasattr(detector, "explain"):
             shares = detector.explain(X)
             shares = shares.to_numpy() if hasattr(shares, "to_numpy") else shares
-        frame = _frame(ids, scores, threshold, shares, columns)
-        summary = {**_summary(frame, data, score, threshold, source, shares, columns), "detector": str(folder)}
+        frame = _frame(ids, scores, flag_above, shares, columns)
+        summary = {**_summary(frame, data, score, flag_above, source, shares, columns), "detector": str(folder)}
         _write_scores(frame, output)
     if output is not None:
         summary["scores"] = str(output)

@@ -107,9 +107,8 @@ def table_columns(path: Path) -> list[str]:
 
 def column_chunks(path: Path, name: str, rows_per_chunk: int) -> Iterator[np.ndarray]:
     """The values of column ``name`` of the table at ``path``, in order, ``rows_per_chunk`` at a time (the last
-    chunk shorter), read alone (an id column beside rows read from the cache)."""
-    if name not in table_columns(path):
-        raise DataError(f"{path} has no id column {name!r}; its columns: {', '.join(table_columns(path))}")
+    chunk shorter), read alone (an id column beside rows read from the cache; callers check the name first, since
+    a generator would say it only when the first chunk is asked for)."""
     if path.suffix.lower() == ".csv":
         from pyarrow import csv
 

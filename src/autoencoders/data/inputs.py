@@ -82,9 +82,7 @@ def read_items(
                 f"(N, {', '.join(map(str, item_shape))})"
             )
         if path.is_dir():
-            files = sorted(file for file in path.rglob("*") if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES)
-            if not files:
-                raise DataError(f"{path} holds no images ({_SUFFIXES})")
+            files = folder_images(path)
             names += [file.relative_to(path).as_posix() for file in files]
         elif path.suffix.lower() in IMAGE_SUFFIXES:
             files = [path]
@@ -100,6 +98,14 @@ def read_items(
     images = iter([item for item, _ in read])
     parts = [piece if isinstance(piece, Tensor) else torch.stack([next(images) for _ in piece]) for piece in pieces]
     return Items(torch.cat(parts), names, "images")
+
+
+def folder_images(path: Path) -> list[Path]:
+    """The image files of a folder, searched recursively, sorted by path; a folder with none is refused."""
+    files = sorted(file for file in path.rglob("*") if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"{path} holds no images ({_SUFFIXES})")
+    return files
 
 
 def read_image(path: str | Path, item_shape: Sequence[int], value_range: Sequence[float], resize: bool = False) -> Tensor:

@@ -87,10 +87,48 @@ def load_streamed_table(
 def scaled_table_rows(path: Path, preprocessing: dict) -> Rows:
     """Every row of the table at ``path``, scaled by a run's saved ``preprocessing``, read batch by batch (for
     scoring or encoding a table larger than memory; its cache is the one training made when the table is the same)."""
-    features = _features(path, preprocessing["columns"])
-    file, _ = _cached_rows(path, features, drop_nonfinite=False)
     mean, std = np.asarray(preprocessing["mean"], dtype=np.float32), np.asarray(preprocessing["std"], dtype=np.float32)
-    return Rows(file, np.arange(file.rows), shift=mean, scale=std)
+    return table_rows(path, preprocessing["columns"], shift=mean, scale=std)
+
+
+def table_rows(path: Path, columns: list, shift=0.0, scale=1.0) -> Rows:
+    """Every row of ``columns`` of the table at ``path``, in the table's order (no row dropped: row i of the
+    cache is row i of the table), as ``(value - shift) / scale``, read batch by batch; unscaled by default (for
+    a saved detector, which scales the raw columns itself)."""
+    features = _features(path, columns)
+    file, _ = _cached_rows(path, features, drop_nonfinite=False)
+    return Rows(file, np.arange(file.rows), shift=shift, scale=scale)
+
+
+def table_columns(path: Path) -> list[str]:
+    """The names of the columns of the table at ``path`` (of its first file), read from its header or schema."""
+    return [str(name) for name in _schema(table_files(path)[0]).names]
+
+
+def column_chunks(path: Path, name: str, rows_per_chunk: int) -> Iterator[np.ndarray]:
+    """The values of column ``name`` of the table at ``path``, in order, ``rows_per_chunk`` at a time (the last
+    chunk shorter), read alone (an id column beside rows read from the cache; callers check the name first, since
+    a generator would say it only when the first chunk is asked for)."""
+    if path.suffix.lower() == ".csv":
+        from pyarrow import csv
+
+        batches = csv.open_csv(path, read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                               convert_options=csv.ConvertOptions(include_columns=[name]))
+    else:
+        import pyarrow.parquet as pq
+
+        batches = (batch for file in table_files(path) for batch in pq.ParquetFile(file).iter_batches(batch_size=CHUNK_ROWS, columns=[name]))
+    pending: list[np.ndarray] = []
+    held = 0
+    for batch in _readable(path, batches):
+        pending.append(batch.column(0).to_numpy(zero_copy_only=False))
+        held += batch.num_rows
+        while held >= rows_per_chunk:
+            joined = np.concatenate(pending)
+            yield joined[:rows_per_chunk]
+            pending, held = [joined[rows_per_chunk:]], held - rows_per_chunk
+    if held:
+        yield np.concatenate(pending)
 
 
 # -- reading the table -----------------------------------------------------------------------------------------

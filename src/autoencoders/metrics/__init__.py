@@ -99,7 +99,11 @@ def evaluate(
     sampler: str = "prior", generated: int = 10000, components: int = 10, device: str = "cpu",
 ) -> dict[str, Any]:
     """Evaluate a run folder on its own dataset (or ``data``) with the model on ``device``; writes ``metrics.json``
-    when ``save`` (names prefixed ``val/`` or ``train/`` for those splits)."""
+    when ``save`` (names prefixed ``val/`` or ``train/`` for those splits).
+
+    Data larger than memory (``Dataset.streamed``) is evaluated as it is read: every metric takes its split batch
+    by batch (``evaluate_model``'s loop, the codes of ``encode_batches``), with progress; only per-item results
+    (codes, predictions, features) are gathered."""
     from autoencoders.io import load, load_run_data
 
     if str(device).startswith("cuda") and not torch.cuda.is_available():

@@ -441,7 +441,7 @@ class AnomalyDetector(_OutlierDetector):
         if result.ndim == 2 and hasattr(self, "feature_names_in_") and len(self.feature_names_in_) == result.shape[1]:
             import pandas as pd
 
-            index = X.index if hasattr(X, "index") and len(getattr(X, "index", ())) == len(result) else None
+            index = X.index if hasattr(X, "columns") and len(X.index) == len(result) else None  # a frame's (a tensor's .index is a method)
             return pd.DataFrame(result, columns=list(self.feature_names_in_), index=index)
         return result
 

@@ -73,13 +73,6 @@ def _is_table(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in (".csv", ".parquet", ".pq")
 
 
-def _is_large_table(path: Path) -> bool:
-    """A table read in chunks rather than whole: over the size at which training streams (``data.streaming``)."""
-    from autoencoders.data.streaming import should_stream
-
-    return _is_table(path) and should_stream(None, path.stat().st_size, table=True)
-
-
 def _existing(path: str | Path) -> Path:
     path = Path(path).expanduser()
     if not path.exists():
@@ -145,28 +138,64 @@ def _read_table_rows(path: Path, run_config: dict[str, Any], id_column: str | No
     return items, ids, [str(name) for name in columns]
 
 
-def _read_detector_items(path: str | Path, detector, id_column: str | None) -> tuple[Any, list, list | None]:
+def _detector_model_config(detector) -> dict[str, Any]:
+    """The config of the model of a saved detector (of its first member for an ensemble)."""
+    return getattr(detector, "detectors_", [detector])[0].model_.config.to_dict()
+
+
+def _detector_columns(path: Path, detector, available: list, id_column: str | None) -> tuple[list, bool]:
+    """The columns of ``path`` a saved ``detector`` scores, and whether it knows them by name: the columns it was
+    fitted on, else every column but the id column, as many as it was fitted on."""
+    names = getattr(getattr(detector, "detectors_", [detector])[0], "feature_names_in_", None)
+    if names is not None:
+        return [str(name) for name in names], True
+    columns = [name for name in available if name != id_column]
+    if len(columns) != detector.n_features_in_:
+        raise InputError(
+            f"{path} has {len(columns)} column(s) besides the id column ({', '.join(map(str, columns))}), but the "
+            f"detector was fitted on {detector.n_features_in_} unnamed ones; name the id column with --id-column"
+        )
+    return columns, False
+
+
+def _read_detector_items(path: Path, detector, id_column: str | None) -> tuple[Any, list, list | None]:
     """The items of ``path`` as the saved ``detector`` takes them: a table's raw columns (it scales them itself),
     as a DataFrame of the columns it was fitted on when it knows their names; images in its model's size."""
-    members = getattr(detector, "detectors_", [detector])
-    path = _existing(path)
     if not _is_table(path):
-        return (*_read_images(path, members[0].model_.config.to_dict()), None)
+        return (*_read_images(path, _detector_model_config(detector)), None)
     frame = _read_frame(path, id_column)
-    names = getattr(members[0], "feature_names_in_", None)
-    if names is not None:
-        columns = [str(name) for name in names]
-    else:
-        columns = [name for name in frame.columns if name != id_column]
-        if len(columns) != detector.n_features_in_:
-            raise InputError(
-                f"{path} has {len(columns)} column(s) besides the id column ({', '.join(map(str, columns))}), but the "
-                f"detector was fitted on {detector.n_features_in_} unnamed ones; name the id column with --id-column"
-            )
+    columns, named = _detector_columns(path, detector, list(frame.columns), id_column)
     _check_columns(frame, path, columns)
     ids = frame[id_column].tolist() if id_column is not None else list(range(len(frame)))
     values = frame[columns].astype(np.float64)
-    return (values if names is not None else values.to_numpy()), ids, [str(name) for name in columns]
+    return (values if named else values.to_numpy()), ids, [str(name) for name in columns]
+
+
+def _streamed_detector_items(path: Path, detector, id_column: str | None):
+    """``_read_detector_items`` for data larger than memory: the items read chunk by chunk (``streamed_detect``)."""
+    from autoencoders.uses.streamed_detect import model_items, table_items
+
+    if _is_table(path):
+        from autoencoders.data.streamed_tables import table_columns
+
+        return table_items(path, _detector_columns(path, detector, table_columns(path), id_column)[0], id_column)
+    return model_items(path, _detector_model_config(detector))
+
+
+def _streamed_run_items(path: Path, run_config: dict[str, Any], id_column: str | None):
+    """``_read_run_items`` for data larger than memory: the items read chunk by chunk (``streamed_detect``), a
+    table's rows scaled as the run's training table was."""
+    from autoencoders.uses.streamed_detect import model_items, table_items
+
+    if _is_table(path):
+        data = run_config.get("data") or {}
+        preprocessing = data.get("preprocessing") or {}
+        if preprocessing.get("kind") != "standardize":
+            raise InputError(f"{path} is a table, but the run was not trained on one; it cannot score its rows")
+        return table_items(path, preprocessing["columns"], id_column or (data.get("options") or {}).get("id_column"),
+                           shift=np.asarray(preprocessing["mean"], dtype=np.float32),
+                           scale=np.asarray(preprocessing["std"], dtype=np.float32))
+    return model_items(path, run_config["model"]["config"])
 
 
 def _top_features(shares: np.ndarray, columns: list) -> dict[str, list]:
@@ -208,8 +237,10 @@ def detect(
     ``attrs["summary"]`` holds the threshold, how it was set and, for tables, the columns the flagged rows owe
     their error to on average. ``output`` may also be a .parquet file.
 
-    A table over the streaming threshold (``data.streaming``) is scored in chunks and its scores written as they
-    go (``streamed_detect``): the DataFrame then holds the flagged rows only.
+    Data larger than memory (a table over ``streaming.STREAM_TABLE_ABOVE_BYTES``, a ``.npy`` array or a folder of
+    images whose float32 items would pass ``streaming.STREAM_ABOVE_BYTES``) is scored in chunks and its scores
+    written as they go (``streamed_detect``), with the same scores, threshold and lines: the DataFrame then
+    holds the flagged rows only.
 
     ``run`` is a run folder or a folder written by ``AnomalyDetector.save_pretrained`` (or
     ``AnomalyEnsemble.save_pretrained``), told apart by what its config.json declares.
@@ -306,24 +337,38 @@ def summary_path(output: str | Path) -> Path:
     return output.with_name(output.stem + ".summary.json")
 
 
-def _detect_with_saved(detector, folder: Path, data, threshold, contamination, top, id_column, output):
-    X, ids, columns = _read_detector_items(data, detector, id_column)
-    scores = detector.anomaly_score(X)
+def _saved_threshold(detector, scores: np.ndarray, threshold, contamination, top) -> tuple[float, str]:
+    """A saved detector's threshold, unless a threshold, a contamination or a top share is given (``_threshold``)."""
     if threshold is None and contamination is None and top is None:
         share = detector._contamination()
-        threshold = float(detector.threshold_)
-        source = (f"the saved detector's: contamination {share:g}, the {1 - share:g} quantile of the "
-                  f"{len(detector.fit_anomaly_scores_)} fitted items' anomaly scores")
-    else:
-        threshold, source = _threshold(scores, detector.fit_anomaly_scores_, threshold, contamination, top, "fitted items")
-    shares = None
-    if columns is not None and hasattr(detector, "explain"):
-        shares = detector.explain(X)
-        shares = shares.to_numpy() if hasattr(shares, "to_numpy") else shares
-    frame = _frame(ids, scores, threshold, shares, columns)
+        return float(detector.threshold_), (f"the saved detector's: contamination {share:g}, the {1 - share:g} quantile "
+                                            f"of the {len(detector.fit_anomaly_scores_)} fitted items' anomaly scores")
+    return _threshold(scores, detector.fit_anomaly_scores_, threshold, contamination, top, "fitted items")
+
+
+def _detect_with_saved(detector, folder: Path, data, threshold, contamination, top, id_column, output):
+    from autoencoders.uses.streamed_detect import is_large, score_streamed
+
+    path = _existing(data)
     score = getattr(detector, "scores", "ensemble")
-    summary = {**_summary(frame, data, score, threshold, source, shares, columns), "detector": str(folder)}
-    _write_scores(frame, output)
+    if is_large(path, _detector_model_config(detector)["input_shape"]):
+        streamed = score_streamed(
+            detector, _streamed_detector_items(path, detector, id_column),
+            lambda scores: _saved_threshold(detector, scores, threshold, contamination, top),
+            [Path(output)] if output is not None else [], score,
+        )
+        frame, summary = streamed.frame, {**streamed.summary, "detector": str(folder)}
+    else:
+        X, ids, columns = _read_detector_items(path, detector, id_column)
+        scores = detector.anomaly_score(X)
+        flag_above, source = _saved_threshold(detector, scores, threshold, contamination, top)
+        shares = None
+        if columns is not None and hasattr(detector, "explain"):
+            shares = detector.explain(X)
+            shares = shares.to_numpy() if hasattr(shares, "to_numpy") else shares
+        frame = _frame(ids, scores, flag_above, shares, columns)
+        summary = {**_summary(frame, data, score, flag_above, source, shares, columns), "detector": str(folder)}
+        _write_scores(frame, output)
     if output is not None:
         summary["scores"] = str(output)
         atomic_write_json(summary_path(output), summary)
@@ -335,6 +380,7 @@ def _detect_with_run(run: Path, data, score, threshold, contamination, top, id_c
                      data_dir, output, detector_options):
     from autoencoders.io import load, load_run_data, read_config
     from autoencoders.uses.anomaly import AnomalyDetector
+    from autoencoders.uses.streamed_detect import is_large, score_streamed
 
     config = read_config(run)
     if reference is not None:
@@ -350,32 +396,35 @@ def _detect_with_run(run: Path, data, score, threshold, contamination, top, id_c
     # the model itself, not the run's path: the items here are in the model's space already (a table is
     # standardized by read_items and load_run_data), so the detector must not scale them again
     detector = AnomalyDetector(model=load(run), scores=score, contamination=contamination, **detector_options).fit(reference_set)
-    if _is_large_table(_existing(data)):
-        from autoencoders.uses.streamed_detect import detect_streamed_table
+    path, folder = _existing(data), run / DETECTION_FOLDER
 
-        if id_column is not None:
-            raise InputError(f"{data} is scored in chunks (it is larger than memory allows): its rows are named by their number; drop --id-column")
-        return detect_streamed_table(detector, run, _existing(data), config, threshold, detector._contamination(), top,
-                                     output, score)
-    items, ids, columns = _read_run_items(data, config, id_column)
-    scores = detector.anomaly_score(items)
-    threshold, source = _threshold(scores, detector.fit_anomaly_scores_, threshold, detector._contamination(), top,
-                                   "reference items")
-    shares = detector.explain(items) if columns is not None else None
-    frame = _frame(ids, scores, threshold, shares, columns)
+    def threshold_of(scores: np.ndarray) -> tuple[float, str]:
+        return _threshold(scores, detector.fit_anomaly_scores_, threshold, detector._contamination(), top, "reference items")
 
-    folder = run / DETECTION_FOLDER
-    worst = np.argsort(-scores, kind="stable")[:WORST_ITEMS]
-    atomic_write_bytes(folder / "scores.csv", frame.to_csv(index=False).encode())
+    if is_large(path, config["model"]["config"]["input_shape"]):
+        items = _streamed_run_items(path, config, id_column)
+        streamed = score_streamed(detector, items, threshold_of,
+                                  [folder / "scores.csv"] + ([Path(output)] if output is not None else []), score)
+        frame, worst_items = streamed.frame, items.items[streamed.worst]
+        summary = {**streamed.summary, "worst_ids": streamed.worst_ids, "worst_scores": streamed.worst_scores}
+    else:
+        items, ids, columns = _read_run_items(path, config, id_column)
+        scores = detector.anomaly_score(items)
+        flag_above, source = threshold_of(scores)
+        shares = detector.explain(items) if columns is not None else None
+        frame = _frame(ids, scores, flag_above, shares, columns)
+        worst = np.argsort(-scores, kind="stable")[:WORST_ITEMS]
+        atomic_write_bytes(folder / "scores.csv", frame.to_csv(index=False).encode())
+        _write_scores(frame, output)
+        worst_items = items[torch.from_numpy(worst.copy())]
+        summary = {
+            **_summary(frame, data, score, flag_above, source, shares, columns),
+            "worst_ids": frame["id"].iloc[worst].tolist(),
+            "worst_scores": scores[worst].tolist(),
+        }
     buffer = io.BytesIO()
-    np.save(buffer, items[torch.from_numpy(worst.copy())].numpy())
+    np.save(buffer, worst_items.numpy())
     atomic_write_bytes(folder / "worst.npy", buffer.getvalue())
-    summary = {
-        **_summary(frame, data, score, threshold, source, shares, columns),
-        "worst_ids": frame["id"].iloc[worst].tolist(),
-        "worst_scores": scores[worst].tolist(),
-    }
     atomic_write_json(folder / "summary.json", summary)
-    _write_scores(frame, output)
     frame.attrs["summary"] = {**summary, "summary_file": str(folder / "summary.json")}
     return frame

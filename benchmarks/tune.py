@@ -284,6 +284,16 @@ def nll_row(nll: dict) -> str:
     return row
 
 
+def save(result: dict) -> dict:
+    """The saved results with this run's parts put in: a part skipped here (or measured meanwhile by another run of
+    this script, e.g. --skip-nll beside --skip-rd) keeps what was saved."""
+    path = RESULTS / f"{NAME}.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    merged = {key: saved[key] for key in ("nll", "rd") if key in saved} | result
+    write_result(NAME, merged)
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget-minutes", type=float, default=30.0)
@@ -303,15 +313,13 @@ def main() -> None:
 
     torch.set_num_threads(1)
     args.runs.mkdir(parents=True, exist_ok=True)
-    saved = RESULTS / f"{NAME}.json"
-    saved = json.loads(saved.read_text()) if saved.exists() else {}
-    result = {"nll": saved["nll"] if args.skip_nll else nll_part(args, args.runs)}
-    if args.skip_rd and "rd" in saved:
-        result["rd"] = saved["rd"]  # the study skipped here keeps its last measurement
-    write_result(NAME, result)
+    measured = {}
+    if not args.skip_nll:
+        measured["nll"] = nll_part(args, args.runs)
+        save(measured)
     if not args.skip_rd:
-        result["rd"] = rd_part(args, args.runs)
-        write_result(NAME, result)
+        measured["rd"] = rd_part(args, args.runs)
+    result = save(measured)
     write_table("Tuning (benchmarks/tune.py)", table(result))
     update_headline(result)
     print(table(result))

@@ -7,6 +7,9 @@
    statistics pass, streamed batches) and ``detect`` on every row, each in a fresh process: peak memory, time.
 3. DDP on the 2 cores: samples/s of 2 processes (1 thread each, batch 128 each) against 1 process (1 thread,
    batch 128), on the in-memory slice.
+4. ``compress`` of the 2 GB .npy with an AE trained on the slice (1000-256-16, its default quantization step),
+   then ``decompress`` of the file back into a 2 GB .npy, each in a fresh process: peak memory, time, bytes. Both
+   go chunk by chunk (format 4); reading the array whole, as a file of one chunk is read, would hold its 2 GB.
 
 Each part runs in its own process; peak memory is its VmHWM (the whole process: Python, torch and all). Parts 1
 and 2 run torch on one thread (``--threads``): on cores shared with other jobs, a second OpenMP thread makes
@@ -15,7 +18,9 @@ took 16-33 ms with 2 threads at load 5 on 2 cores, 1 ms with one), which would d
 Steps are bounded so that the whole benchmark takes about 10-15 minutes. The data is generated into a folder
 under /tmp and removed at the end. Run it with ``nice``; /proc/loadavg is recorded before and after.
 
-    nice -n 10 python benchmarks/scale.py [--steps 300]
+    nice -n 10 python benchmarks/scale.py [--steps 300] [--only compress]
+
+``--only compress`` runs part 4 alone (with the array it needs) and updates its numbers in the last results.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ TABLE_ROWS, TABLE_COLUMNS, ROW_GROUP = 6_250_000, 100, 131_072
 WARM_UP = 20  # steps before the clock starts (start-up, first allocations)
 ROUNDS = 4  # streamed and in-memory runs, alternating: a step takes ~15 ms, so the load of the moment matters
 RSS_LIMIT_ARRAY, RSS_LIMIT_TABLE, SPEED_RATIO = 1.2e9, 1.5e9, 0.8
+RESULT = Path(__file__).resolve().parent / "results" / "scale.json"
 
 
 def _peak_rss() -> int:
@@ -133,6 +139,33 @@ def part(name: str, folder: Path, steps: int, threads: int) -> dict:
         summary = flagged.attrs["summary"]
         return {"seconds": round(time.perf_counter() - started, 2), "items": summary["items"], "outliers": summary["outliers"],
                 "peak_rss_bytes": _peak_rss()}
+    if name == "compress-train":  # the run whose model compresses the array; its tables fitted and kept in it
+        import autoencoders
+        from autoencoders.uses.compress import Codec
+
+        run = autoencoders.train(data=str(folder / "slice.npy"), out=folder / "runs" / "compress", model="ae", hidden=(256,),
+                                 latent_dim=16, batch_size=256, max_steps=steps, progress=False, seed=0,
+                                 settings={"data.stream": False})
+        step = Codec.from_run(run).step
+        (folder / "compress-step.json").write_text(json.dumps(step))
+        return {"run": str(run), "step": step}
+    if name in ("compress", "decompress"):
+        from autoencoders.uses.compress import compress_files, decompress_file
+
+        started = time.perf_counter()
+        if name == "compress":
+            # at the step the run's tables were fitted for: without --step, an ae's tables are fitted again on its
+            # training data (its default step is found from their codes)
+            step = json.loads((folder / "compress-step.json").read_text())
+            items, size = compress_files(folder / "runs" / "compress", [folder / "array.npy"], folder / "array.aec", step=step)
+            result = {"items": items, "bytes": size}
+        else:
+            import numpy as np
+
+            (written,) = decompress_file(folder / "runs" / "compress", folder / "array.aec", folder / "decoded.npy")
+            result = {"shape": list(np.load(written, mmap_mode="r").shape), "output_bytes": written.stat().st_size}
+            written.unlink()
+        return {**result, "seconds": round(time.perf_counter() - started, 1), "peak_rss_bytes": _peak_rss()}
     if name in ("ddp-1", "ddp-2"):
         processes = int(name[-1])
         torch.set_num_threads(1)  # each process one thread: 2 processes use both cores, 1 process one
@@ -163,6 +196,7 @@ def main() -> None:
     parser.add_argument("--part")
     parser.add_argument("--folder")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the .npy and table parts")
+    parser.add_argument("--only", choices=["compress"], help="run this part alone, updating the last results")
     options = parser.parse_args()
     if options.part:  # a child: one part, its result as the last line
         result = part(options.part, Path(options.folder), options.steps, options.threads)
@@ -172,13 +206,25 @@ def main() -> None:
         return
 
     folder = Path(tempfile.mkdtemp(prefix="autoencoders-scale-", dir="/tmp"))
+    if options.only == "compress":
+        try:
+            make_array(folder / "array.npy", ARRAY_ROWS)
+            _slice(folder)
+            compressed = compress_part(folder, options)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        result = {key: value for key, value in json.loads(RESULT.read_text()).items() if key != "machine"}
+        write_result("scale", {**result, "compress": compressed})
+        write_table("Data larger than memory and DDP (benchmarks/scale.py)", table_markdown({**result, "compress": compressed}))
+        print(json.dumps(compressed, indent=2))
+        return
     result: dict = {"loadavg_before": _loadavg(), "steps": options.steps, "threads": options.threads}
     started = time.perf_counter()
     try:
         import numpy as np
 
         make_array(folder / "array.npy", ARRAY_ROWS)
-        np.save(folder / "slice.npy", np.load(folder / "array.npy", mmap_mode="r")[:SLICE_ROWS])
+        _slice(folder)
         result["array_bytes"] = (folder / "array.npy").stat().st_size
         rounds = [
             (run_part("array-streamed", folder, options.steps, options.threads),
@@ -201,6 +247,7 @@ def main() -> None:
         }
         result["ddp"]["samples_ratio"] = round(
             result["ddp"]["two_processes"]["samples_per_s"] / result["ddp"]["one_process"]["samples_per_s"], 3)
+        result["compress"] = compress_part(folder, options)
         (folder / "array.npy").unlink()  # room for the table
 
         made = time.perf_counter()
@@ -218,8 +265,26 @@ def main() -> None:
     print(json.dumps(result, indent=2))
 
 
+def _slice(folder: Path) -> None:
+    import numpy as np
+
+    np.save(folder / "slice.npy", np.load(folder / "array.npy", mmap_mode="r")[:SLICE_ROWS])
+
+
+def compress_part(folder: Path, options) -> dict:
+    """Part 4: train the compressing run on the slice, then compress the array and decompress it, each in a fresh process."""
+    before = _loadavg()
+    trained = run_part("compress-train", folder, options.steps, options.threads)
+    compressed = run_part("compress", folder, options.steps, options.threads)
+    decompressed = run_part("decompress", folder, options.steps, options.threads)
+    (folder / "array.aec").unlink()
+    return {"loadavg_before": before, "loadavg_after": _loadavg(), "step": trained["step"], "compress": compressed,
+            "decompress": decompressed}
+
+
 def table_markdown(result: dict) -> str:
-    array, table, ddp = result["array"], result["table"], result["ddp"]
+    array, table, ddp, packed = result["array"], result["table"], result["ddp"], result["compress"]
+    compressed, decompressed = packed["compress"], packed["decompress"]
     gb = 1e9
     return f"""
 An AE (1000-256-16, batch 256, {result['steps']} steps) on a {array_gb(result)} GB float32 `.npy` of 500,000 x 1000,
@@ -229,7 +294,10 @@ round: {', '.join(f'{ratio:.2f}' for ratio in array['round_ratios'])}). Torch on
 {table['bytes'] / gb:.2f} GB Parquet table ({table['rows']:,} rows x {table['columns']} float64 columns) trained on
 ({result['steps']} steps, AE 100-64-8) and every row scored by `detect`; then DDP on the 2 cores. Peak memory is
 the process's VmHWM (Python, torch and all). 2 shared CPU cores; load average {result['loadavg_before'].split()[0]}
-before, {result['loadavg_after'].split()[0]} after.
+before, {result['loadavg_after'].split()[0]} after. Last, `compress` of the 2 GB `.npy` with an AE trained on the slice
+(1000-256-16, step {packed['step']:g}) and `decompress` of its file into a 2 GB `.npy`, chunk by chunk, each in a
+fresh process (load average {packed['loadavg_before'].split()[0]} before, {packed['loadavg_after'].split()[0]} after; a
+file of one chunk would hold every item: 2 GB of float32 for this array).
 
 | measurement | value | target | met? |
 |---|---|---|---|
@@ -238,6 +306,8 @@ before, {result['loadavg_after'].split()[0]} after.
 | in-memory 200 MB slice: peak memory | {array['in_memory_peak_rss_bytes'] / gb:.2f} GB | — | — |
 | 5 GB Parquet: `train` peak memory, time (cache + statistics + {result['steps']} steps) | {table['train']['peak_rss_bytes'] / gb:.2f} GB, {table['train']['seconds']:.0f} s | ≤ {RSS_LIMIT_TABLE / gb} GB | {'yes' if table['train']['peak_rss_bytes'] <= RSS_LIMIT_TABLE else '**no**'} |
 | 5 GB Parquet: `detect` on all {table['detect']['items']:,} rows: peak memory, time | {table['detect']['peak_rss_bytes'] / gb:.2f} GB, {table['detect']['seconds']:.0f} s | ≤ {RSS_LIMIT_TABLE / gb} GB | {'yes' if table['detect']['peak_rss_bytes'] <= RSS_LIMIT_TABLE else '**no**'} |
+| 2 GB `.npy`: `compress` (format 4, chunk by chunk): peak memory, time, file | {compressed['peak_rss_bytes'] / gb:.2f} GB, {compressed['seconds']:.0f} s, {compressed['bytes'] / 1e6:.1f} MB ({compressed['bytes'] / compressed['items']:.1f} bytes per item) | ≤ {RSS_LIMIT_ARRAY / gb} GB | {'yes' if compressed['peak_rss_bytes'] <= RSS_LIMIT_ARRAY else '**no**'} |
+| its file: `decompress` into a {decompressed['output_bytes'] / gb:.1f} GB `.npy`: peak memory, time | {decompressed['peak_rss_bytes'] / gb:.2f} GB, {decompressed['seconds']:.0f} s | ≤ {RSS_LIMIT_ARRAY / gb} GB | {'yes' if decompressed['peak_rss_bytes'] <= RSS_LIMIT_ARRAY else '**no**'} |
 | DDP, 2 processes vs 1 process, 1 thread and batch 128 each: samples/s | {ddp['two_processes']['samples_per_s']:.0f} vs {ddp['one_process']['samples_per_s']:.0f} (ratio {ddp['samples_ratio']:.2f}) | reported | — |
 """
 

@@ -26,13 +26,40 @@ Format 2 is format 3 without names (flag bit 2 unknown): such files are still re
 were called relative to the folder given (``a.png``, ``cats/b.png``: images only, an array's items have none),
 so that ``decompress`` into a folder writes files of the same names.
 
-A file is checked before anything is sized by it: the checksum, then the step (finite, positive; 1 for integer
-codes), the names (each 1 to MAX_NAME_BYTES bytes of UTF-8, a relative path inside the output folder: no
-absolute path, drive, empty part, ``.``, ``..`` or backslash) and the count (at least 1, no more names than
-the bytes can hold, and no more items than the payload can hold under the tables: every symbol costs at least
-the bits of its position's most probable one), so a crafted header cannot make decoding allocate more than the
-payload could have described, nor write outside the output folder. Decompressing never writes into the run
-folder.
+A file (of one chunk; see format 4 below for several) is checked before anything is sized by it: the checksum,
+then the step (finite, positive; 1 for integer codes), the names (each 1 to MAX_NAME_BYTES bytes of UTF-8, a
+relative path inside the output folder: no absolute path, drive, empty part, ``.``, ``..`` or backslash) and the
+count (at least 1, no more names than the bytes can hold, and no more items than the payload can hold under the
+tables: every symbol costs at least the bits of its position's most probable one), so a crafted header cannot
+make decoding allocate more than the payload could have described, nor write outside the output folder.
+Decompressing never writes into the run folder.
+
+Format 4 holds inputs larger than memory: more items than one chunk (``CHUNK_BYTES`` of float32 items, at
+least one) are read, encoded and written chunk by chunk, so that ``compress`` and ``decompress`` hold one chunk,
+never the inputs, the file or the outputs::
+
+    magic, version (4), flags, model id, step    as format 3
+    chunks, each:
+        count     varint   its items, at least 1
+        names     count x (varint byte length, UTF-8), only with flag bit 2
+        size      varint   its payload's bytes
+        payload   size bytes, as format 3's (a range coder of its own per chunk)
+    end         varint   0
+    total       varint   the items of all chunks
+    checksum    4 bytes  CRC-32 of everything before it (kept as the file is written)
+
+A file of one chunk is written as format 3: format 4's framing (payload size, end, total) would cost 3 to 4
+bytes more, 5 % of a one-digit file, and a file of one chunk gains nothing from it (it fits in memory); the
+inputs' count is known before any is read (an array's header, a folder's listing), so the choice is made up
+front. ``decompress`` reads a format-4 file three times, since a compressed file is a small part of what it
+decodes to: its checksum first (so damage is refused before anything is sized by the file, as in format 3),
+then every chunk's count, size and names, each checked before it is read (at most ``MAX_CHUNK_BYTES`` of items
+a chunk, at most ``MAX_SYMBOL_BYTES`` of payload a symbol, no more items than the payload can hold, names as
+above), so that the output is sized by a total that holds and its names are known before any file is written;
+then the chunks are decoded one by one into a temporary file (``.npy``: its header, then each chunk's rows
+appended; appended rather than mapped, since the pages of a written mapping count in a process's memory until
+they are written back) or a temporary folder of images moved into place at the end. A crafted file that fails
+later (a chunk whose payload does not decode) leaves no output.
 
 Shapes are not stored: the model id fixes the model, hence the item and code shapes. Header and checksum take
 13 bytes (17 with a step other than 1) for a file of fewer than 128 items, plus the names of images; a file

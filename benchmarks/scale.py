@@ -10,6 +10,7 @@
 4. ``compress`` of the 2 GB .npy with an AE trained on the slice (1000-256-16, its default quantization step),
    then ``decompress`` of the file back into a 2 GB .npy, each in a fresh process: peak memory, time, bytes. Both
    go chunk by chunk (format 4); reading the array whole, as a file of one chunk is read, would hold its 2 GB.
+   The same for a folder of PNGs (MNIST's training digits, in 100 subfolders) decompressed into a folder.
 
 Each part runs in its own process; peak memory is its VmHWM (the whole process: Python, torch and all). Parts 1
 and 2 run torch on one thread (``--threads``): on cores shared with other jobs, a second OpenMP thread makes
@@ -36,7 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_result, write_table  # noqa: E402
+from common import data_dir, write_result, write_table  # noqa: E402
 
 ARRAY_ROWS, ARRAY_COLUMNS, SLICE_ROWS = 500_000, 1000, 50_000
 TABLE_ROWS, TABLE_COLUMNS, ROW_GROUP = 6_250_000, 100, 131_072
@@ -139,33 +140,8 @@ def part(name: str, folder: Path, steps: int, threads: int) -> dict:
         summary = flagged.attrs["summary"]
         return {"seconds": round(time.perf_counter() - started, 2), "items": summary["items"], "outliers": summary["outliers"],
                 "peak_rss_bytes": _peak_rss()}
-    if name == "compress-train":  # the run whose model compresses the array; its tables fitted and kept in it
-        import autoencoders
-        from autoencoders.uses.compress import Codec
-
-        run = autoencoders.train(data=str(folder / "slice.npy"), out=folder / "runs" / "compress", model="ae", hidden=(256,),
-                                 latent_dim=16, batch_size=256, max_steps=steps, progress=False, seed=0,
-                                 settings={"data.stream": False})
-        step = Codec.from_run(run).step
-        (folder / "compress-step.json").write_text(json.dumps(step))
-        return {"run": str(run), "step": step}
-    if name in ("compress", "decompress"):
-        from autoencoders.uses.compress import compress_files, decompress_file
-
-        started = time.perf_counter()
-        if name == "compress":
-            # at the step the run's tables were fitted for: without --step, an ae's tables are fitted again on its
-            # training data (its default step is found from their codes)
-            step = json.loads((folder / "compress-step.json").read_text())
-            items, size = compress_files(folder / "runs" / "compress", [folder / "array.npy"], folder / "array.aec", step=step)
-            result = {"items": items, "bytes": size}
-        else:
-            import numpy as np
-
-            (written,) = decompress_file(folder / "runs" / "compress", folder / "array.aec", folder / "decoded.npy")
-            result = {"shape": list(np.load(written, mmap_mode="r").shape), "output_bytes": written.stat().st_size}
-            written.unlink()
-        return {**result, "seconds": round(time.perf_counter() - started, 1), "peak_rss_bytes": _peak_rss()}
+    if name.startswith(("compress-", "decompress-")):
+        return compress_step(name, folder, steps)
     if name in ("ddp-1", "ddp-2"):
         processes = int(name[-1])
         torch.set_num_threads(1)  # each process one thread: 2 processes use both cores, 1 process one
@@ -176,6 +152,65 @@ def part(name: str, folder: Path, steps: int, threads: int) -> dict:
                                  latent_dim=16, batch_size=128, max_steps=steps, progress=False, seed=0, settings=settings)
         return {**result, "samples_per_s": round(result["steps_per_s"] * 128 * processes, 1)}
     raise ValueError(name)
+
+
+# part 4: per kind of input, the run that compresses it, the input, the compressed file and what it decodes into
+COMPRESSED = {"array": ("compress", "array.npy", "array.aec", "decoded.npy"),
+              "images": ("images", "digits", "digits.aec", "decoded")}
+
+
+def compress_step(name: str, folder: Path, steps: int) -> dict:
+    """``compress-train-KIND``: the run that compresses the input (an AE on the array's slice, or on
+    MNIST, whose training digits are then written as a folder of PNGs), its tables fitted and kept in it;
+    ``compress-KIND`` and ``decompress-KIND``: the command on the input, or on its file."""
+    from autoencoders.uses.compress import Codec, compress_files, decompress_file
+
+    action, kind = name.split("-")[-2:]
+    run_name, source, file, decoded = COMPRESSED[kind]
+    run, step_file = folder / "runs" / run_name, folder / f"{kind}-step.json"
+    started = time.perf_counter()
+    if action == "train":
+        import autoencoders
+
+        data = {"data": str(folder / "slice.npy"), "settings": {"data.stream": False}} if kind == "array" else {
+            "data": "mnist", "data_dir": data_dir()}
+        autoencoders.train(out=run, model="ae", hidden=(256,), latent_dim=16, batch_size=256, max_steps=steps,
+                           progress=False, seed=0, **data)
+        step = Codec.from_run(run, data_dir=data_dir()).step
+        step_file.write_text(json.dumps(step))
+        if kind == "images":
+            _write_digits(folder / source)
+        return {"step": step}
+    if action == "compress":
+        # at the step the run's tables were fitted for: without --step, an ae's tables are fitted again on its
+        # training data (its default step is found from their codes)
+        step = json.loads(step_file.read_text())
+        items, size = compress_files(run, [folder / source], folder / file, step=step, data_dir=data_dir())
+        return {"items": items, "bytes": size, "seconds": round(time.perf_counter() - started, 1), "peak_rss_bytes": _peak_rss()}
+    import numpy as np
+
+    written = decompress_file(run, folder / file, folder / decoded, data_dir=data_dir())
+    seconds = round(time.perf_counter() - started, 1)  # removing the output is not timed (ext4 discards are slow)
+    if kind == "array":
+        result = {"shape": list(np.load(written[0], mmap_mode="r").shape), "output_bytes": written[0].stat().st_size}
+        written[0].unlink()
+    else:
+        result = {"files": len(written), "output_bytes": sum(path.stat().st_size for path in written)}
+        shutil.rmtree(folder / decoded)
+    return {**result, "seconds": seconds, "peak_rss_bytes": _peak_rss()}
+
+
+def _write_digits(folder: Path) -> None:
+    """MNIST's training digits as PNGs, a hundred folders of them (00/00000.png, ...)."""
+    from PIL import Image
+
+    from autoencoders.data import load_dataset
+
+    digits = (load_dataset("mnist", data_dir=data_dir()).train[:, 0] * 255).round().byte().numpy()
+    for index, pixels in enumerate(digits):
+        path = folder / f"{index % 100:02d}" / f"{index:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path)
 
 
 def run_part(name: str, folder: Path, steps: int, threads: int) -> dict:
@@ -272,19 +307,25 @@ def _slice(folder: Path) -> None:
 
 
 def compress_part(folder: Path, options) -> dict:
-    """Part 4: train the compressing run on the slice, then compress the array and decompress it, each in a fresh process."""
+    """Part 4: for the array, then a folder of PNGs, train the compressing run, then compress the input and
+    decompress its file, each in a fresh process."""
     before = _loadavg()
-    trained = run_part("compress-train", folder, options.steps, options.threads)
-    compressed = run_part("compress", folder, options.steps, options.threads)
-    decompressed = run_part("decompress", folder, options.steps, options.threads)
-    (folder / "array.aec").unlink()
-    return {"loadavg_before": before, "loadavg_after": _loadavg(), "step": trained["step"], "compress": compressed,
-            "decompress": decompressed}
+    result: dict = {}
+    for kind in COMPRESSED:
+        trained = run_part(f"compress-train-{kind}", folder, options.steps, options.threads)
+        measured = {"step": trained["step"], **{action: run_part(f"{action}-{kind}", folder, options.steps, options.threads)
+                                               for action in ("compress", "decompress")}}
+        if kind == "array":
+            result.update(measured)
+        else:
+            result[kind] = measured
+    return {"loadavg_before": before, "loadavg_after": _loadavg(), **result}
 
 
 def table_markdown(result: dict) -> str:
     array, table, ddp, packed = result["array"], result["table"], result["ddp"], result["compress"]
     compressed, decompressed = packed["compress"], packed["decompress"]
+    images = packed["images"]
     gb = 1e9
     return f"""
 An AE (1000-256-16, batch 256, {result['steps']} steps) on a {array_gb(result)} GB float32 `.npy` of 500,000 x 1000,
@@ -296,8 +337,9 @@ round: {', '.join(f'{ratio:.2f}' for ratio in array['round_ratios'])}). Torch on
 the process's VmHWM (Python, torch and all). 2 shared CPU cores; load average {result['loadavg_before'].split()[0]}
 before, {result['loadavg_after'].split()[0]} after. Last, `compress` of the 2 GB `.npy` with an AE trained on the slice
 (1000-256-16, step {packed['step']:g}) and `decompress` of its file into a 2 GB `.npy`, chunk by chunk, each in a
-fresh process (load average {packed['loadavg_before'].split()[0]} before, {packed['loadavg_after'].split()[0]} after; a
-file of one chunk would hold every item: 2 GB of float32 for this array).
+fresh process, then the same for MNIST's training digits as a folder of PNGs (an AE 784-256-16 trained on MNIST,
+step {images['step']:g}); load average {packed['loadavg_before'].split()[0]} before, {packed['loadavg_after'].split()[0]}
+after. A file of one chunk would hold every item: 2 GB of float32 for the array.
 
 | measurement | value | target | met? |
 |---|---|---|---|
@@ -308,6 +350,8 @@ file of one chunk would hold every item: 2 GB of float32 for this array).
 | 5 GB Parquet: `detect` on all {table['detect']['items']:,} rows: peak memory, time | {table['detect']['peak_rss_bytes'] / gb:.2f} GB, {table['detect']['seconds']:.0f} s | ≤ {RSS_LIMIT_TABLE / gb} GB | {'yes' if table['detect']['peak_rss_bytes'] <= RSS_LIMIT_TABLE else '**no**'} |
 | 2 GB `.npy`: `compress` (format 4, chunk by chunk): peak memory, time, file | {compressed['peak_rss_bytes'] / gb:.2f} GB, {compressed['seconds']:.0f} s, {compressed['bytes'] / 1e6:.1f} MB ({compressed['bytes'] / compressed['items']:.1f} bytes per item) | ≤ {RSS_LIMIT_ARRAY / gb} GB | {'yes' if compressed['peak_rss_bytes'] <= RSS_LIMIT_ARRAY else '**no**'} |
 | its file: `decompress` into a {decompressed['output_bytes'] / gb:.1f} GB `.npy`: peak memory, time | {decompressed['peak_rss_bytes'] / gb:.2f} GB, {decompressed['seconds']:.0f} s | ≤ {RSS_LIMIT_ARRAY / gb} GB | {'yes' if decompressed['peak_rss_bytes'] <= RSS_LIMIT_ARRAY else '**no**'} |
+| a folder of {images['compress']['items']:,} MNIST PNGs: `compress`: peak memory, time, file | {images['compress']['peak_rss_bytes'] / gb:.2f} GB, {images['compress']['seconds']:.0f} s, {images['compress']['bytes'] / 1e6:.1f} MB ({images['compress']['bytes'] / images['compress']['items']:.1f} bytes per image, names included) | ≤ {RSS_LIMIT_ARRAY / gb} GB | {'yes' if images['compress']['peak_rss_bytes'] <= RSS_LIMIT_ARRAY else '**no**'} |
+| its file: `decompress` into a folder of {images['decompress']['files']:,} PNGs of the same names: peak memory, time | {images['decompress']['peak_rss_bytes'] / gb:.2f} GB, {images['decompress']['seconds']:.0f} s | ≤ {RSS_LIMIT_ARRAY / gb} GB | {'yes' if images['decompress']['peak_rss_bytes'] <= RSS_LIMIT_ARRAY else '**no**'} |
 | DDP, 2 processes vs 1 process, 1 thread and batch 128 each: samples/s | {ddp['two_processes']['samples_per_s']:.0f} vs {ddp['one_process']['samples_per_s']:.0f} (ratio {ddp['samples_ratio']:.2f}) | reported | — |
 """
 

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 import autoencoders
 from autoencoders.cli import app
+from autoencoders.data.errors import DataError
 from autoencoders.data.inputs import stream_items, write_items
 from autoencoders.io import load_run_data
 from autoencoders.uses import compress
@@ -61,6 +62,15 @@ def test_an_array_in_several_chunks_decodes_to_what_one_chunk_decodes_to(run, it
     decompress_file(run, tmp_path / "chunks.aec", tmp_path / "chunks.npy")
     assert np.array_equal(np.load(tmp_path / "chunks.npy"), codec.decompress(one).numpy())
     assert sorted(path.name for path in tmp_path.iterdir()) == ["chunks.aec", "chunks.npy", "items.npy", "one.aec"]
+
+
+def test_an_input_refused_in_a_later_chunk_leaves_no_file(run, items, tmp_path):
+    array = items.numpy().copy()
+    array[35, 0, 1, 1] = np.nan
+    np.save(tmp_path / "items.npy", array)
+    with pytest.raises(DataError, match=r"rows 32 to 39\) holds 1 NaN"):
+        compress_files(run, [tmp_path / "items.npy"], tmp_path / "items.aec", chunk_items=16)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["items.npy"]
 
 
 def test_images_in_several_chunks_keep_their_names_and_pixels(run, items, tmp_path):

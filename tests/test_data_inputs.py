@@ -151,3 +151,11 @@ def test_streamed_items_are_the_items_read_whole_in_chunks_across_sources(folder
     assert [len(items) for items, _ in chunks] == [3] * (len(whole.values) // 3) + ([len(whole.values) % 3] if len(whole.values) % 3 else [])
     assert torch.equal(torch.cat([items for items, _ in chunks]), whole.values)
     assert [name for _, names in chunks for name in names] == whole.names
+
+
+def test_a_nan_in_a_streamed_array_is_refused_naming_its_rows(tmp_path):
+    array = np.zeros((10, 8, 8), dtype=np.float32)
+    array[7, 2, 3] = np.nan
+    np.save(tmp_path / "a.npy", array)
+    with pytest.raises(DataError, match=r"a.npy \(rows 6 to 8\) holds 1 NaN .* first at index \(1, 2, 3\)"):
+        list(stream_items(tmp_path / "a.npy", (1, 8, 8), (0.0, 1.0)).chunks(3))

@@ -156,8 +156,9 @@ class ItemStream:
             yield read_array(path, self.item_shape, self.value_range)[0]
         elif isinstance(rows, RowFile):
             for start in range(0, count, size):
-                raw = rows.read(np.arange(start, min(start + size, count)))
-                yield items_of_array(raw, self.item_shape, self.value_range, path)
+                stop = min(start + size, count)
+                # named with its rows, so that an index in a message (the first NaN) can be found in the file
+                yield items_of_array(rows.read(np.arange(start, stop)), self.item_shape, self.value_range, f"{path} (rows {start} to {stop - 1})")
         else:
             for start in range(0, count, size):
                 yield torch.stack([_read_image(file, self.item_shape, self.value_range, False)[0] for file in rows[start : start + size]])

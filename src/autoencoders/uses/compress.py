@@ -825,7 +825,7 @@ def decompress_chunks(run: str | Path, path: Path, out: Path, data_dir: str | Pa
     written: a ``.npy`` through a temporary file, images into a temporary folder beside ``out``, moved into
     place once all are written. A compressed file is a small part of what it decodes to, so reading it again
     costs little."""
-    from autoencoders.data.inputs import image_bytes, image_pixels, image_targets
+    from autoencoders.data.inputs import image_targets
 
     source = str(path)
     with open(path, "rb") as handle:
@@ -847,27 +847,38 @@ def decompress_chunks(run: str | Path, path: Path, out: Path, data_dir: str | Pa
     targets = None if out.suffix.lower() == ".npy" else image_targets(out, total, item_shape, names)
     with open(path, "rb") as handle:
         chunks = track(read_chunks(handle, size, codec, source, decode=True), len(listed), f"decompressing {total} items")
+        items = (items for _, _, items in chunks)
         if targets is None:
-            with atomic_writer(out) as array:
-                np.lib.format.write_array_header_1_0(
-                    array, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
-                            "shape": (total, *item_shape)})
-                for _, _, items in chunks:
-                    array.write(items.numpy().astype(np.float32, copy=False).tobytes())
-            return [out]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
-        try:
-            position = 0
-            for _, _, items in chunks:
-                for pixels in image_pixels(items, value_range):  # files of a temporary folder: no need to write each atomically
-                    staged = staging / targets[position].relative_to(out.parent)
-                    staged.parent.mkdir(parents=True, exist_ok=True)
-                    staged.write_bytes(image_bytes(pixels, staged.suffix))
-                    position += 1
-            for target in targets:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staging / target.relative_to(out.parent), target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            return [_write_npy(out, items, (total, *item_shape))]
+        return _write_images(out, targets, items, value_range)
+
+
+def _write_npy(out: Path, chunks: Iterable["torch.Tensor"], shape: tuple[int, ...]) -> Path:
+    """A float32 ``.npy`` of ``shape``: its header, then each chunk's items appended, through a temporary file."""
+    with atomic_writer(out) as handle:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(handle, header)
+        for items in chunks:
+            handle.write(items.numpy().astype(np.float32, copy=False).tobytes())
+    return out
+
+
+def _write_images(out: Path, targets: list[Path], chunks: Iterable["torch.Tensor"], value_range) -> list[Path]:
+    """Each chunk's items as the image files ``targets`` (inside ``out``, or ``out`` itself), written into a
+    temporary folder beside ``out`` and moved into place once all are written: an error leaves none of them."""
+    from autoencoders.data.inputs import image_bytes, image_pixels
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    try:
+        staged = iter(staging / target.relative_to(out.parent) for target in targets)
+        for items in chunks:
+            for pixels, path in zip(image_pixels(items, value_range), staged):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(image_bytes(pixels, path.suffix))  # in a temporary folder: no need to write each atomically
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / target.relative_to(out.parent), target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return targets

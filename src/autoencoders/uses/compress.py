@@ -784,6 +784,7 @@ def read_chunks(handle, size: int, codec: Codec, source: str, decode: bool) -> I
     handle.seek(0)
     reader = _FileReader(handle, size, source)
     version, flags, model_id, step = _read_start(reader, head)
+    codec.check(Header(_checked_kind(flags, step, source), model_id, step, 0, version), source)  # still this codec's file
     item_bytes = 4 * math.prod(codec.model.config.input_shape)
     most_items, positions = max(1, MAX_CHUNK_BYTES // item_bytes), len(codec.tables.offsets)
     total, index = 0, 0

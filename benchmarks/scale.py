@@ -7,7 +7,11 @@
    statistics pass, streamed batches) and ``detect`` on every row, each in a fresh process: peak memory, time.
 3. DDP on the 2 cores: samples/s of 2 processes (1 thread each, batch 128 each) against 1 process (1 thread,
    batch 128), on the in-memory slice.
-4. ``--saved-detector`` (on its own): ``detect`` with a saved detector on a table of the same kind as part 2
+4. ``compress`` of the 2 GB .npy with an AE trained on the slice (1000-256-16, its default quantization step),
+   then ``decompress`` of the file back into a 2 GB .npy, each in a fresh process: peak memory, time, bytes. Both
+   go chunk by chunk (format 4); reading the array whole, as a file of one chunk is read, would hold its 2 GB.
+   The same for a folder of PNGs (MNIST's training digits, in 100 subfolders) decompressed into a folder.
+5. ``--saved-detector`` (on its own): ``detect`` with a saved detector on a table of the same kind as part 2
    (``--table-rows``, default 2,000,000: 2 GB): the default ``AnomalyDetector()`` (bagged-ae, isolation score) is
    fitted on its first ``DETECTOR_FIT_ROWS`` rows and saved, in one process; then, in a fresh one, it scores
    every row (read in chunks from the table's cache, its raw columns scaled by the detector's saved statistics)
@@ -20,8 +24,10 @@ took 16-33 ms with 2 threads at load 5 on 2 cores, 1 ms with one), which would d
 Steps are bounded so that the whole benchmark takes about 10-15 minutes. The data is generated into a folder
 under /tmp and removed at the end. Run it with ``nice``; /proc/loadavg is recorded before and after.
 
-    nice -n 10 python benchmarks/scale.py [--steps 300]
+    nice -n 10 python benchmarks/scale.py [--steps 300] [--only compress]
     nice -n 10 python benchmarks/scale.py --saved-detector [--table-rows 2000000]
+
+``--only compress`` runs part 4 alone (with the array it needs) and updates its numbers in the last results.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_result, write_table  # noqa: E402
+from common import data_dir, write_result, write_table  # noqa: E402
 
 ARRAY_ROWS, ARRAY_COLUMNS, SLICE_ROWS = 500_000, 1000, 50_000
 TABLE_ROWS, TABLE_COLUMNS, ROW_GROUP = 6_250_000, 100, 131_072
@@ -45,6 +51,7 @@ DETECTOR_FIT_ROWS, DETECTOR_TABLE_ROWS = 10_000, 2_000_000
 WARM_UP = 20  # steps before the clock starts (start-up, first allocations)
 ROUNDS = 4  # streamed and in-memory runs, alternating: a step takes ~15 ms, so the load of the moment matters
 RSS_LIMIT_ARRAY, RSS_LIMIT_TABLE, SPEED_RATIO = 1.2e9, 1.5e9, 0.8
+RESULT = Path(__file__).resolve().parent / "results" / "scale.json"
 
 
 def _peak_rss() -> int:
@@ -158,6 +165,8 @@ def part(name: str, folder: Path, steps: int, threads: int) -> dict:
         return {"seconds": round(time.perf_counter() - started, 2), "items": summary["items"], "outliers": summary["outliers"],
                 "threshold_from": summary["threshold_from"], "output_bytes": (folder / "scores-saved.parquet").stat().st_size,
                 "peak_rss_bytes": _peak_rss(), "loadavg_before": load, "loadavg_after": _loadavg()}
+    if name.startswith(("compress-", "decompress-")):
+        return compress_step(name, folder, steps)
     if name in ("ddp-1", "ddp-2"):
         processes = int(name[-1])
         torch.set_num_threads(1)  # each process one thread: 2 processes use both cores, 1 process one
@@ -168,6 +177,65 @@ def part(name: str, folder: Path, steps: int, threads: int) -> dict:
                                  latent_dim=16, batch_size=128, max_steps=steps, progress=False, seed=0, settings=settings)
         return {**result, "samples_per_s": round(result["steps_per_s"] * 128 * processes, 1)}
     raise ValueError(name)
+
+
+# part 4: per kind of input, the run that compresses it, the input, the compressed file and what it decodes into
+COMPRESSED = {"array": ("compress", "array.npy", "array.aec", "decoded.npy"),
+              "images": ("images", "digits", "digits.aec", "decoded")}
+
+
+def compress_step(name: str, folder: Path, steps: int) -> dict:
+    """``compress-train-KIND``: the run that compresses the input (an AE on the array's slice, or on
+    MNIST, whose training digits are then written as a folder of PNGs), its tables fitted and kept in it;
+    ``compress-KIND`` and ``decompress-KIND``: the command on the input, or on its file."""
+    from autoencoders.uses.compress import Codec, compress_files, decompress_file
+
+    action, kind = name.split("-")[-2:]
+    run_name, source, file, decoded = COMPRESSED[kind]
+    run, step_file = folder / "runs" / run_name, folder / f"{kind}-step.json"
+    started = time.perf_counter()
+    if action == "train":
+        import autoencoders
+
+        data = {"data": str(folder / "slice.npy"), "settings": {"data.stream": False}} if kind == "array" else {
+            "data": "mnist", "data_dir": data_dir()}
+        autoencoders.train(out=run, model="ae", hidden=(256,), latent_dim=16, batch_size=256, max_steps=steps,
+                           progress=False, seed=0, **data)
+        step = Codec.from_run(run, data_dir=data_dir()).step
+        step_file.write_text(json.dumps(step))
+        if kind == "images":
+            _write_digits(folder / source)
+        return {"step": step}
+    if action == "compress":
+        # at the step the run's tables were fitted for: without --step, an ae's tables are fitted again on its
+        # training data (its default step is found from their codes)
+        step = json.loads(step_file.read_text())
+        items, size = compress_files(run, [folder / source], folder / file, step=step, data_dir=data_dir())
+        return {"items": items, "bytes": size, "seconds": round(time.perf_counter() - started, 1), "peak_rss_bytes": _peak_rss()}
+    import numpy as np
+
+    written = decompress_file(run, folder / file, folder / decoded, data_dir=data_dir())
+    seconds = round(time.perf_counter() - started, 1)  # removing the output is not timed (ext4 discards are slow)
+    if kind == "array":
+        result = {"shape": list(np.load(written[0], mmap_mode="r").shape), "output_bytes": written[0].stat().st_size}
+        written[0].unlink()
+    else:
+        result = {"files": len(written), "output_bytes": sum(path.stat().st_size for path in written)}
+        shutil.rmtree(folder / decoded)
+    return {**result, "seconds": seconds, "peak_rss_bytes": _peak_rss()}
+
+
+def _write_digits(folder: Path) -> None:
+    """MNIST's training digits as PNGs, a hundred folders of them (00/00000.png, ...)."""
+    from PIL import Image
+
+    from autoencoders.data import load_dataset
+
+    digits = (load_dataset("mnist", data_dir=data_dir()).train[:, 0] * 255).round().byte().numpy()
+    for index, pixels in enumerate(digits):
+        path = folder / f"{index % 100:02d}" / f"{index:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path)
 
 
 def run_part(name: str, folder: Path, steps: int, threads: int) -> dict:
@@ -188,8 +256,9 @@ def main() -> None:
     parser.add_argument("--part")
     parser.add_argument("--folder")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the .npy and table parts")
-    parser.add_argument("--saved-detector", action="store_true", help="only part 4: detect with a saved detector")
+    parser.add_argument("--saved-detector", action="store_true", help="only part 5: detect with a saved detector")
     parser.add_argument("--table-rows", type=int, default=DETECTOR_TABLE_ROWS, help="rows of part 4's table")
+    parser.add_argument("--only", choices=["compress"], help="run this part alone, updating the last results")
     options = parser.parse_args()
     if options.part:  # a child: one part, its result as the last line
         result = part(options.part, Path(options.folder), options.steps, options.threads)
@@ -202,13 +271,25 @@ def main() -> None:
         return
 
     folder = Path(tempfile.mkdtemp(prefix="autoencoders-scale-", dir="/tmp"))
+    if options.only == "compress":
+        try:
+            make_array(folder / "array.npy", ARRAY_ROWS)
+            _slice(folder)
+            compressed = compress_part(folder, options)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        result = {key: value for key, value in json.loads(RESULT.read_text()).items() if key != "machine"}
+        write_result("scale", {**result, "compress": compressed})
+        write_table("Data larger than memory and DDP (benchmarks/scale.py)", table_markdown({**result, "compress": compressed}))
+        print(json.dumps(compressed, indent=2))
+        return
     result: dict = {"loadavg_before": _loadavg(), "steps": options.steps, "threads": options.threads}
     started = time.perf_counter()
     try:
         import numpy as np
 
         make_array(folder / "array.npy", ARRAY_ROWS)
-        np.save(folder / "slice.npy", np.load(folder / "array.npy", mmap_mode="r")[:SLICE_ROWS])
+        _slice(folder)
         result["array_bytes"] = (folder / "array.npy").stat().st_size
         rounds = [
             (run_part("array-streamed", folder, options.steps, options.threads),
@@ -231,6 +312,7 @@ def main() -> None:
         }
         result["ddp"]["samples_ratio"] = round(
             result["ddp"]["two_processes"]["samples_per_s"] / result["ddp"]["one_process"]["samples_per_s"], 3)
+        result["compress"] = compress_part(folder, options)
         (folder / "array.npy").unlink()  # room for the table
 
         made = time.perf_counter()
@@ -249,7 +331,7 @@ def main() -> None:
 
 
 def saved_detector(rows: int, threads: int) -> None:
-    """Part 4: a table of ``rows`` rows, the default detector fitted and saved, then ``detect`` with it."""
+    """Part 5: a table of ``rows`` rows, the default detector fitted and saved, then ``detect`` with it."""
     folder = Path(tempfile.mkdtemp(prefix="autoencoders-scale-", dir="/tmp"))
     result: dict = {"loadavg_before": _loadavg(), "threads": threads}
     started = time.perf_counter()
@@ -292,8 +374,32 @@ Rerun: `nice -n 10 python benchmarks/scale.py --saved-detector --table-rows {tab
 """
 
 
+def _slice(folder: Path) -> None:
+    import numpy as np
+
+    np.save(folder / "slice.npy", np.load(folder / "array.npy", mmap_mode="r")[:SLICE_ROWS])
+
+
+def compress_part(folder: Path, options) -> dict:
+    """Part 4: for the array, then a folder of PNGs, train the compressing run, then compress the input and
+    decompress its file, each in a fresh process."""
+    before = _loadavg()
+    result: dict = {}
+    for kind in COMPRESSED:
+        trained = run_part(f"compress-train-{kind}", folder, options.steps, options.threads)
+        measured = {"step": trained["step"], **{action: run_part(f"{action}-{kind}", folder, options.steps, options.threads)
+                                               for action in ("compress", "decompress")}}
+        if kind == "array":
+            result.update(measured)
+        else:
+            result[kind] = measured
+    return {"loadavg_before": before, "loadavg_after": _loadavg(), **result}
+
+
 def table_markdown(result: dict) -> str:
-    array, table, ddp = result["array"], result["table"], result["ddp"]
+    array, table, ddp, packed = result["array"], result["table"], result["ddp"], result["compress"]
+    compressed, decompressed = packed["compress"], packed["decompress"]
+    images = packed["images"]
     gb = 1e9
     return f"""
 An AE (1000-256-16, batch 256, {result['steps']} steps) on a {array_gb(result)} GB float32 `.npy` of 500,000 x 1000,
@@ -303,7 +409,11 @@ round: {', '.join(f'{ratio:.2f}' for ratio in array['round_ratios'])}). Torch on
 {table['bytes'] / gb:.2f} GB Parquet table ({table['rows']:,} rows x {table['columns']} float64 columns) trained on
 ({result['steps']} steps, AE 100-64-8) and every row scored by `detect`; then DDP on the 2 cores. Peak memory is
 the process's VmHWM (Python, torch and all). 2 shared CPU cores; load average {result['loadavg_before'].split()[0]}
-before, {result['loadavg_after'].split()[0]} after.
+before, {result['loadavg_after'].split()[0]} after. Last, `compress` of the 2 GB `.npy` with an AE trained on the slice
+(1000-256-16, step {packed['step']:g}) and `decompress` of its file into a 2 GB `.npy`, chunk by chunk, each in a
+fresh process, then the same for MNIST's training digits as a folder of PNGs (an AE 784-256-16 trained on MNIST,
+step {images['step']:g}); load average {packed['loadavg_before'].split()[0]} before, {packed['loadavg_after'].split()[0]}
+after. A file of one chunk would hold every item: 2 GB of float32 for the array.
 
 | measurement | value | target | met? |
 |---|---|---|---|
@@ -312,6 +422,10 @@ before, {result['loadavg_after'].split()[0]} after.
 | in-memory 200 MB slice: peak memory | {array['in_memory_peak_rss_bytes'] / gb:.2f} GB | — | — |
 | 5 GB Parquet: `train` peak memory, time (cache + statistics + {result['steps']} steps) | {table['train']['peak_rss_bytes'] / gb:.2f} GB, {table['train']['seconds']:.0f} s | ≤ {RSS_LIMIT_TABLE / gb} GB | {'yes' if table['train']['peak_rss_bytes'] <= RSS_LIMIT_TABLE else '**no**'} |
 | 5 GB Parquet: `detect` on all {table['detect']['items']:,} rows: peak memory, time | {table['detect']['peak_rss_bytes'] / gb:.2f} GB, {table['detect']['seconds']:.0f} s | ≤ {RSS_LIMIT_TABLE / gb} GB | {'yes' if table['detect']['peak_rss_bytes'] <= RSS_LIMIT_TABLE else '**no**'} |
+| 2 GB `.npy`: `compress` (format 4, chunk by chunk): peak memory, time, file | {compressed['peak_rss_bytes'] / gb:.2f} GB, {compressed['seconds']:.0f} s, {compressed['bytes'] / 1e6:.1f} MB ({compressed['bytes'] / compressed['items']:.1f} bytes per item) | ≤ {RSS_LIMIT_ARRAY / gb} GB | {'yes' if compressed['peak_rss_bytes'] <= RSS_LIMIT_ARRAY else '**no**'} |
+| its file: `decompress` into a {decompressed['output_bytes'] / gb:.1f} GB `.npy`: peak memory, time | {decompressed['peak_rss_bytes'] / gb:.2f} GB, {decompressed['seconds']:.0f} s | ≤ {RSS_LIMIT_ARRAY / gb} GB | {'yes' if decompressed['peak_rss_bytes'] <= RSS_LIMIT_ARRAY else '**no**'} |
+| a folder of {images['compress']['items']:,} MNIST PNGs: `compress`: peak memory, time, file | {images['compress']['peak_rss_bytes'] / gb:.2f} GB, {images['compress']['seconds']:.0f} s, {images['compress']['bytes'] / 1e6:.1f} MB ({images['compress']['bytes'] / images['compress']['items']:.1f} bytes per image, names included) | ≤ {RSS_LIMIT_ARRAY / gb} GB | {'yes' if images['compress']['peak_rss_bytes'] <= RSS_LIMIT_ARRAY else '**no**'} |
+| its file: `decompress` into a folder of {images['decompress']['files']:,} PNGs of the same names: peak memory, time | {images['decompress']['peak_rss_bytes'] / gb:.2f} GB, {images['decompress']['seconds']:.0f} s | ≤ {RSS_LIMIT_ARRAY / gb} GB | {'yes' if images['decompress']['peak_rss_bytes'] <= RSS_LIMIT_ARRAY else '**no**'} |
 | DDP, 2 processes vs 1 process, 1 thread and batch 128 each: samples/s | {ddp['two_processes']['samples_per_s']:.0f} vs {ddp['one_process']['samples_per_s']:.0f} (ratio {ddp['samples_ratio']:.2f}) | reported | — |
 """
 

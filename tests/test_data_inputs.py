@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from autoencoders.data.errors import DataError
-from autoencoders.data.inputs import read_items, write_items
+from autoencoders.data.inputs import read_items, stream_items, write_items
 
 
 def _save(path, pixels):
@@ -127,3 +127,35 @@ def test_inputs_named_alike_but_for_their_suffix_are_not_written_over_each_other
     with pytest.raises(DataError, match=r"two items would be written to .*x\.png.*give -o a \.npy file"):
         write_items(items.values, tmp_path / "out", (0.0, 1.0), like=items)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "arrays",
+    [
+        [np.arange(7 * 8 * 8, dtype=np.uint8).reshape(7, 8, 8)],  # pixels, without the channel axis
+        [np.linspace(0, 1, 7 * 64, dtype=np.float32).reshape(7, 1, 8, 8), np.full((8, 8), 0.5)],  # then one item
+        [],
+    ],
+)
+def test_streamed_items_are_the_items_read_whole_in_chunks_across_sources(folder, tmp_path, arrays):
+    root, _ = folder
+    sources = [root]
+    for index, array in enumerate(arrays):
+        np.save(tmp_path / f"array{index}.npy", array)
+        sources.append(tmp_path / f"array{index}.npy")
+    sources = sources[1:] if len(arrays) == 1 else sources  # one array alone: kind "array"
+    whole = read_items(sources, (1, 8, 8), (-1.0, 1.0))
+    stream = stream_items(sources, (1, 8, 8), (-1.0, 1.0))
+    assert (stream.count, stream.names, stream.kind) == (len(whole.values), whole.names, whole.kind)
+    chunks = list(stream.chunks(3))
+    assert [len(items) for items, _ in chunks] == [3] * (len(whole.values) // 3) + ([len(whole.values) % 3] if len(whole.values) % 3 else [])
+    assert torch.equal(torch.cat([items for items, _ in chunks]), whole.values)
+    assert [name for _, names in chunks for name in names] == whole.names
+
+
+def test_a_nan_in_a_streamed_array_is_refused_naming_its_rows(tmp_path):
+    array = np.zeros((10, 8, 8), dtype=np.float32)
+    array[7, 2, 3] = np.nan
+    np.save(tmp_path / "a.npy", array)
+    with pytest.raises(DataError, match=r"a.npy \(rows 6 to 8\) holds 1 NaN .* first at index \(1, 2, 3\)"):
+        list(stream_items(tmp_path / "a.npy", (1, 8, 8), (0.0, 1.0)).chunks(3))

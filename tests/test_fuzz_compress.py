@@ -8,6 +8,7 @@ derandomized so that a CI run is reproducible; set it higher for a longer hunt:
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import posixpath
@@ -38,7 +39,9 @@ from autoencoders.uses.compress import (
     is_safe_name,
     decode_symbols,
     encode_symbols,
+    read_chunks,
     words_to_bytes,
+    write_chunks,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -96,6 +99,38 @@ def _decoded_or_refused(codec: Codec, data: bytes) -> torch.Tensor | None:
         event("decoded")
         assert len(items) <= codec.tables.most_items(len(data) // 4 + 1)
     return items
+
+
+@pytest.fixture(scope="module")
+def valid_chunked_file(codec) -> bytes:
+    """The items of ``valid_file`` in a file of three chunks (format 4), with names."""
+    items, buffer = load_dataset("digits").test[:20], io.BytesIO()
+    names = [f"sub/{index}.png" for index in range(20)]
+    write_chunks(codec, buffer, [(items[start:stop], names[start:stop]) for start, stop in [(0, 7), (7, 14), (14, 20)]], named=True)
+    return buffer.getvalue()
+
+
+def _chunks_decoded_or_refused(codec: Codec, data: bytes) -> list | None:
+    """Read every chunk of ``data`` as a file of several chunks and decode it: the chunks, or None when it is
+    refused with a CompressionError; as ``_decoded_or_refused``, anything else fails the test."""
+    tracemalloc.start()
+    try:
+        try:
+            chunks = list(read_chunks(io.BytesIO(data), len(data), codec, "the file", decode=True))
+        except CompressionError as error:
+            assert "\n" not in str(error)
+            event(re.sub(r"\(.*\)|[-+\w.]*\d[\w.]*", "#", str(error)))
+            chunks = None
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < MEMORY_BOUND, f"decoding {len(data)} bytes took {peak / 2**20:.0f} MiB"
+    if chunks is not None:
+        event("decoded")
+        for count, names, items in chunks:
+            assert len(items) == count <= codec.tables.most_items(len(data) // 4 + 1)
+            assert len(names) == count and all(_stays_inside(name) for name in names)
+    return chunks
 
 
 def _stays_inside(name: str) -> bool:
@@ -265,3 +300,30 @@ def test_the_count_bound_never_refuses_what_the_encoder_wrote(seed, positions, t
     words = bytes_to_words(words_to_bytes(encode_symbols(symbols, tables)))
     assert items <= tables.most_items(len(words))
     assert np.array_equal(decode_symbols(words, tables, items, "test"), symbols)
+
+
+def test_the_valid_file_of_several_chunks_decodes_to_the_file_of_one_chunk(codec, valid_file, valid_chunked_file):
+    chunks = list(read_chunks(io.BytesIO(valid_chunked_file), len(valid_chunked_file), codec, "the file", decode=True))
+    assert [count for count, _, _ in chunks] == [7, 7, 6]
+    assert torch.equal(torch.cat([items for _, _, items in chunks]), codec.decompress(valid_file))
+
+
+@fuzz
+@given(
+    first_count=st.one_of(st.none(), huge_counts, st.integers(0, 2**21)),
+    mutations=st.lists(byte_mutations, max_size=4),
+    checksum_recomputed=st.sampled_from([True, False]),
+)
+def test_mutated_files_of_several_chunks_are_refused_or_decoded(codec, valid_chunked_file, first_count, mutations,
+                                                                 checksum_recomputed):
+    """A valid file of three chunks (format 4) with its first chunk's count set to a huge or odd value, then bytes
+    flipped, replaced, inserted, deleted or cut: each chunk is checked before anything is sized by it."""
+    start = 8 if valid_chunked_file[3] & 2 == 0 else 12  # magic, version, flags, model id (and step)
+    data = valid_chunked_file
+    if first_count is not None:  # the first chunk holds 7 items: a count of one byte
+        data = data[:start] + _varint(first_count) + data[start + 1 :]
+    for mutation in mutations:
+        data = _mutated(data, mutation)
+    if checksum_recomputed and len(data) >= CHECKSUM_BYTES:
+        data = _with_checksum(data[:-CHECKSUM_BYTES])
+    _chunks_decoded_or_refused(codec, data)

@@ -632,7 +632,8 @@ def compress_command(
     """Compress items into one file: quantized codes, entropy-coded under tables fitted on the run's training data.
 
     Images keep their file names (decompressing into a folder writes the same names; they cost their length in
-    bytes); images of another size than the model's are refused.
+    bytes); images of another size than the model's are refused. Inputs larger than memory are read, encoded and
+    written chunk by chunk (64 MiB of items at a time), and so is their file decompressed.
 
     Example: autoencoders compress runs/cae-mnist digits/ -o digits.aec
     """

@@ -14,6 +14,9 @@ Every command that takes items from the user (``denoise``, ``compress``, ``detec
 
 ``write_items`` writes outputs in the form the inputs came in: a folder of PNGs named like the inputs, one
 image file, or a ``.npy`` array in the input array's layout and dtype.
+
+``stream_items`` gives the same items a chunk at a time, for inputs larger than memory (``compress``): their
+count and names first, then the items as they are read (arrays row range by row range, images file by file).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import io
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +34,7 @@ from torch import Tensor
 
 from autoencoders.data.errors import DataError
 from autoencoders.data.images import IMAGE_SUFFIXES, finite_float32, open_image, read_npy
+from autoencoders.data.streaming import RowFile, npy_rows
 from autoencoders.files import atomic_write_bytes
 from autoencoders.progress import track
 
@@ -60,21 +64,42 @@ def read_items(
     resize: bool = False,
 ) -> Items:
     """The items of image files, folders of images and ``.npy`` arrays, in the order given."""
-    sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
-    if not sources:
-        raise DataError("no input given: name image files, folders of images or .npy arrays")
+    listed = _list_sources(sources, item_shape)
     item_shape, value_range = tuple(item_shape), (float(value_range[0]), float(value_range[1]))
     pieces: list[Tensor | list[Path]] = []  # per source: an array's items, or its image files (read below)
     names: list[str] = []
     array_info: tuple[tuple[int, ...], str] | None = None
+    for path, files, file_names in listed:
+        if files is None:
+            values, array_info = read_array(path, item_shape, value_range)
+            pieces.append(values)
+            names += [f"{path.stem}-{index:05d}" for index in range(len(values))]
+        else:
+            pieces.append(files)
+            names += file_names
+    if len(listed) == 1 and array_info is not None:
+        return Items(pieces[0], names, "array", *array_info)
+    files = [file for piece in pieces if isinstance(piece, list) for file in piece]
+    read = [_read_image(file, item_shape, value_range, resize) for file in track(files, len(files), f"reading {len(files)} images")]
+    _note_resized(files, [size for _, size in read], item_shape)
+    images = iter([item for item, _ in read])
+    parts = [piece if isinstance(piece, Tensor) else torch.stack([next(images) for _ in piece]) for piece in pieces]
+    return Items(torch.cat(parts), names, "images")
+
+
+def _list_sources(sources: str | Path | Sequence[str | Path], item_shape: Sequence[int]) -> list[tuple[Path, list[Path] | None, list[str]]]:
+    """Per source given: its path, and its image files with their names (None and [] for a ``.npy`` array)."""
+    sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    if not sources:
+        raise DataError("no input given: name image files, folders of images or .npy arrays")
+    item_shape = tuple(item_shape)
+    listed: list[tuple[Path, list[Path] | None, list[str]]] = []
     for source in sources:
         path = Path(source).expanduser()
         if not path.exists():
             raise DataError(f"{path} does not exist")
         if path.suffix.lower() == ".npy" and path.is_file():
-            values, array_info = read_array(path, item_shape, value_range)
-            pieces.append(values)
-            names += [f"{path.stem}-{index:05d}" for index in range(len(values))]
+            listed.append((path, None, []))
             continue
         if not is_image_shape(item_shape):
             raise DataError(
@@ -83,21 +108,83 @@ def read_items(
             )
         if path.is_dir():
             files = folder_images(path)
-            names += [file.relative_to(path).as_posix() for file in files]
+            listed.append((path, files, [file.relative_to(path).as_posix() for file in files]))
         elif path.suffix.lower() in IMAGE_SUFFIXES:
-            files = [path]
-            names.append(path.name)
+            listed.append((path, [path], [path.name]))
         else:
             raise DataError(f"{path} is neither an image ({_SUFFIXES}), a folder of images nor a .npy array")
-        pieces.append(files)
-    if len(sources) == 1 and array_info is not None:
-        return Items(pieces[0], names, "array", *array_info)
-    files = [file for piece in pieces if isinstance(piece, list) for file in piece]
-    read = [_read_image(file, item_shape, value_range, resize) for file in track(files, len(files), f"reading {len(files)} images")]
-    _note_resized(files, [size for _, size in read], item_shape)
-    images = iter([item for item, _ in read])
-    parts = [piece if isinstance(piece, Tensor) else torch.stack([next(images) for _ in piece]) for piece in pieces]
-    return Items(torch.cat(parts), names, "images")
+    return listed
+
+
+@dataclass
+class ItemStream:
+    """The items of the user's files read a chunk at a time, for inputs larger than memory: how many there are,
+    their names and their kind are ``read_items``'s, known before any item is read. Arrays of (N, *item_shape)
+    items (or (N, H, W) for a one-channel model) are read row range by row range (``streaming.RowFile``), image
+    files one chunk of files at a time; an array of another shape (one item without the N axis) is read whole."""
+
+    pieces: list[tuple[Path, RowFile | list[Path] | None, int]]  # per source: path, rows or image files, items
+    names: list[str]
+    kind: str  # "images" or "array", as ``Items.kind``
+    item_shape: tuple[int, ...]
+    value_range: tuple[float, float]
+
+    @property
+    def count(self) -> int:
+        return sum(count for _, _, count in self.pieces)
+
+    def chunks(self, size: int) -> Iterator[tuple[Tensor, list[str]]]:
+        """(items, their names) ``size`` items at a time (the last chunk may hold fewer), in order."""
+        pending: list[Tensor] = []
+        held = done = 0
+        for part in (part for piece in self.pieces for part in self._parts(piece, size)):
+            while len(part):
+                taken = part[: size - held]
+                pending.append(taken)
+                held, part = held + len(taken), part[len(taken):]
+                if held == size:
+                    yield torch.cat(pending), self.names[done : done + held]
+                    pending, done, held = [], done + held, 0
+        if pending:
+            yield torch.cat(pending), self.names[done : done + held]
+
+    def _parts(self, piece: tuple[Path, RowFile | list[Path] | None, int], size: int) -> Iterator[Tensor]:
+        path, rows, count = piece
+        if rows is None:
+            yield read_array(path, self.item_shape, self.value_range)[0]
+        elif isinstance(rows, RowFile):
+            for start in range(0, count, size):
+                stop = min(start + size, count)
+                # named with its rows, so that an index in a message (the first NaN) can be found in the file
+                yield items_of_array(rows.read(np.arange(start, stop)), self.item_shape, self.value_range, f"{path} (rows {start} to {stop - 1})")
+        else:
+            for start in range(0, count, size):
+                yield torch.stack([_read_image(file, self.item_shape, self.value_range, False)[0] for file in rows[start : start + size]])
+
+
+def stream_items(sources: str | Path | Sequence[str | Path], item_shape: Sequence[int], value_range: Sequence[float]) -> ItemStream:
+    """The items ``read_items`` would read, as an ``ItemStream`` (images of another size are refused)."""
+    listed = _list_sources(sources, item_shape)
+    item_shape = tuple(item_shape)
+    pieces: list[tuple[Path, RowFile | list[Path] | None, int]] = []
+    names: list[str] = []
+    for path, files, file_names in listed:
+        if files is not None:
+            pieces.append((path, files, len(files)))
+            names += file_names
+            continue
+        try:
+            rows = npy_rows(path)
+        except DataError:  # one item of one axis, or a file read_array refuses with its own message
+            rows = None
+        rows_are_items = rows is not None and (
+            rows.row_shape == item_shape or (len(item_shape) == 3 and item_shape[0] == 1 and rows.row_shape == item_shape[1:])
+        )
+        count = rows.rows if rows_are_items else len(read_array(path, item_shape, value_range)[0])
+        pieces.append((path, rows if rows_are_items else None, count))
+        names += [f"{path.stem}-{index:05d}" for index in range(count)]
+    kind = "array" if len(listed) == 1 and listed[0][1] is None else "images"
+    return ItemStream(pieces, names, kind, item_shape, (float(value_range[0]), float(value_range[1])))
 
 
 def folder_images(path: Path) -> list[Path]:
@@ -203,8 +290,6 @@ def write_items(values: Tensor, output: str | Path, value_range: Sequence[float]
     """Write ``values`` (N, *item_shape) to ``output``: a ``.npy`` array, one image file, or a folder of PNGs;
     returns the paths written. With ``like`` (the items they came from), a folder keeps the inputs' names and
     an array the input array's layout and dtype. Every file is written atomically."""
-    from PIL import Image
-
     output = Path(output)
     low, high = value_range
     values = values.detach().cpu().float()
@@ -220,28 +305,48 @@ def write_items(values: Tensor, output: str | Path, value_range: Sequence[float]
         np.save(buffer, array)
         atomic_write_bytes(output, buffer.getvalue())
         return [output]
-    if not is_image_shape(tuple(values.shape[1:])):
-        raise DataError(f"items of shape {tuple(values.shape[1:])} are not images: give -o a .npy file")
-    pixels = (unit.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    targets = image_targets(output, len(values), tuple(values.shape[1:]), like.names if like is not None and like.kind == "images" else None)
+    for target, item in track(list(zip(targets, image_pixels(values, value_range))), len(targets), f"writing {len(targets)} images"):
+        atomic_write_bytes(target, image_bytes(item, target.suffix))
+    return targets
+
+
+def image_targets(output: Path, count: int, item_shape: tuple[int, ...], names: Sequence[str] | None = None) -> list[Path]:
+    """The image files ``count`` items are written to under ``output``: one image file, or a folder of PNGs named
+    like the inputs (``names``) or by number; refused when they are not images or two would share a file."""
+    if not is_image_shape(item_shape):
+        raise DataError(f"items of shape {item_shape} are not images: give -o a .npy file")
     if output.suffix.lower() in IMAGE_SUFFIXES:
-        if len(pixels) != 1:
-            raise DataError(f"there are {len(pixels)} items but {output} names one image: give a folder or a .npy file")
-        targets = [output]
-    elif output.suffix:
+        if count != 1:
+            raise DataError(f"there are {count} items but {output} names one image: give a folder or a .npy file")
+        return [output]
+    if output.suffix:
         raise DataError(f"cannot write {output}: give a folder, an image file ({_SUFFIXES}) or a .npy file")
-    elif like is not None and like.kind == "images":
-        targets = [output / Path(name).with_suffix(".png") for name in like.names]
+    if names is not None:
+        targets = [output / Path(name).with_suffix(".png") for name in names]
     else:
-        targets = [output / f"{index:06d}.png" for index in range(len(pixels))]
-    clashes = [target for target, count in Counter(targets).items() if count > 1]
+        targets = [output / f"{index:06d}.png" for index in range(count)]
+    clashes = [target for target, times in Counter(targets).items() if times > 1]
     if clashes:
         raise DataError(
             f"two items would be written to {clashes[0]} (their inputs' names differ only in their suffix); rename "
             "one of the inputs, or give -o a .npy file"
         )
-    formats = Image.registered_extensions()
-    for target, item in track(list(zip(targets, pixels)), len(targets), f"writing {len(targets)} images"):
-        buffer = io.BytesIO()
-        Image.fromarray(item[..., 0] if item.shape[-1] == 1 else item).save(buffer, format=formats.get(target.suffix.lower(), "PNG"))
-        atomic_write_bytes(target, buffer.getvalue())
     return targets
+
+
+def image_bytes(pixels: np.ndarray, suffix: str) -> bytes:
+    """uint8 pixels (H, W, C) as the bytes of an image file of the format ``suffix`` names (PNG when unknown)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    image_format = Image.registered_extensions().get(suffix.lower(), "PNG")
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+def image_pixels(values: Tensor, value_range: Sequence[float]) -> np.ndarray:
+    """Items (N, C, H, W) in ``value_range`` as uint8 pixels (N, H, W, C), clipped to the range."""
+    low, high = value_range
+    unit = ((values.detach().cpu().float() - low) / (high - low)).clamp(0.0, 1.0)
+    return (unit.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)

@@ -26,13 +26,40 @@ Format 2 is format 3 without names (flag bit 2 unknown): such files are still re
 were called relative to the folder given (``a.png``, ``cats/b.png``: images only, an array's items have none),
 so that ``decompress`` into a folder writes files of the same names.
 
-A file is checked before anything is sized by it: the checksum, then the step (finite, positive; 1 for integer
-codes), the names (each 1 to MAX_NAME_BYTES bytes of UTF-8, a relative path inside the output folder: no
-absolute path, drive, empty part, ``.``, ``..`` or backslash) and the count (at least 1, no more names than
-the bytes can hold, and no more items than the payload can hold under the tables: every symbol costs at least
-the bits of its position's most probable one), so a crafted header cannot make decoding allocate more than the
-payload could have described, nor write outside the output folder. Decompressing never writes into the run
-folder.
+A file (of one chunk; see format 4 below for several) is checked before anything is sized by it: the checksum,
+then the step (finite, positive; 1 for integer codes), the names (each 1 to MAX_NAME_BYTES bytes of UTF-8, a
+relative path inside the output folder: no absolute path, drive, empty part, ``.``, ``..`` or backslash) and the
+count (at least 1, no more names than the bytes can hold, and no more items than the payload can hold under the
+tables: every symbol costs at least the bits of its position's most probable one), so a crafted header cannot
+make decoding allocate more than the payload could have described, nor write outside the output folder.
+Decompressing never writes into the run folder.
+
+Format 4 holds inputs larger than memory: more items than one chunk (``CHUNK_BYTES`` of float32 items, at
+least one) are read, encoded and written chunk by chunk, so that ``compress`` and ``decompress`` hold one chunk,
+never the inputs, the file or the outputs::
+
+    magic, version (4), flags, model id, step    as format 3
+    chunks, each:
+        count     varint   its items, at least 1
+        names     count x (varint byte length, UTF-8), only with flag bit 2
+        size      varint   its payload's bytes
+        payload   size bytes, as format 3's (a range coder of its own per chunk)
+    end         varint   0
+    total       varint   the items of all chunks
+    checksum    4 bytes  CRC-32 of everything before it (kept as the file is written)
+
+A file of one chunk is written as format 3: format 4's framing (payload size, end, total) would cost 3 to 4
+bytes more, 5 % of a one-digit file, and a file of one chunk gains nothing from it (it fits in memory); the
+inputs' count is known before any is read (an array's header, a folder's listing), so the choice is made up
+front. ``decompress`` reads a format-4 file three times, since a compressed file is a small part of what it
+decodes to: its checksum first (so damage is refused before anything is sized by the file, as in format 3),
+then every chunk's count, size and names, each checked before it is read (at most ``MAX_CHUNK_BYTES`` of items
+a chunk, at most ``MAX_SYMBOL_BYTES`` of payload a symbol, no more items than the payload can hold, names as
+above), so that the output is sized by a total that holds and its names are known before any file is written;
+then the chunks are decoded one by one into a temporary file (``.npy``: its header, then each chunk's rows
+appended; appended rather than mapped, since the pages of a written mapping count in a process's memory until
+they are written back) or a temporary folder of images moved into place at the end. A crafted file that fails
+later (a chunk whose payload does not decode) leaves no output.
 
 Shapes are not stored: the model id fixes the model, hence the item and code shapes. Header and checksum take
 13 bytes (17 with a step other than 1) for a file of fewer than 128 items, plus the names of images; a file
@@ -45,17 +72,20 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import shutil
 import struct
+import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import constriction
 import numpy as np
 
 from autoencoders.errors import InputError
-from autoencoders.files import atomic_write_bytes
+from autoencoders.files import atomic_write_bytes, atomic_writer
 from autoencoders.progress import track
 
 if TYPE_CHECKING:
@@ -63,10 +93,13 @@ if TYPE_CHECKING:
 
 MAGIC = b"\xae\xc0"
 FORMAT_1_MAGIC = b"AEC\x1a"  # the first format, 30 bytes of header: no longer read
-FORMAT_VERSION = 3
+FORMAT_VERSION = 3  # files of one chunk
+STREAM_FORMAT_VERSION = 4  # files of several chunks, written and read chunk by chunk
 REAL_CODES, INTEGER_CODES = 0, 1
 INTEGER_FLAG, STEP_FLAG, NAMES_FLAG = 1, 2, 4
-FLAGS_OF_VERSION = {2: INTEGER_FLAG | STEP_FLAG, 3: INTEGER_FLAG | STEP_FLAG | NAMES_FLAG}  # the versions read
+FLAGS_OF_VERSION = {  # the versions read
+    2: INTEGER_FLAG | STEP_FLAG, 3: INTEGER_FLAG | STEP_FLAG | NAMES_FLAG, 4: INTEGER_FLAG | STEP_FLAG | NAMES_FLAG,
+}
 MAX_NAME_BYTES = 1024
 NAME_RULE = "no absolute path or drive, no '..', '.' or empty part, no backslash"  # what names may be
 MODEL_ID_BYTES = 4
@@ -76,6 +109,13 @@ TABLES_FOLDER = "compression"
 MAX_TABLE_WIDTH = 4096
 ESCAPE_BITS = 16  # escaped values go out as two uniform 16-bit halves of a zigzag-coded int32
 BATCH = 1024
+# a chunk holds CHUNK_BYTES of float32 items (16,777 of 1000 numbers, 21,399 MNIST digits), at least one; a
+# reader refuses chunks of more than MAX_CHUNK_BYTES of items, and payloads of more than MAX_SYMBOL_BYTES a
+# symbol (a symbol costs at most 24 bits, an escaped one 32 more), before reading or allocating them
+CHUNK_BYTES = 64 << 20
+MAX_CHUNK_BYTES = 256 << 20
+MAX_SYMBOL_BYTES = 8
+READ_BYTES = 1 << 20  # the checksum of a streamed file is computed this many bytes at a time
 # constriction's categorical models hold probabilities as 24-bit fixed point: rounding gives a symbol less than
 # 2 parts in 2**24 more than its float probability (4 are allowed for), and every other symbol at least 1 part,
 # so no symbol costs less than LEAST_SYMBOL_BITS
@@ -134,38 +174,29 @@ class Header:
     version: int = FORMAT_VERSION
     names: tuple[str, ...] = ()  # one per item, or none
 
+    chunk_names: bool = False  # format 4: every chunk holds its items' names
+
     def to_bytes(self) -> bytes:
+        """Format 2 and 3: the header up to the payload. Format 4: the part before the first chunk."""
         flags = (INTEGER_FLAG if self.kind == INTEGER_CODES else 0) | (STEP_FLAG if self.step != 1.0 else 0)
-        flags |= NAMES_FLAG if self.names else 0
+        flags |= NAMES_FLAG if self.names or self.chunk_names else 0
         step = struct.pack(">f", self.step) if flags & STEP_FLAG else b""
-        names = b"".join(_varint(len(name.encode())) + name.encode() for name in self.names)
-        return MAGIC + bytes([self.version, flags]) + self.model_id + step + _varint(self.count) + names
+        start = MAGIC + bytes([self.version, flags]) + self.model_id + step
+        if self.version == STREAM_FORMAT_VERSION:
+            return start
+        return start + _varint(self.count) + _names_bytes(self.names)
 
     @classmethod
     def parse(cls, data: bytes, source: str = "the file") -> tuple["Header", int]:
-        """The header at the start of ``data`` and where the payload begins; checks magic, version, checksum."""
-        if data[: len(FORMAT_1_MAGIC)] == FORMAT_1_MAGIC:
-            raise CompressionError(
-                f"{source} uses format version 1, which this autoencoders no longer reads (it writes version "
-                f"{FORMAT_VERSION}). Decompress it with the version that wrote it, or compress the originals again"
-            )
-        if data[: len(MAGIC)] != MAGIC:
-            raise CompressionError(
-                f"{source} is not an autoencoders compressed file (it does not start with {MAGIC!r}); "
-                "compress it with `autoencoders compress RUN INPUT -o FILE`"
-            )
+        """The header at the start of ``data`` (format 2 or 3) and where the payload begins; checks magic,
+        version, checksum."""
         reader = _Reader(data, source)
-        reader.take(len(MAGIC))
-        version, flags = reader.take(2)
-        if version not in FLAGS_OF_VERSION:
+        version, flags, model_id, step = _read_start(reader, data)
+        if version == STREAM_FORMAT_VERSION:
             raise CompressionError(
-                f"{source} uses format version {version}; this autoencoders reads versions "
-                f"{', '.join(map(str, FLAGS_OF_VERSION))}. Decompress it with the version that wrote it"
+                f"{source} is a file of several chunks (format {version}), read chunk by chunk from a file: decompress "
+                "it with `autoencoders decompress RUN FILE -o OUTPUT`"
             )
-        if flags & ~FLAGS_OF_VERSION[version]:
-            raise CompressionError(f"{source} has unknown flags {flags:#04x}; the file is damaged")
-        model_id = reader.take(MODEL_ID_BYTES)
-        (step,) = struct.unpack(">f", reader.take(4)) if flags & STEP_FLAG else (1.0,)
         count = reader.varint()
         if len(data) < reader.position + CHECKSUM_BYTES:
             raise CompressionError(f"{source} is truncated: it ends inside its header")
@@ -176,14 +207,7 @@ class Header:
             )
         reader.end = len(data) - CHECKSUM_BYTES
         names = _read_names(reader, count) if flags & NAMES_FLAG else ()
-        header = cls(INTEGER_CODES if flags & INTEGER_FLAG else REAL_CODES, model_id, step, count, version, names)
-        if not (math.isfinite(step) and step > 0):
-            raise CompressionError(f"{source} has an invalid quantization step {step}; the file is damaged")
-        if header.kind == INTEGER_CODES and flags & STEP_FLAG:
-            raise CompressionError(
-                f"{source} holds integer codes with a quantization step ({step}), which `compress` never writes; "
-                "the file is damaged"
-            )
+        header = cls(_checked_kind(flags, step, source), model_id, step, count, version, names)
         if count == 0:
             raise CompressionError(f"{source} holds no items, which `compress` never writes; the file is damaged")
         payload_words = -(-(len(data) - reader.position - CHECKSUM_BYTES) // 4)
@@ -193,6 +217,51 @@ class Header:
                 "the file is damaged"
             )
         return header, reader.position
+
+
+def _read_start(reader: _Reader, head: bytes) -> tuple[int, int, bytes, float]:
+    """(version, flags, model id, step) at the start of a file (whose first bytes are ``head``): the fields
+    every format begins with."""
+    source, start = reader.source, head[: len(FORMAT_1_MAGIC)]
+    if start == FORMAT_1_MAGIC:
+        raise CompressionError(
+            f"{source} uses format version 1, which this autoencoders no longer reads (it writes versions "
+            f"{FORMAT_VERSION} and {STREAM_FORMAT_VERSION}). Decompress it with the version that wrote it, or compress "
+            "the originals again"
+        )
+    if start[: len(MAGIC)] != MAGIC:
+        raise CompressionError(
+            f"{source} is not an autoencoders compressed file (it does not start with {MAGIC!r}); "
+            "compress it with `autoencoders compress RUN INPUT -o FILE`"
+        )
+    reader.take(len(MAGIC))
+    version, flags = reader.take(2)
+    if version not in FLAGS_OF_VERSION:
+        raise CompressionError(
+            f"{source} uses format version {version}; this autoencoders reads versions "
+            f"{', '.join(map(str, FLAGS_OF_VERSION))}. Decompress it with the version that wrote it"
+        )
+    if flags & ~FLAGS_OF_VERSION[version]:
+        raise CompressionError(f"{source} has unknown flags {flags:#04x}; the file is damaged")
+    model_id = reader.take(MODEL_ID_BYTES)
+    (step,) = struct.unpack(">f", reader.take(4)) if flags & STEP_FLAG else (1.0,)
+    return version, flags, model_id, step
+
+
+def _checked_kind(flags: int, step: float, source: str) -> int:
+    """The kind of codes the flags name, once the step is checked against it."""
+    if not (math.isfinite(step) and step > 0):
+        raise CompressionError(f"{source} has an invalid quantization step {step}; the file is damaged")
+    if flags & INTEGER_FLAG and flags & STEP_FLAG:
+        raise CompressionError(
+            f"{source} holds integer codes with a quantization step ({step}), which `compress` never writes; "
+            "the file is damaged"
+        )
+    return INTEGER_CODES if flags & INTEGER_FLAG else REAL_CODES
+
+
+def _names_bytes(names: Sequence[str]) -> bytes:
+    return b"".join(_varint(len(name.encode())) + name.encode() for name in names)
 
 
 def _read_names(reader: _Reader, count: int) -> tuple[str, ...]:
@@ -394,7 +463,16 @@ class Codec:
 
     # coding
     def compress(self, items: "torch.Tensor", names: Sequence[str] = ()) -> bytes:
-        """The file's bytes for ``items`` (N, *item_shape), with their file ``names`` when given (one each)."""
+        """The file's bytes (format 3) for ``items`` (N, *item_shape), with their file ``names`` when given (one
+        each)."""
+        header = Header(
+            INTEGER_CODES if self.integer_codes else REAL_CODES, self.model_id, self.step, len(items), names=tuple(names)
+        )
+        body = header.to_bytes() + self.payload(items, names)
+        return body + struct.pack(">I", zlib.crc32(body))
+
+    def payload(self, items: "torch.Tensor", names: Sequence[str] = ()) -> bytes:
+        """The range-coded symbols of ``items``, once they and their ``names`` are checked."""
         item_shape = tuple(self.model.config.input_shape)
         if len(items) == 0:
             raise CompressionError("there are no items to compress; give at least one")
@@ -411,27 +489,27 @@ class Codec:
                 f"the model takes items of shape {item_shape}; got {len(items)} of shape {tuple(items.shape[1:])}"
             )
         symbols = self.symbols_of_codes(self.model.encode_batches(items, batch_size=BATCH))
-        header = Header(
-            INTEGER_CODES if self.integer_codes else REAL_CODES, self.model_id, self.step, len(items), names=tuple(names)
-        )
-        body = header.to_bytes() + words_to_bytes(encode_symbols(symbols, self.tables))
-        return body + struct.pack(">I", zlib.crc32(body))
+        return words_to_bytes(encode_symbols(symbols, self.tables))
 
     def decompress(self, data: bytes, source: str = "the file") -> "torch.Tensor":
         """The decoded items of a file written by ``compress`` with this codec; any bytes that are not such a
         file raise ``CompressionError``."""
-        import torch
-
         header, start = Header.parse(data, source)
         self.check(header, source)
-        words = bytes_to_words(data[start:-CHECKSUM_BYTES])
-        codes = self.codes_of_symbols(decode_symbols(words, self.tables, header.count, source))
+        return self.decode_payload(data[start:-CHECKSUM_BYTES], header.count, source)
+
+    def decode_payload(self, payload: bytes, count: int, source: str = "the file", tracked: bool = True) -> "torch.Tensor":
+        """The ``count`` items range-coded in ``payload``; a count more than it can hold is refused first.
+        ``tracked``: report the decoding's progress (a file of several chunks reports its chunks instead)."""
+        import torch
+
+        codes = self.codes_of_symbols(decode_symbols(bytes_to_words(payload), self.tables, count, source))
         if not torch.isfinite(codes).all():
             raise CompressionError(
                 f"{source} holds codes too large for float32 at step {self.step:g}; the file is damaged"
             )
         try:
-            return decode_batches(self.model, codes)
+            return decode_batches(self.model, codes, tracked)
         except ValueError as error:  # the model's own check of its codes (a VQ model's codebook range)
             raise CompressionError(
                 f"{source} holds codes this model cannot decode ({error}); the file is damaged"
@@ -519,12 +597,14 @@ def _check_model(model) -> None:
         )
 
 
-def decode_batches(model, codes: "torch.Tensor") -> "torch.Tensor":
+def decode_batches(model, codes: "torch.Tensor", tracked: bool = True) -> "torch.Tensor":
+    """``model.decode`` of ``codes`` BATCH at a time (reported as "decoding" when ``tracked``)."""
     import torch
 
     starts = range(0, len(codes), BATCH)
     with torch.no_grad():
-        return torch.cat([model.decode(codes[start : start + BATCH]) for start in track(starts, len(starts), "decoding")])
+        batches = track(starts, len(starts), "decoding") if tracked else starts
+        return torch.cat([model.decode(codes[start : start + BATCH]) for start in batches])
 
 
 # -- entropy coding -------------------------------------------------------------------------------------
@@ -548,12 +628,7 @@ def encode_symbols(symbols: np.ndarray, tables: Tables) -> np.ndarray:
 
 def decode_symbols(words: np.ndarray, tables: Tables, count: int, source: str) -> np.ndarray:
     """The symbols (count, positions) of ``words``; a count more than the words can hold is refused first."""
-    most = tables.most_items(len(words))
-    if count > most:
-        raise CompressionError(
-            f"{source} claims {count} items, but its {4 * len(words)} bytes of payload hold at most {most} under "
-            "this model's tables; the file is damaged"
-        )
+    check_count(count, len(words), tables, source)
     width = tables.counts.shape[1] - 1
     decoder = constriction.stream.queue.RangeDecoder(words)
     probabilities = tables.probabilities()
@@ -576,21 +651,41 @@ def decode_symbols(words: np.ndarray, tables: Tables, count: int, source: str) -
     return symbols
 
 
+def check_count(count: int, words: int, tables: Tables, source: str) -> None:
+    """Refuse ``count`` items when ``words`` range-coder words cannot hold them under ``tables``."""
+    most = tables.most_items(words)
+    if count > most:
+        raise CompressionError(
+            f"{source} claims {count} items, but its {4 * words} bytes of payload hold at most {most} under "
+            "this model's tables; the file is damaged"
+        )
+
+
 # -- files ------------------------------------------------------------------------------------------------
 def compress_files(run: str | Path, inputs: list[str | Path], out: str | Path, step: float | None = None,
-                   data_dir: str | Path | None = None) -> tuple[int, int]:
-    """Compress images/folders/.npy arrays with a run's model into ``out``; returns (items, bytes)."""
-    from autoencoders.data.inputs import read_items
+                   data_dir: str | Path | None = None, chunk_items: int | None = None) -> tuple[int, int]:
+    """Compress images/folders/.npy arrays with a run's model into ``out``; returns (items, bytes).
+
+    Inputs of at most one chunk (``chunk_items`` items; by default as many as CHUNK_BYTES of float32 hold) are
+    read whole and written as one (format 3); more are read, encoded and written chunk by chunk (format 4),
+    so that memory holds one chunk, never the inputs or the file. Either is written to a temporary file and
+    renamed into place when complete."""
+    from autoencoders.data.inputs import read_items, stream_items
 
     codec = Codec.from_run(run, step=step, data_dir=data_dir)
     config = codec.model.config
-    items = read_items(inputs, tuple(config.input_shape), tuple(config.value_range))
-    if len(items.values) == 0:
-        names = ", ".join(str(source) for source in ([inputs] if isinstance(inputs, (str, Path)) else inputs))
-        raise CompressionError(f"{names}: no items to compress; give images or a .npy array of at least one item")
-    data = codec.compress(items.values, items.names if items.kind == "images" else ())
-    atomic_write_bytes(out, data)
-    return len(items.values), len(data)
+    item_shape, value_range = tuple(config.input_shape), tuple(config.value_range)
+    stream = stream_items(inputs, item_shape, value_range)
+    per_chunk = chunk_items or max(1, CHUNK_BYTES // (4 * math.prod(item_shape)))
+    if stream.count <= per_chunk:
+        items = read_items(inputs, item_shape, value_range)
+        data = codec.compress(items.values, items.names if items.kind == "images" else ())
+        atomic_write_bytes(out, data)
+        return len(items.values), len(data)
+    chunks = track(stream.chunks(per_chunk), -(-stream.count // per_chunk), f"compressing {stream.count} items")
+    with atomic_writer(out) as handle:
+        size = write_chunks(codec, handle, chunks, named=stream.kind == "images")
+    return stream.count, size
 
 
 def decompress_file(run: str | Path, path: str | Path, out: str | Path,
@@ -598,7 +693,8 @@ def decompress_file(run: str | Path, path: str | Path, out: str | Path,
     """Decode a file written by ``compress_files`` with the same run; writes .npy, a .png or a folder of PNGs
     (named as the compressed images were; an array's items as 000000.png, 000001.png ...).
 
-    Nothing is written into the run: tables for a step the run has not saved are fitted in memory only."""
+    A file of several chunks is decoded and written chunk by chunk (``decompress_chunks``). Nothing is written
+    into the run: tables for a step the run has not saved are fitted in memory only."""
     from autoencoders.data.inputs import Items, write_items
 
     path = Path(path)
@@ -607,6 +703,10 @@ def decompress_file(run: str | Path, path: str | Path, out: str | Path,
     if path.is_dir():
         raise CompressionError(f"{path} is a folder; give the compressed file written by `autoencoders compress`")
     try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(MAGIC) + 1)
+        if head == MAGIC + bytes([STREAM_FORMAT_VERSION]):
+            return decompress_chunks(run, path, Path(out), data_dir)
         data = path.read_bytes()
     except OSError as error:
         raise CompressionError(f"{path} cannot be read ({error.strerror})") from error
@@ -615,3 +715,171 @@ def decompress_file(run: str | Path, path: str | Path, out: str | Path,
     items = codec.decompress(data, str(path))
     like = Items(items, list(header.names), "images") if header.names else None
     return write_items(items, out, tuple(codec.model.config.value_range), like=like)
+
+
+# -- files of several chunks (format 4) ----------------------------------------------------------------------
+class _Checksummed:
+    """A binary handle that keeps the size and CRC-32 of what is written through it."""
+
+    def __init__(self, handle):
+        self.handle, self.size, self.crc = handle, 0, 0
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+        self.size += len(data)
+        self.crc = zlib.crc32(data, self.crc)
+
+
+def write_chunks(codec: Codec, handle, chunks: Iterable[tuple["torch.Tensor", Sequence[str]]], named: bool) -> int:
+    """Write a file of several chunks (format 4) of ``chunks`` (items, their names: stored when ``named``) to
+    ``handle``, each encoded as it comes; returns the bytes written."""
+    out = _Checksummed(handle)
+    out.write(Header(INTEGER_CODES if codec.integer_codes else REAL_CODES, codec.model_id, codec.step, 0,
+                     STREAM_FORMAT_VERSION, chunk_names=named).to_bytes())
+    total = 0
+    for items, names in chunks:
+        names = tuple(names) if named else ()
+        payload = codec.payload(items, names)
+        out.write(_varint(len(items)) + _names_bytes(names) + _varint(len(payload)) + payload)
+        total += len(items)
+    out.write(_varint(0) + _varint(total))
+    handle.write(struct.pack(">I", out.crc))
+    return out.size + CHECKSUM_BYTES
+
+
+class _FileReader(_Reader):
+    """A ``_Reader`` over an open file of ``size`` bytes, read as it is taken, keeping the CRC-32 of what was read."""
+
+    def __init__(self, handle, size: int, source: str):
+        self.handle, self.position, self.end, self.source, self.crc = handle, 0, size - CHECKSUM_BYTES, source, 0
+
+    def take(self, size: int) -> bytes:
+        if self.position + size > self.end:
+            raise CompressionError(f"{self.source} is truncated or damaged: it ends inside a chunk")
+        data = self.handle.read(size)
+        if len(data) != size:
+            raise CompressionError(f"{self.source} changed while it was being read; decompress it again once it is complete")
+        self.crc = zlib.crc32(data, self.crc)
+        self.position += size
+        return data
+
+
+def _check_checksum(handle, size: int, source: str) -> None:
+    """Refuse a file whose last 4 bytes are not the CRC-32 of the bytes before them, read READ_BYTES at a time."""
+    crc, left = 0, size - CHECKSUM_BYTES
+    while left > 0:
+        block = handle.read(min(READ_BYTES, left))
+        if not block:
+            break
+        crc, left = zlib.crc32(block, crc), left - len(block)
+    stored = handle.read(CHECKSUM_BYTES)
+    if left != 0 or len(stored) != CHECKSUM_BYTES or struct.unpack(">I", stored)[0] != crc:
+        raise CompressionError(f"{source} is damaged or truncated (its checksum does not match); copy or compress it again")
+
+
+def read_chunks(handle, size: int, codec: Codec, source: str, decode: bool) -> Iterator[tuple[int, tuple[str, ...], "torch.Tensor | None"]]:
+    """(count, names, items: None unless ``decode``) of every chunk of a format-4 file open as ``handle`` (at
+    its start), each chunk checked before anything is sized by it; then the end, total and checksum."""
+    head = handle.read(len(FORMAT_1_MAGIC))
+    handle.seek(0)
+    reader = _FileReader(handle, size, source)
+    version, flags, model_id, step = _read_start(reader, head)
+    codec.check(Header(_checked_kind(flags, step, source), model_id, step, 0, version), source)  # still this codec's file
+    item_bytes = 4 * math.prod(codec.model.config.input_shape)
+    most_items, positions = max(1, MAX_CHUNK_BYTES // item_bytes), len(codec.tables.offsets)
+    total, index = 0, 0
+    while count := reader.varint():
+        index += 1
+        where = f"{source} (chunk {index})"
+        if count > most_items:
+            raise CompressionError(
+                f"{where} claims {count} items, more than a chunk may hold ({most_items} of this model's); the file is damaged"
+            )
+        names = _read_names(reader, count) if flags & NAMES_FLAG else ()
+        payload_bytes, most_bytes = reader.varint(), MAX_SYMBOL_BYTES * (count * positions + 1)
+        if payload_bytes > min(most_bytes, reader.end - reader.position):
+            raise CompressionError(
+                f"{where} claims a payload of {payload_bytes} bytes, more than {count} items can take or the file holds; "
+                "the file is damaged"
+            )
+        payload = reader.take(payload_bytes)
+        check_count(count, -(-payload_bytes // 4), codec.tables, where)
+        yield count, names, codec.decode_payload(payload, count, where, tracked=False) if decode else None
+        total += count
+    if index == 0:
+        raise CompressionError(f"{source} holds no items, which `compress` never writes; the file is damaged")
+    claimed = reader.varint()
+    if claimed != total or reader.position != reader.end:
+        raise CompressionError(
+            f"{source} ends wrongly (it claims {claimed} items in all; its {index} chunks hold {total}); the file is damaged"
+        )
+    if handle.read(CHECKSUM_BYTES) != struct.pack(">I", reader.crc):
+        raise CompressionError(f"{source} changed while it was being read; decompress it again once it is complete")
+
+
+def decompress_chunks(run: str | Path, path: Path, out: Path, data_dir: str | Path | None = None) -> list[Path]:
+    """Decode a file of several chunks (format 4) into ``out`` (as ``decompress_file``) with bounded memory.
+
+    The file is read three times: its checksum first (a damaged or truncated file is refused before anything
+    is sized by it, as a file of one chunk is), then its chunks' counts and names are checked (so the output
+    can be sized and its names checked before any is written), then the chunks are decoded one by one and
+    written: a ``.npy`` through a temporary file, images into a temporary folder beside ``out``, moved into
+    place once all are written. A compressed file is a small part of what it decodes to, so reading it again
+    costs little."""
+    from autoencoders.data.inputs import image_targets
+
+    source = str(path)
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        _check_checksum(handle, size, source)
+        handle.seek(0)
+        head = handle.read(len(FORMAT_1_MAGIC))
+        handle.seek(0)
+        version, flags, model_id, step = _read_start(_FileReader(handle, size, source), head)
+    header = Header(_checked_kind(flags, step, source), model_id, step, 0, version, chunk_names=bool(flags & NAMES_FLAG))
+    codec = Codec.from_run(run, step=step, data_dir=data_dir, write_tables=False)
+    codec.check(header, source)
+    with open(path, "rb") as handle:
+        listed = [(count, names) for count, names, _ in read_chunks(handle, size, codec, source, decode=False)]
+    total = sum(count for count, _ in listed)
+    config = codec.model.config
+    item_shape, value_range = tuple(config.input_shape), tuple(config.value_range)
+    names = [name for _, chunk_names in listed for name in chunk_names] if header.chunk_names else None
+    targets = None if out.suffix.lower() == ".npy" else image_targets(out, total, item_shape, names)
+    with open(path, "rb") as handle:
+        chunks = track(read_chunks(handle, size, codec, source, decode=True), len(listed), f"decompressing {total} items")
+        items = (items for _, _, items in chunks)
+        if targets is None:
+            return [_write_npy(out, items, (total, *item_shape))]
+        return _write_images(out, targets, items, value_range)
+
+
+def _write_npy(out: Path, chunks: Iterable["torch.Tensor"], shape: tuple[int, ...]) -> Path:
+    """A float32 ``.npy`` of ``shape``: its header, then each chunk's items appended, through a temporary file."""
+    with atomic_writer(out) as handle:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(handle, header)
+        for items in chunks:
+            handle.write(items.numpy().astype(np.float32, copy=False).tobytes())
+    return out
+
+
+def _write_images(out: Path, targets: list[Path], chunks: Iterable["torch.Tensor"], value_range) -> list[Path]:
+    """Each chunk's items as the image files ``targets`` (inside ``out``, or ``out`` itself), written into a
+    temporary folder beside ``out`` and moved into place once all are written: an error leaves none of them."""
+    from autoencoders.data.inputs import image_bytes, image_pixels
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    try:
+        staged = iter(staging / target.relative_to(out.parent) for target in targets)
+        for items in chunks:
+            for pixels, path in zip(image_pixels(items, value_range), staged):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(image_bytes(pixels, path.suffix))  # in a temporary folder: no need to write each atomically
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / target.relative_to(out.parent), target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return targets

@@ -156,11 +156,6 @@ def main() -> None:
         f"1 CPU thread (2 shared cores); each model trained {args.train_minutes:g} min wall-clock, "
         f"{len(rate_weights)} model(s) per dataset"
     )
-    saved = RESULTS / "rate_distortion.json"
-    # a run of some datasets replaces those and keeps the others' earlier results
-    results: dict = json.loads(saved.read_text()) if saved.exists() else {"datasets": {}}
-    results.update(items=args.items)
-    results["datasets"] = {name: entry for name, entry in results["datasets"].items() if name not in args.datasets.split(",")}
     for dataset in args.datasets.split(","):
         x = load_dataset(dataset, data_dir=data_dir()).test[: args.items]
         curves = {
@@ -180,10 +175,20 @@ def main() -> None:
                 "dataset": DATASETS.get(dataset, dataset), "items": len(x), "budget": budget,
                 "curves": {name: points for name, points in curves.items() if "λ" not in name or f"λ={rate_weight:g}" in name},
             })
-            results["datasets"][dataset] = {"curves": curves, "runs": runs, "budget": budget}
-            write_result("rate_distortion", results)  # after every model: a stopped run keeps what it measured
-        write_result("rate_distortion", results)
+            results = save_dataset(dataset, {"curves": curves, "runs": runs, "budget": budget}, args.items)  # after every model
     publish(results)
+
+
+def save_dataset(dataset: str, entry: dict, items: int) -> dict:
+    """The saved results with ``dataset``'s entry replaced, read afresh: the other datasets keep their results,
+    even those another run of this script (one dataset each, side by side) wrote meanwhile."""
+    saved = RESULTS / "rate_distortion.json"
+    results = json.loads(saved.read_text()) if saved.exists() else {"datasets": {}}
+    results = {key: value for key, value in results.items() if key != "machine"}
+    results["items"] = items
+    results["datasets"][dataset] = entry
+    write_result("rate_distortion", results)
+    return results
 
 
 def publish(results: dict) -> None:

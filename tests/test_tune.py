@@ -101,6 +101,29 @@ def test_a_killed_worker_s_trial_is_marked_failed_and_the_study_continues(tmp_pa
     assert (result.finished, result.failed) == (1, 1)
 
 
+def test_a_killed_tune_with_two_jobs_leaves_no_worker_training(tmp_path, good_space):
+    folder = tmp_path / "study"
+    command = [
+        sys.executable, "-c", "from autoencoders.cli import main; main()", "tune", "vae", "--data", "digits", "--jobs", "2",
+        "--trials", "50", "--epochs", "1000", "--hidden", "32", "--space", str(good_space), "--out", str(folder),
+    ]
+    main = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while len(list(folder.glob("trials/*/metrics.csv"))) < 2:  # both workers are training
+            assert main.poll() is None and time.time() < deadline, "the two workers did not both start a trial"
+            time.sleep(0.2)
+        children = [int(pid) for pid in Path(f"/proc/{main.pid}/task/{main.pid}/children").read_text().split()]
+    finally:
+        main.send_signal(signal.SIGKILL)
+        main.wait()
+    deadline = time.time() + 10
+    while any(Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text() for pid in children):
+        assert time.time() < deadline, "a worker went on after its tune was killed"
+        time.sleep(0.2)
+
+
 def test_two_objectives_give_a_pareto_front(tmp_path, one_thread):
     space = write_space(tmp_path / "space.yaml", "rate_weight: {type: float, low: 0.001, high: 1, log: true}\nlatent_dim: null\nlr: null\nbatch_size: null\n")
     folder = tmp_path / "cae"

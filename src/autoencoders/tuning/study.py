@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,7 @@ STUDY_DB = "study.db"
 STARTUP_TRIALS = 5  # random trials before TPE models the results
 PRUNE_AFTER_TRIALS = 2  # completed trials the median rule needs before it prunes
 PRUNE_WARMUP_EPOCHS = 1  # a trial is never pruned on its first validation
+PR_SET_PDEATHSIG = 1  # Linux prctl: the signal a process gets when its parent ends
 FAILURES_IN_A_ROW = 10  # a worker stops when this many of its trials fail one after another
 # the options of ``train`` that ``tune`` passes on to every trial as they are given
 TRAIN_OPTIONS = ("arch", "hidden", "latent_dim", "batch_size", "epochs", "max_steps", "lr", "seed", "data_dir", "limit")
@@ -308,6 +311,17 @@ def _run_workers(plan: Plan, jobs: int) -> None:
         log.warning("%d of %d worker processes ended with an error (exit codes %s)", len(failed), jobs - 1, failed)
 
 
+def _end_with_parent() -> None:
+    """A spawned worker is killed when the process that started it ends, however it ends: a killed ``tune`` leaves
+    no worker training on (its trial stays running, and the next call marks it failed, as for the main worker)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:  # the parent ended before the request was made
+            os._exit(1)
+
+
 def work(plan: Plan, worker: int, jobs: int = 1) -> None:
     """One worker: run trials until the study holds ``plan.trials`` finished ones or the deadline passes."""
     import optuna
@@ -320,6 +334,7 @@ def work(plan: Plan, worker: int, jobs: int = 1) -> None:
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
         if worker:  # a spawned process: its progress lines go to stderr as the command's notes do
+            _end_with_parent()
             handler = logging.StreamHandler()
             handler.setFormatter(logging.Formatter("note: %(message)s"))
             log.addHandler(handler)

@@ -153,8 +153,9 @@ def main() -> None:
     rate_weights = [float(value) for value in args.rate_weights.split(",")]
     steps = tuple(float(value) for value in args.steps.split(","))
     budget = (
-        f"1 CPU thread (2 shared cores); each model trained {args.train_minutes:g} min wall-clock, "
-        f"{len(rate_weights)} model(s) per dataset"
+        "1 CPU thread (2 shared cores); each model trained "
+        + (f"{args.max_steps} steps (at most {args.train_minutes:g} min), " if args.max_steps else f"{args.train_minutes:g} min wall-clock, ")
+        + f"{len(rate_weights)} model(s) per dataset"
     )
     for dataset in args.datasets.split(","):
         x = load_dataset(dataset, data_dir=data_dir()).test[: args.items]

@@ -77,26 +77,37 @@ def valid_file(codec) -> bytes:
     return codec.compress(load_dataset("digits").test[:20])
 
 
-def _decoded_or_refused(codec: Codec, data: bytes) -> torch.Tensor | None:
-    """Decompress ``data``: the items, or None when it is refused with a CompressionError; any other exception
+def _bounded_or_refused(decode, data: bytes):
+    """``decode()``'s result, or None when it refuses ``data`` with a one-line CompressionError; any other exception
     fails the test, and so does a peak of Python and numpy allocations above MEMORY_BOUND."""
     tracemalloc.start()
     try:
         try:
-            header, _ = Header.parse(data)
-            assert all(_stays_inside(name) for name in header.names)  # what decompress would write to
-            items = codec.decompress(data)
+            result = decode()
         except CompressionError as error:
             assert "\n" not in str(error)  # one line, as the command line prints it
             # which check refused it, numbers blanked: --hypothesis-show-statistics counts them
             event(re.sub(r"\(.*\)|[-+\w.]*\d[\w.]*", "#", str(error)))
-            items = None
+            result = None
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert peak < MEMORY_BOUND, f"decoding {len(data)} bytes took {peak / 2**20:.0f} MiB"
-    if items is not None:  # torch's own memory is not traced: its size follows from the count's bound
+    if result is not None:
         event("decoded")
+    return result
+
+
+def _decoded_or_refused(codec: Codec, data: bytes) -> torch.Tensor | None:
+    """Decompress ``data``: the items, or None when it is refused (``_bounded_or_refused``)."""
+
+    def decode() -> torch.Tensor:
+        header, _ = Header.parse(data)
+        assert all(_stays_inside(name) for name in header.names)  # what decompress would write to
+        return codec.decompress(data)
+
+    items = _bounded_or_refused(decode, data)
+    if items is not None:  # torch's own memory is not traced: its size follows from the count's bound
         assert len(items) <= codec.tables.most_items(len(data) // 4 + 1)
     return items
 
@@ -112,24 +123,11 @@ def valid_chunked_file(codec) -> bytes:
 
 def _chunks_decoded_or_refused(codec: Codec, data: bytes) -> list | None:
     """Read every chunk of ``data`` as a file of several chunks and decode it: the chunks, or None when it is
-    refused with a CompressionError; as ``_decoded_or_refused``, anything else fails the test."""
-    tracemalloc.start()
-    try:
-        try:
-            chunks = list(read_chunks(io.BytesIO(data), len(data), codec, "the file", decode=True))
-        except CompressionError as error:
-            assert "\n" not in str(error)
-            event(re.sub(r"\(.*\)|[-+\w.]*\d[\w.]*", "#", str(error)))
-            chunks = None
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < MEMORY_BOUND, f"decoding {len(data)} bytes took {peak / 2**20:.0f} MiB"
-    if chunks is not None:
-        event("decoded")
-        for count, names, items in chunks:
-            assert len(items) == count <= codec.tables.most_items(len(data) // 4 + 1)
-            assert len(names) == count and all(_stays_inside(name) for name in names)
+    refused (``_bounded_or_refused``)."""
+    chunks = _bounded_or_refused(lambda: list(read_chunks(io.BytesIO(data), len(data), codec, "the file", decode=True)), data)
+    for count, names, items in chunks or ():
+        assert len(items) == count <= codec.tables.most_items(len(data) // 4 + 1)
+        assert len(names) == count and all(_stays_inside(name) for name in names)
     return chunks
 
 

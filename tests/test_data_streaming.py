@@ -206,3 +206,12 @@ def test_a_folder_of_parquet_files_is_one_table_and_a_file_missing_a_column_is_n
     parts[2].drop(columns="b").to_parquet(folder / "part-2.parquet", index=False)
     with pytest.raises(DataError, match=r"part-2.parquet \(file 3 of 3 of .*parts\) has no column\(s\) b"):
         load_dataset(str(folder), stream=True)
+
+
+def test_a_nan_in_a_streamed_array_is_refused_naming_its_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(streaming, "CHUNK_BYTES", 4 * 8 * 100)  # chunks of 100 rows of 8 numbers
+    values = np.zeros((300, 8), dtype=np.float32)
+    values[250, 3] = np.nan
+    np.save(tmp_path / "a.npy", values)
+    with pytest.raises(DataError, match=r"a.npy \(rows 200 to 299\) holds 1 NaN .* first at index \(50, 3\)"):
+        load_dataset(str(tmp_path / "a.npy"), stream=True)

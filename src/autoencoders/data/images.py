@@ -29,7 +29,7 @@ from autoencoders.data.errors import DataError
 from autoencoders.data.files import fetch, search_folders
 from autoencoders.data.registry import DATASETS, Dataset, Request
 from autoencoders.data.splits import carve_validation, generator, three_way_split
-from autoencoders.data.streaming import NUMBER_KINDS, Rows, npy_rows, should_stream, value_summary
+from autoencoders.data.streaming import NUMBER_KINDS, Rows, finite_float32, npy_rows, should_stream, value_summary
 
 DIGIT_NAMES = [str(digit) for digit in range(10)]
 FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -533,21 +533,6 @@ def read_npy_bytes(data: bytes, source: str = "the .npy bytes") -> np.ndarray:
         )
     array = np.frombuffer(data, dtype=dtype, count=count, offset=stream.tell())
     return array.reshape(shape, order="F" if fortran_order else "C").copy()
-
-
-def finite_float32(array: np.ndarray, path: Path) -> np.ndarray:
-    """The array as float32; NaN, infinities and values beyond float32's range are refused, with the index of
-    the first one."""
-    with np.errstate(over="ignore", invalid="ignore"):  # a value too large for float32 becomes inf, refused below
-        values = array.astype(np.float32)
-    finite = np.isfinite(values)
-    if not finite.all():
-        first = tuple(int(index) for index in np.argwhere(~finite)[0])
-        raise DataError(
-            f"{path} holds {int((~finite).sum())} NaN or infinite values (or values beyond float32's ±3.4e38), the "
-            f"first at index {first}; replace them or remove those items"
-        )
-    return values
 
 
 def load_array(request: Request, test_size: int | float | None = None, stream: bool | None = None) -> Dataset:

@@ -33,8 +33,8 @@ import torch
 from torch import Tensor
 
 from autoencoders.data.errors import DataError
-from autoencoders.data.images import IMAGE_SUFFIXES, finite_float32, open_image, read_npy
-from autoencoders.data.streaming import RowFile, npy_rows
+from autoencoders.data.images import IMAGE_SUFFIXES, open_image, read_npy
+from autoencoders.data.streaming import RowFile, finite_float32, npy_rows
 from autoencoders.files import atomic_write_bytes
 from autoencoders.progress import track
 

@@ -231,20 +231,28 @@ def npy_rows(path: Path) -> RowFile:
     return RowFile(path, offset, dtype, shape[1:], shape[0])
 
 
+def finite_float32(array: np.ndarray, path: Path | str) -> np.ndarray:
+    """The array as float32; NaN, infinities and values beyond float32's range are refused, with the index of
+    the first one."""
+    with np.errstate(over="ignore", invalid="ignore"):  # a value too large for float32 becomes inf, refused below
+        values = array.astype(np.float32)
+    finite = np.isfinite(values)
+    if not finite.all():
+        first = tuple(int(index) for index in np.argwhere(~finite)[0])
+        raise DataError(
+            f"{path} holds {int((~finite).sum())} NaN or infinite values (or values beyond float32's ±3.4e38), the "
+            f"first at index {first}; replace them or remove those items"
+        )
+    return values
+
+
 def value_summary(file: RowFile, divisor: float) -> tuple[float, float, bool]:
     """(min, max, whether every value is 0 or 1) of a file's items divided by ``divisor``, in one pass that also
     refuses NaN, infinite and beyond-float32 values by the first item holding one."""
     low, high, binary = np.inf, -np.inf, True
     for start, raw in file.chunks():
-        with np.errstate(over="ignore", invalid="ignore"):
-            values = raw.astype(np.float32) / np.float32(divisor)
-        finite = np.isfinite(values)
-        if not finite.all():
-            first = tuple(int(i) for i in np.argwhere(~finite)[0])
-            raise DataError(
-                f"{file.path} holds NaN or infinite values (or values beyond float32's ±3.4e38), the first at index "
-                f"{(first[0] + start, *first[1:])}; replace them or remove those items"
-            )
+        # named with its rows, as a streamed read names them, so that an index in the message can be found in the file
+        values = finite_float32(raw, f"{file.path} (rows {start} to {start + len(raw) - 1})") / np.float32(divisor)
         low, high = min(low, float(values.min())), max(high, float(values.max()))
         binary = binary and bool(((values == 0) | (values == 1)).all())
     return low, high, binary

@@ -110,7 +110,7 @@ def read_codes(path: str | Path, code_size: int) -> Tensor:
         raise InputError(f"{path}: codes come in a .npy or a .parquet file")
     if array.ndim != 2 or array.shape[1] != code_size or not np.issubdtype(array.dtype, np.number):
         raise InputError(f"codes must be numbers of shape (N, {code_size}); {path} has {array.dtype} {tuple(array.shape)}")
-    from autoencoders.data.images import finite_float32
+    from autoencoders.data.streaming import finite_float32
 
     return torch.as_tensor(finite_float32(np.asarray(array), path))
 

@@ -158,7 +158,8 @@ def labels_of(served, labels: Any, count: int) -> Tensor | None:
 
 def codes_of_request(served, body: bytes, kind: str, query_labels: str | None) -> tuple[Tensor, Tensor | None]:
     """The codes (N, *code_shape) of a /decode request, from JSON ``{"codes": ...}`` or a .npy body."""
-    from autoencoders.data.images import finite_float32, read_npy_bytes
+    from autoencoders.data.images import read_npy_bytes
+    from autoencoders.data.streaming import finite_float32
 
     if kind == "application/json":
         payload = parse_json(body)

@@ -54,22 +54,30 @@ def parse_ints(text: str | Any, option: str = "--hidden") -> tuple[int, ...]:
         raise InputError(f"{option} takes comma-separated integers such as 512,256; got {text!r}") from None
 
 
-def read_run_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A run file as (train's options, settings): see the module's docstring."""
+def read_yaml_mapping(path: str | Path, what: str, max_bytes: int, example: str, error: type = InputError) -> dict[str, Any]:
+    """A short YAML file holding a mapping with text keys, read with the project's loader after a size check;
+    each problem raises ``error`` in one line naming the file as ``what`` (e.g. "config file") and the mapping
+    expected (``example``)."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"config file {path} does not exist")
-    text = path.read_bytes()[: MAX_RUN_FILE_BYTES + 1]
-    if len(text) > MAX_RUN_FILE_BYTES:
-        raise InputError(f"config file {path} is larger than {MAX_RUN_FILE_BYTES} bytes; a run file is a short mapping")
+        raise error(f"{what} {path} does not exist")
+    text = path.read_bytes()[: max_bytes + 1]
+    if len(text) > max_bytes:
+        raise error(f"{what} {path} is larger than {max_bytes} bytes; it should be a short mapping")
     try:
-        options = yaml.load(text, Loader=_loader()) or {}
-    except yaml.YAMLError as error:
-        raise InputError(f"{path} is not valid YAML ({' '.join(str(error).split())})") from error
-    if not isinstance(options, dict) or not all(isinstance(key, str) for key in options):
-        raise InputError(f"{path} must hold a mapping of option: value (e.g. `data: mnist` on a line)")
+        entries = yaml.load(text, Loader=_loader()) or {}
+    except yaml.YAMLError as problem:
+        raise error(f"{what} {path} is not valid YAML ({' '.join(str(problem).split())})") from problem
+    if not isinstance(entries, dict) or not all(isinstance(key, str) for key in entries):
+        raise error(f"{what} {path} must hold a mapping of {example}")
+    return entries
+
+
+def read_run_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run file as (train's options, settings): see the module's docstring."""
+    options = read_yaml_mapping(path, "config file", MAX_RUN_FILE_BYTES, "option: value (e.g. `data: mnist` on a line)")
     settings = options.pop("set", None) or options.pop("settings", None) or {}
     if not isinstance(settings, dict):
         raise InputError(f"{path}: `set:` holds a mapping of setting: value")

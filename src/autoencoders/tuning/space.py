@@ -90,23 +90,9 @@ def search_space(model_name: str, space_file: str | Path | None = None, fixed: s
 
 def read_space_file(path: str | Path) -> dict[str, Any]:
     """A space file's mapping of name -> spec (or null), as YAML; its values are checked by ``search_space``."""
-    import yaml
+    from autoencoders.settings import read_yaml_mapping
 
-    from autoencoders.settings import _loader
-
-    path = Path(path)
-    if not path.is_file():
-        raise SpaceError(f"space file {path} does not exist")
-    text = path.read_bytes()[: MAX_SPACE_FILE_BYTES + 1]
-    if len(text) > MAX_SPACE_FILE_BYTES:
-        raise SpaceError(f"space file {path} is larger than {MAX_SPACE_FILE_BYTES} bytes; a space is a short mapping")
-    try:
-        entries = yaml.load(text, Loader=_loader()) or {}
-    except yaml.YAMLError as error:
-        raise SpaceError(f"space file {path} is not valid YAML ({' '.join(str(error).split())})") from error
-    if not isinstance(entries, dict) or not all(isinstance(name, str) for name in entries):
-        raise SpaceError(f"space file {path} must be a mapping of setting: {{type: float, low: ..., high: ...}}")
-    return entries
+    return read_yaml_mapping(path, "space file", MAX_SPACE_FILE_BYTES, "setting: {type: float, low: ..., high: ...}", SpaceError)
 
 
 def _target(name: str, config_class: type) -> str:

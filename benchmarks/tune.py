@@ -141,9 +141,9 @@ def scored(args, run) -> dict:
 def one_thread(side, args, runs: Path) -> dict:
     import torch
 
-    from autoencoders.tuning.study import _end_with_parent
+    from autoencoders.tuning.study import end_with_parent
 
-    _end_with_parent()  # a killed benchmark leaves no side training on
+    end_with_parent()  # a killed benchmark leaves no side training on
     torch.set_num_threads(1)
     return side(args, runs)
 

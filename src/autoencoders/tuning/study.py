@@ -311,7 +311,7 @@ def _run_workers(plan: Plan, jobs: int) -> None:
         log.warning("%d of %d worker processes ended with an error (exit codes %s)", len(failed), jobs - 1, failed)
 
 
-def _end_with_parent() -> None:
+def end_with_parent() -> None:
     """A spawned worker is killed when the process that started it ends, however it ends: a killed ``tune`` leaves
     no worker training on (its trial stays running, and the next call marks it failed, as for the main worker)."""
     if sys.platform.startswith("linux"):
@@ -334,7 +334,7 @@ def work(plan: Plan, worker: int, jobs: int = 1) -> None:
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))
         if worker:  # a spawned process: its progress lines go to stderr as the command's notes do
-            _end_with_parent()
+            end_with_parent()
             handler = logging.StreamHandler()
             handler.setFormatter(logging.Formatter("note: %(message)s"))
             log.addHandler(handler)

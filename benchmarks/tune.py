@@ -218,7 +218,7 @@ def table(result: dict) -> str:
     ]
     for name, side in (("default settings", default), ("tuned", tuned)):
         s = side["settings"]
-        lines.append(f"| {name} | {s['lr']:.3g} | {s.get('lr_schedule', 'constant')} | {s['batch_size']} | {s['latent_dim']} | {'-'.join(map(str, s['hidden'])) or 'default'} "
+        lines.append(f"| {name} | {s['lr']:.3g} | {s['lr_schedule']} | {s['batch_size']} | {s['latent_dim']} | {'-'.join(map(str, s['hidden'])) or 'default'} "
                      f"| {side['steps']} | {side['training_seconds']:.0f} | **{side['test_nll']:.2f}** |")
     lines += ["", f"Per-trial overhead beyond training (set-up, data, run folder, bookkeeping): mean {study['overhead_seconds_mean']} s, "
               f"median {study['overhead_seconds_median']} s, max {study['overhead_seconds_max']} s (the first trial pays the imports); "
@@ -229,20 +229,20 @@ def table(result: dict) -> str:
     rd = result.get("rd")
     if rd:
         dominated = [p for p in rd["hand_picked"] if p["dominated_by"]]
-        cpu_minutes = rd["minutes"] * rd.get("jobs", 1)
+        cpu_minutes = rd["minutes"] * rd["jobs"]
         lines += [
             "", f"Rate–distortion study (compressive AE, `--metric rate,psnr`, spatial 32-32, code 8×7×7): {rd['minutes']:.0f} minutes "
-            f"on {rd.get('jobs', 1)} worker(s) of one thread ({cpu_minutes:.0f} CPU-minutes; {rd['wall_seconds']:.0f} s wall), "
+            f"on {rd['jobs']} worker(s) of one thread ({cpu_minutes:.0f} CPU-minutes; {rd['wall_seconds']:.0f} s wall), "
             f"{rd['study']['trials']} trials of ≤ {rd['trial_seconds']} s, {rd['study']['pruned']} pruned (no pruning with two "
             f"objectives), {rd['study']['failed']} failed; load average {rd['load_average'][0]} / {rd['load_average'][1]}. "
-            f"The {rd.get('front_models', len(rd['front']))} Pareto-front models, each compressed at the hand-picked models' steps "
+            f"The {rd['front_models']} Pareto-front models, each compressed at the hand-picked models' steps "
             "(1000 test images in one file), against rate_distortion.py's hand-picked models (2 models, 22 min each: "
             "44 CPU-minutes) at their steps; the front's points that no other front point dominates:", "",
             "| Pareto trial | λ | lr | training steps | step | bytes/image | PSNR dB |", "|---|---|---|---|---|---|---|",
         ]
         undominated = [f for f in rd["front"] if not any(g is not f and g["bytes_per_item"] <= f["bytes_per_item"] and g["psnr"] >= f["psnr"]
                                                           and (g["bytes_per_item"], g["psnr"]) != (f["bytes_per_item"], f["psnr"]) for g in rd["front"])]
-        lines += [f"| {f['trial']} | {f['rate_weight']:.3g} | {f['lr']:.3g} | {f.get('steps_done', '')} | {f.get('setting', 'step 1')} "
+        lines += [f"| {f['trial']} | {f['rate_weight']:.3g} | {f['lr']:.3g} | {f['steps_done']} | {f['setting']} "
                   f"| {f['bytes_per_item']:.1f} | {f['psnr']:.2f} |" for f in sorted(undominated, key=lambda f: f["bytes_per_item"])]
         lines += ["", f"Hand-picked points dominated (fewer or equal bytes and higher or equal PSNR) by a front point: "
                   f"{len(dominated)} of {len(rd['hand_picked'])}" + (": " + "; ".join(f"{p['model']} {p['setting']} ({p['bytes_per_item']:.1f} "
@@ -268,11 +268,11 @@ def update_headline(result: dict) -> None:
 
 def rd_row(rd: dict) -> str:
     dominated = sum(1 for point in rd["hand_picked"] if point["dominated_by"])
-    cpu_minutes = rd["minutes"] * rd.get("jobs", 1)
-    return (f"| {RD_CLAIM} | {rd.get('front_models', len(rd['front']))} front models; dominate {dominated} of {len(rd['hand_picked'])} "
+    cpu_minutes = rd["minutes"] * rd["jobs"]
+    return (f"| {RD_CLAIM} | {rd['front_models']} front models; dominate {dominated} of {len(rd['hand_picked'])} "
             f"hand-picked points | 2 hand-picked models (λ 0.002, 0.0005) at 6 quantization steps | "
             + ("yes (≥ 2)" if dominated >= 2 else f"**no: {dominated} vs ≥ 2**")
-            + f" | [tune.py](#tuning-benchmarkstunepy) | study: {cpu_minutes:.0f} CPU-minutes ({rd.get('jobs', 1)} worker(s) of one thread, "
+            + f" | [tune.py](#tuning-benchmarkstunepy) | study: {cpu_minutes:.0f} CPU-minutes ({rd['jobs']} worker(s) of one thread, "
             f"{rd['study']['trials']} trials of ≤ {rd['trial_seconds']} s); hand-picked: 2 × 22 CPU-minutes |")
 
 

@@ -130,7 +130,7 @@ def image_items(path: Path, item_shape: Sequence[int], value_range: Sequence[flo
     """The images of a folder, decoded once into their uint8 cache (``streamed_images``; images of another size
     resampled to the model's, as the in-memory path resamples them) and scaled to ``value_range`` as they are
     read; ids are their paths in the folder."""
-    from autoencoders.data.inputs import folder_images, is_image_shape
+    from autoencoders.data.inputs import folder_images, is_image_shape, pixels_in_range
     from autoencoders.data.streamed_images import cached_images
 
     if not is_image_shape(item_shape):
@@ -140,10 +140,9 @@ def image_items(path: Path, item_shape: Sequence[int], value_range: Sequence[flo
     file, resized = cached_images(path, files, "L" if channels == 1 else "RGB", (height, width), resize=True)
     if resized:
         log.info("resized %d of %d images to the model's %dx%d pixels", resized, len(files), width, height)
-    low, high = np.float32(value_range[0]), np.float32(value_range[1])
 
-    def convert(raw: np.ndarray) -> Tensor:  # as inputs._image_item computes each image's values
-        return torch.from_numpy(raw.astype(np.float32) / np.float32(255.0) * (high - low) + low)
+    def convert(raw: np.ndarray) -> Tensor:
+        return torch.from_numpy(pixels_in_range(raw, value_range))
 
     names = [file.relative_to(path).as_posix() for file in files]
 
